@@ -1,0 +1,97 @@
+//! flo2's control plane: the management API under `/api/v1` (with its OpenAPI document) and the
+//! console pages. Every operation is scoped to the caller's current organization.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod extract;
+mod pages;
+pub mod validate;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::Duration;
+use flo2_store::Store;
+use flo2_vault::MasterKeyring;
+
+pub use auth::SessionTokens;
+pub use error::ApiError;
+
+/// Console settings from the operator's configuration.
+#[derive(Clone, Debug)]
+pub struct ConsoleSettings {
+    /// Base URL people reach the console at; used in invitation links.
+    pub public_url: String,
+    /// Default validity of invitations.
+    pub invite_ttl: Duration,
+    /// Largest accepted `/api/v1` request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// What every console handler can reach.
+#[derive(Clone)]
+pub struct ConsoleState {
+    /// The database.
+    pub store: Store,
+    /// Wraps new organizations' data keys and unwraps them to encrypt provider keys.
+    pub keyring: Arc<MasterKeyring>,
+    /// Issues and verifies management tokens.
+    pub tokens: SessionTokens,
+    /// Operator settings.
+    pub settings: Arc<ConsoleSettings>,
+}
+
+/// The console's routes: `/api/v1/...`, `/api/v1/openapi.json`, and the pages.
+pub fn router(state: ConsoleState) -> Result<Router, serde_json::Error> {
+    let max_body = state.settings.max_body_bytes;
+    let (api, openapi) = api::routes().split_for_parts();
+    // Rendered once: the document is fixed for the life of the process.
+    let openapi_json = Arc::new(openapi.to_json()?);
+    let api = api
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let json = Arc::clone(&openapi_json);
+                async move {
+                    Response::builder()
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .body(Body::from(json.as_str().to_owned()))
+                        .unwrap_or_default()
+                }
+            }),
+        )
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::map_response(no_store));
+    Ok(api.merge(pages::routes()).with_state(state))
+}
+
+/// Management answers can carry secrets shown once (keys, tokens): never let a cache keep them.
+async fn no_store(mut response: Response<Body>) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The `/api/v1` answer for a path that does not exist.
+pub fn not_found() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see /api/v1/openapi.json",
+    )
+}
+
+/// The `/api/v1` answer for a known path called with the wrong method.
+pub fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that method; see /api/v1/openapi.json",
+    )
+}

@@ -1,0 +1,13 @@
+//! flo2's domain vocabulary: typed ids, roles, provider kinds and secrets.
+//!
+//! This crate does no I/O, so every other crate can depend on it cheaply.
+
+pub mod ids;
+pub mod provider;
+pub mod role;
+pub mod secret;
+
+pub use ids::{CredentialId, GatewayKeyId, InviteId, OrgId, SessionId, TeamId, UserId};
+pub use provider::ProviderKind;
+pub use role::Role;
+pub use secret::Secret;

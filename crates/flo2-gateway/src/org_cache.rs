@@ -1,0 +1,124 @@
+//! Each organization's gateway configuration, decrypted once and held in memory: the data plane
+//! reads provider keys from here, never from the database on a request.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use flo2_core::{CredentialId, OrgId, ProviderKind, Secret};
+use flo2_store::{Store, StoreError};
+use flo2_vault::MasterKeyring;
+use moka::sync::Cache;
+
+/// One usable provider credential, decrypted.
+#[derive(Clone, Debug)]
+pub struct CredentialEntry {
+    /// Its id.
+    pub id: CredentialId,
+    /// Its provider.
+    pub provider: ProviderKind,
+    /// Its name.
+    pub name: String,
+    /// Base URL override.
+    pub base_url: Option<String>,
+    /// The provider key; prints as `*****`.
+    pub secret: Secret<String>,
+}
+
+/// What the data plane knows about an organization.
+#[derive(Debug, Default)]
+pub struct OrgConfig {
+    /// Its credentials, by name.
+    pub credentials: Vec<CredentialEntry>,
+}
+
+impl OrgConfig {
+    /// The providers this organization holds at least one key for, in catalog order.
+    pub fn providers(&self) -> Vec<ProviderKind> {
+        ProviderKind::ALL
+            .into_iter()
+            .filter(|p| self.credentials.iter().any(|c| c.provider == *p))
+            .collect()
+    }
+}
+
+/// The organization cache.
+pub struct OrgCache {
+    store: Store,
+    keyring: Arc<MasterKeyring>,
+    configs: Cache<OrgId, Arc<OrgConfig>>,
+    epoch: AtomicU64,
+}
+
+impl OrgCache {
+    /// A cache in front of `store` for up to `capacity` organizations.
+    pub fn new(store: Store, keyring: Arc<MasterKeyring>, capacity: u64) -> Self {
+        Self {
+            store,
+            keyring,
+            configs: Cache::new(capacity),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// `org`'s configuration, loading and decrypting it on first use.
+    pub async fn get(&self, org: OrgId) -> Result<Arc<OrgConfig>, StoreError> {
+        if let Some(config) = self.configs.get(&org) {
+            return Ok(config);
+        }
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let config = Arc::new(self.load(org).await?);
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            self.configs.insert(org, Arc::clone(&config));
+        }
+        Ok(config)
+    }
+
+    async fn load(&self, org: OrgId) -> Result<OrgConfig, StoreError> {
+        let stored = self.store.credentials(org).await?;
+        if stored.is_empty() {
+            return Ok(OrgConfig::default());
+        }
+        let data_key = self.store.data_key(org).await?;
+        let dek = match self
+            .keyring
+            .unwrap_stored(org, &data_key.key_id, data_key.wrapped)
+        {
+            Ok(dek) => dek,
+            Err(err) => {
+                // Serve the organization without keys rather than fail every request; the error
+                // says which organization needs attention, never any key material.
+                tracing::error!(%org, error = %err, "cannot unwrap the organization's data key");
+                return Ok(OrgConfig::default());
+            }
+        };
+        let credentials = stored
+            .into_iter()
+            .filter_map(|c| match dek.open_credential(org, c.id, &c.ciphertext) {
+                Ok(secret) => Some(CredentialEntry {
+                    id: c.id,
+                    provider: c.provider,
+                    name: c.name,
+                    base_url: c.base_url,
+                    secret,
+                }),
+                Err(err) => {
+                    tracing::error!(%org, credential = %c.id, error = %err, "cannot decrypt provider key; skipping it");
+                    None
+                }
+            })
+            .collect();
+        Ok(OrgConfig { credentials })
+    }
+
+    /// Forgets `org`'s configuration.
+    pub fn invalidate(&self, org: OrgId) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.configs.invalidate(&org);
+    }
+
+    /// Forgets every organization's configuration.
+    pub fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.configs.invalidate_all();
+    }
+}

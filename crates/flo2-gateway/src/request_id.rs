@@ -1,0 +1,34 @@
+//! `x-flo2-request-id`: a UUIDv7 given to every request, returned on every response and
+//! attached to the request's tracing span, so a caller's report can be matched to the logs.
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+use uuid::Uuid;
+
+/// The header name.
+pub const HEADER: &str = "x-flo2-request-id";
+
+/// The id of the current request, available to handlers as an extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestId(pub Uuid);
+
+/// Middleware: assigns the id, opens the request span, and stamps the response.
+pub async fn middleware(mut request: Request, next: Next) -> Response {
+    let id = Uuid::now_v7();
+    request.extensions_mut().insert(RequestId(id));
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "answered"));
+    if let Ok(value) = HeaderValue::from_str(&id.hyphenated().to_string()) {
+        response.headers_mut().insert(HEADER, value);
+    }
+    response
+}

@@ -1,0 +1,154 @@
+//! Column codecs that let one query text run on both databases.
+//!
+//! PostgreSQL has native `uuid` and `timestamptz`; SQLite stores both as text. These wrappers
+//! encode to whichever the connected database uses, so repository code binds one type.
+//! SQLite timestamps use a fixed-width UTC format (microseconds, `Z`), so text order is time order.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
+use sqlx::sqlite::{SqliteArgumentValue, SqliteTypeInfo, SqliteValueRef};
+use sqlx::{Decode, Encode, Postgres, Sqlite, Type};
+use uuid::Uuid;
+
+/// A UUID column: `uuid` on PostgreSQL, hyphenated text on SQLite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DbUuid(pub Uuid);
+
+/// A UTC timestamp column: `timestamptz` on PostgreSQL, fixed-width RFC 3339 text on SQLite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DbTime(pub DateTime<Utc>);
+
+impl DbTime {
+    /// The current time, truncated to microseconds (PostgreSQL's precision) so values read back
+    /// compare equal on both databases.
+    pub fn now() -> Self {
+        Self::from(Utc::now())
+    }
+}
+
+impl From<DateTime<Utc>> for DbTime {
+    fn from(t: DateTime<Utc>) -> Self {
+        let micros = t.timestamp_micros();
+        Self(DateTime::from_timestamp_micros(micros).unwrap_or(t))
+    }
+}
+
+macro_rules! uuid_conversions {
+    ($($id:ty),*) => {$(
+        impl From<$id> for DbUuid {
+            fn from(id: $id) -> Self { DbUuid(id.as_uuid()) }
+        }
+        impl From<DbUuid> for $id {
+            fn from(id: DbUuid) -> Self { <$id>::from_uuid(id.0) }
+        }
+    )*};
+}
+uuid_conversions!(
+    flo2_core::OrgId,
+    flo2_core::UserId,
+    flo2_core::TeamId,
+    flo2_core::CredentialId,
+    flo2_core::GatewayKeyId,
+    flo2_core::SessionId,
+    flo2_core::InviteId
+);
+
+impl Type<Sqlite> for DbUuid {
+    fn type_info() -> SqliteTypeInfo {
+        <String as Type<Sqlite>>::type_info()
+    }
+    fn compatible(ty: &SqliteTypeInfo) -> bool {
+        <String as Type<Sqlite>>::compatible(ty)
+    }
+}
+
+impl<'q> Encode<'q, Sqlite> for DbUuid {
+    fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
+        <String as Encode<'q, Sqlite>>::encode(self.0.hyphenated().to_string(), buf)
+    }
+}
+
+impl<'r> Decode<'r, Sqlite> for DbUuid {
+    fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
+        let text = <&str as Decode<'r, Sqlite>>::decode(value)?;
+        Ok(DbUuid(Uuid::parse_str(text)?))
+    }
+}
+
+impl Type<Postgres> for DbUuid {
+    fn type_info() -> PgTypeInfo {
+        <Uuid as Type<Postgres>>::type_info()
+    }
+}
+
+impl Encode<'_, Postgres> for DbUuid {
+    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        <Uuid as Encode<'_, Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl<'r> Decode<'r, Postgres> for DbUuid {
+    fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+        <Uuid as Decode<'r, Postgres>>::decode(value).map(DbUuid)
+    }
+}
+
+impl Type<Sqlite> for DbTime {
+    fn type_info() -> SqliteTypeInfo {
+        <String as Type<Sqlite>>::type_info()
+    }
+    fn compatible(ty: &SqliteTypeInfo) -> bool {
+        <String as Type<Sqlite>>::compatible(ty)
+    }
+}
+
+impl<'q> Encode<'q, Sqlite> for DbTime {
+    fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
+        let text = self.0.to_rfc3339_opts(SecondsFormat::Micros, true);
+        <String as Encode<'q, Sqlite>>::encode(text, buf)
+    }
+}
+
+impl<'r> Decode<'r, Sqlite> for DbTime {
+    fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
+        let text = <&str as Decode<'r, Sqlite>>::decode(value)?;
+        Ok(DbTime(
+            DateTime::parse_from_rfc3339(text)?.with_timezone(&Utc),
+        ))
+    }
+}
+
+impl Type<Postgres> for DbTime {
+    fn type_info() -> PgTypeInfo {
+        <DateTime<Utc> as Type<Postgres>>::type_info()
+    }
+}
+
+impl Encode<'_, Postgres> for DbTime {
+    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        <DateTime<Utc> as Encode<'_, Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl<'r> Decode<'r, Postgres> for DbTime {
+    fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+        <DateTime<Utc> as Decode<'r, Postgres>>::decode(value).map(DbTime)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_time_text_sorts_like_time() {
+        let a = DbTime::from(DateTime::from_timestamp(1_700_000_000, 0).unwrap());
+        let b = DbTime::from(DateTime::from_timestamp(1_700_000_000, 500_000_000).unwrap());
+        let fa = a.0.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let fb = b.0.to_rfc3339_opts(SecondsFormat::Micros, true);
+        assert_eq!(fa.len(), fb.len());
+        assert!(fa < fb);
+    }
+}

@@ -1,0 +1,362 @@
+//! flo2's configuration: defaults, overlaid by an optional TOML file, overlaid by `FLO2_*`
+//! environment variables. [`SETTINGS`] is the single list of every setting, its default and its
+//! meaning; `flo2 config` prints it and the README's table mirrors it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flo2_core::Secret;
+
+/// One documented setting.
+pub struct Setting {
+    /// Environment variable name; the TOML key is the same, lowercased, without `FLO2_`.
+    pub env: &'static str,
+    /// Default as text ("" for none).
+    pub default: &'static str,
+    /// What it does.
+    pub doc: &'static str,
+    /// Whether its value is secret (redacted by `flo2 config`).
+    pub secret: bool,
+}
+
+const fn s(env: &'static str, default: &'static str, doc: &'static str) -> Setting {
+    Setting {
+        env,
+        default,
+        doc,
+        secret: false,
+    }
+}
+
+/// Every setting flo2 reads.
+pub const SETTINGS: &[Setting] = &[
+    s("FLO2_LISTEN", "127.0.0.1:8080", "Address and port to listen on."),
+    s("FLO2_DATA_DIR", "./data", "Directory for the embedded SQLite database and the generated master key."),
+    s("FLO2_DATABASE_URL", "sqlite:<FLO2_DATA_DIR>/flo2.db", "`sqlite:PATH` or `postgres://user:pass@host:5432/db`."),
+    Setting { env: "FLO2_MASTER_KEY", default: "", doc: "32 random bytes, standard base64 (`flo2 master-key generate`). Unset with SQLite: generated into <FLO2_DATA_DIR>/master.key (mode 0600) with a warning. Required with PostgreSQL.", secret: true },
+    s("FLO2_MASTER_KEY_FILE", "", "Read the master key from this file instead of FLO2_MASTER_KEY."),
+    Setting { env: "FLO2_PREVIOUS_MASTER_KEYS", default: "", doc: "Comma-separated older master keys, still accepted for unwrapping during a rotation.", secret: true },
+    s("FLO2_MIGRATE_ON_START", "true", "Apply database migrations at start (`false` when a separate `flo2 migrate` step runs them)."),
+    s("FLO2_DB_MAX_CONNECTIONS", "16", "Most database connections per process."),
+    s("FLO2_LOG", "info", "Log filter, e.g. `info` or `info,flo2_gateway=debug`."),
+    s("FLO2_LOG_FORMAT", "text", "`text` for people, `json` for log pipelines."),
+    s("FLO2_PUBLIC_URL", "http://<FLO2_LISTEN>", "Base URL people reach flo2 at; used in invitation links."),
+    s("FLO2_API_MAX_BODY_BYTES", "65536", "Largest accepted /api/v1 request body; larger ones get 413."),
+    s("FLO2_SESSION_TTL_SECS", "43200", "Lifetime of management tokens and console sessions."),
+    s("FLO2_INVITE_TTL_HOURS", "168", "Default validity of invitation links."),
+    s("FLO2_CHANGE_POLL_MS", "1000", "How often a gateway polls the change log to refresh its caches."),
+    s("FLO2_KEY_TOUCH_INTERVAL_MS", "10000", "How often gateway-key last-used times are written."),
+    s("FLO2_SHUTDOWN_GRACE_SECS", "25", "Time in-flight requests get to finish at shutdown."),
+];
+
+/// Output format of the logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The effective configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory (SQLite file, generated master key).
+    pub data_dir: PathBuf,
+    /// Database URL; `None` means the embedded SQLite file in `data_dir`.
+    pub database_url: Option<String>,
+    /// Master key, base64.
+    pub master_key: Option<Secret<String>>,
+    /// File holding the master key.
+    pub master_key_file: Option<PathBuf>,
+    /// Older master keys accepted during a rotation.
+    pub previous_master_keys: Vec<Secret<String>>,
+    /// Apply migrations at start.
+    pub migrate_on_start: bool,
+    /// Database pool size.
+    pub db_max_connections: u32,
+    /// Log filter.
+    pub log: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Public base URL.
+    pub public_url: Option<String>,
+    /// Management API body limit.
+    pub api_max_body_bytes: usize,
+    /// Session lifetime.
+    pub session_ttl: Duration,
+    /// Invitation validity.
+    pub invite_ttl: Duration,
+    /// Change-log poll interval.
+    pub change_poll: Duration,
+    /// Last-used flush interval.
+    pub key_touch_interval: Duration,
+    /// Shutdown grace period.
+    pub shutdown_grace: Duration,
+}
+
+/// A setting could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML file is not valid TOML.
+    #[error("config file {path} is not valid TOML: {message}")]
+    Toml {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// The file names a setting flo2 does not have.
+    #[error("config file {path}: unknown setting `{key}` (see `flo2 config` for the list)")]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+    },
+    /// A value does not parse.
+    #[error("{name}: {message}")]
+    Invalid {
+        /// The setting's environment name.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    /// Like [`Config::load`] with an explicit environment (for tests).
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
+        let mut values: BTreeMap<&'static str, String> = SETTINGS
+            .iter()
+            .map(|s| (s.env, s.default.to_owned()))
+            .collect();
+        let file = file.map(Path::to_path_buf).or_else(|| {
+            env.iter()
+                .find(|(k, _)| k == "FLO2_CONFIG")
+                .map(|(_, v)| PathBuf::from(v))
+        });
+        if let Some(path) = file {
+            for (key, value) in read_toml(&path)? {
+                let setting = SETTINGS
+                    .iter()
+                    .find(|s| {
+                        s.env
+                            .strip_prefix("FLO2_")
+                            .is_some_and(|k| k.eq_ignore_ascii_case(&key))
+                    })
+                    .ok_or_else(|| ConfigError::UnknownKey {
+                        path: path.clone(),
+                        key: key.clone(),
+                    })?;
+                values.insert(setting.env, value);
+            }
+        }
+        for setting in SETTINGS {
+            if let Some((_, value)) = env.iter().find(|(k, _)| k == setting.env) {
+                values.insert(setting.env, value.clone());
+            }
+        }
+        Self::from_values(&values)
+    }
+
+    fn from_values(values: &BTreeMap<&'static str, String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| values.get(name).map(String::as_str).unwrap_or("").trim();
+        let opt = |name: &'static str| {
+            let v = get(name);
+            (!v.is_empty() && !v.starts_with('<') && !v.contains("<FLO2_")).then(|| v.to_owned())
+        };
+        let invalid = |name: &'static str, message: &str| ConfigError::Invalid {
+            name,
+            message: message.to_owned(),
+        };
+        let num = |name: &'static str| -> Result<u64, ConfigError> {
+            get(name)
+                .parse::<u64>()
+                .map_err(|_| invalid(name, "expected a whole number"))
+        };
+        let log_format = match get("FLO2_LOG_FORMAT") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => return Err(invalid("FLO2_LOG_FORMAT", "expected `text` or `json`")),
+        };
+        let migrate_on_start = match get("FLO2_MIGRATE_ON_START").to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => return Err(invalid("FLO2_MIGRATE_ON_START", "expected true or false")),
+        };
+        Ok(Config {
+            listen: get("FLO2_LISTEN").parse().map_err(|_| {
+                invalid("FLO2_LISTEN", "expected an address such as 127.0.0.1:8080")
+            })?,
+            data_dir: PathBuf::from(get("FLO2_DATA_DIR")),
+            database_url: opt("FLO2_DATABASE_URL"),
+            master_key: opt("FLO2_MASTER_KEY").map(Secret::new),
+            master_key_file: opt("FLO2_MASTER_KEY_FILE").map(PathBuf::from),
+            previous_master_keys: get("FLO2_PREVIOUS_MASTER_KEYS")
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(|k| Secret::new(k.to_owned()))
+                .collect(),
+            migrate_on_start,
+            db_max_connections: u32::try_from(num("FLO2_DB_MAX_CONNECTIONS")?)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| invalid("FLO2_DB_MAX_CONNECTIONS", "expected 1 or more"))?,
+            log: get("FLO2_LOG").to_owned(),
+            log_format,
+            public_url: opt("FLO2_PUBLIC_URL"),
+            api_max_body_bytes: usize::try_from(num("FLO2_API_MAX_BODY_BYTES")?)
+                .map_err(|_| invalid("FLO2_API_MAX_BODY_BYTES", "too large"))?,
+            session_ttl: Duration::from_secs(num("FLO2_SESSION_TTL_SECS")?.max(60)),
+            invite_ttl: Duration::from_secs(num("FLO2_INVITE_TTL_HOURS")?.clamp(1, 720) * 3600),
+            change_poll: Duration::from_millis(num("FLO2_CHANGE_POLL_MS")?.max(10)),
+            key_touch_interval: Duration::from_millis(num("FLO2_KEY_TOUCH_INTERVAL_MS")?.max(10)),
+            shutdown_grace: Duration::from_secs(num("FLO2_SHUTDOWN_GRACE_SECS")?),
+        })
+    }
+
+    /// The database URL in effect: the configured one, or the embedded SQLite file.
+    pub fn effective_database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("flo2.db").display()))
+    }
+
+    /// True when the database is SQLite (the embedded default included).
+    pub fn uses_sqlite(&self) -> bool {
+        self.effective_database_url().starts_with("sqlite:")
+    }
+
+    /// The public base URL in effect.
+    pub fn effective_public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| {
+            let host = if self.listen.ip().is_unspecified() {
+                "localhost".to_owned()
+            } else {
+                self.listen.ip().to_string()
+            };
+            format!("http://{host}:{}", self.listen.port())
+        })
+    }
+}
+
+fn read_toml(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Toml {
+            path: path.to_owned(),
+            message: e.message().to_owned(),
+        })?;
+    table
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                toml::Value::Array(items) => items
+                    .into_iter()
+                    .map(scalar)
+                    .collect::<Option<Vec<_>>>()
+                    .map(|items| items.join(",")),
+                other => scalar(other),
+            };
+            text.map(|t| (key.clone(), t))
+                .ok_or_else(|| ConfigError::Toml {
+                    path: path.to_owned(),
+                    message: format!(
+                        "`{key}` must be a string, number, boolean or list of strings"
+                    ),
+                })
+        })
+        .collect()
+}
+
+fn scalar(value: toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_parse_and_mean_embedded_sqlite() {
+        let c = Config::load_from(None, &[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.effective_database_url(), "sqlite:./data/flo2.db");
+        assert!(c.uses_sqlite());
+        assert!(c.master_key.is_none());
+        assert_eq!(c.effective_public_url(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn env_overrides_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flo2.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nlog_format = \"json\"\ndb_max_connections = 4\nprevious_master_keys = [\"a\", \"b\"]\n").unwrap();
+        let c = Config::load_from(Some(&path), &env(&[("FLO2_LOG_FORMAT", "text")])).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.db_max_connections, 4);
+        assert_eq!(c.previous_master_keys.len(), 2);
+        assert_eq!(c.effective_public_url(), "http://localhost:9000");
+    }
+
+    #[test]
+    fn bad_values_and_unknown_keys_are_named() {
+        let err = Config::load_from(None, &env(&[("FLO2_LISTEN", "nope")])).unwrap_err();
+        assert!(err.to_string().starts_with("FLO2_LISTEN"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flo2.toml");
+        std::fs::write(&path, "lisen = \"x\"").unwrap();
+        assert!(matches!(
+            Config::load_from(Some(&path), &[]),
+            Err(ConfigError::UnknownKey { .. })
+        ));
+        std::fs::write(&path, "listen = ").unwrap();
+        assert!(matches!(
+            Config::load_from(Some(&path), &[]),
+            Err(ConfigError::Toml { .. })
+        ));
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = Config::load_from(None, &env(&[("FLO2_MASTER_KEY", "c2VjcmV0")])).unwrap();
+        assert!(!format!("{c:?}").contains("c2VjcmV0"));
+    }
+}

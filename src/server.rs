@@ -1,0 +1,218 @@
+//! Wiring the planes into one HTTP server, and running it until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use flo2_console::{ConsoleSettings, ConsoleState, SessionTokens};
+use flo2_gateway::{GatewaySettings, GatewayState};
+use flo2_store::{PoolOptions, Store};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::{keyring, StartError};
+
+/// Which planes a process serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Both planes on one port: the embedded default and the self-hosted setup.
+    Serve,
+    /// The data plane alone (`/v1`), for horizontally scaled replicas.
+    Gateway,
+    /// The control plane alone (`/api/v1` and the pages).
+    Console,
+}
+
+/// A started server.
+pub struct RunningServer {
+    /// The address it listens on (useful with port 0).
+    pub addr: SocketAddr,
+    /// The database handle, for tests and admin work.
+    pub store: Store,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+    grace: std::time::Duration,
+}
+
+/// Opens the database the configuration names, creating the embedded data directory if needed,
+/// and applies migrations when configured to.
+pub async fn open_store(config: &Config) -> Result<Store, StartError> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            StartError::DataDir(format!("cannot create {}: {e}", config.data_dir.display()))
+        })?;
+    }
+    let store = Store::connect(
+        &config.effective_database_url(),
+        &PoolOptions {
+            max_connections: config.db_max_connections,
+            ..PoolOptions::default()
+        },
+    )
+    .await?;
+    if config.migrate_on_start {
+        store.migrate().await?;
+    }
+    Ok(store)
+}
+
+/// Starts serving `mode` as configured. Returns once the listener is bound.
+pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartError> {
+    let store = open_store(config).await?;
+    let keyring = Arc::new(keyring::load(config)?);
+    keyring::check_against(&store, &keyring).await?;
+
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let mut app = Router::new();
+    if mode != Mode::Console {
+        let gateway = GatewayState::new(
+            store.clone(),
+            Arc::clone(&keyring),
+            GatewaySettings {
+                change_poll_interval: config.change_poll,
+                key_touch_interval: config.key_touch_interval,
+                ..GatewaySettings::default()
+            },
+        );
+        gateway.spawn_background(&tracker, &cancel);
+        app = app.merge(flo2_gateway::router(gateway));
+    }
+    if mode != Mode::Gateway {
+        let ttl = chrono::Duration::from_std(config.session_ttl)
+            .map_err(|_| StartError::DataDir("FLO2_SESSION_TTL_SECS is too large".into()))?;
+        let console = ConsoleState {
+            store: store.clone(),
+            tokens: SessionTokens::new(&keyring.derive_subkey("console-session"), ttl),
+            keyring: Arc::clone(&keyring),
+            settings: Arc::new(ConsoleSettings {
+                public_url: config.effective_public_url(),
+                invite_ttl: chrono::Duration::from_std(config.invite_ttl)
+                    .unwrap_or(chrono::Duration::days(7)),
+                max_body_bytes: config.api_max_body_bytes,
+            }),
+        };
+        app = app
+            .merge(flo2_console::router(console).map_err(|e| StartError::DataDir(e.to_string()))?);
+    }
+    let app = app
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz).with_state(store.clone()))
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(
+            flo2_gateway::request_id::middleware,
+        ));
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| StartError::Listen(config.listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Listen(config.listen, e))?;
+    let shutdown = cancel.clone();
+    let serving = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+    });
+    tracing::info!(%addr, ?mode, database = ?store.dialect(), "flo2 is listening");
+    Ok(RunningServer {
+        addr,
+        store,
+        cancel,
+        tracker,
+        serving,
+        grace: config.shutdown_grace,
+    })
+}
+
+impl RunningServer {
+    /// Stops accepting connections, lets in-flight requests finish (up to the grace period),
+    /// drains background work (pending writes are flushed), and closes the database.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        match tokio::time::timeout(self.grace, self.serving).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error during shutdown"),
+            Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
+            Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
+        }
+        self.tracker.close();
+        self.tracker.wait().await;
+        self.store.close().await;
+        tracing::info!("flo2 stopped");
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(self) {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        self.shutdown().await;
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(store): State<Store>) -> Response {
+    match store.ready().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(err) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "reason": err.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+async fn fallback(uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri.path();
+    if path.starts_with("/api/") {
+        flo2_console::not_found().into_response()
+    } else if path == "/v1" || path.starts_with("/v1/") {
+        flo2_gateway::not_found(path, &headers).into_response()
+    } else {
+        (StatusCode::NOT_FOUND, "not found\n").into_response()
+    }
+}
+
+async fn method_not_allowed(uri: Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        flo2_console::method_not_allowed().into_response()
+    } else {
+        (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response()
+    }
+}
