@@ -1,0 +1,269 @@
+//! Shared harness for the end-to-end tests: a fresh database per test (SQLite file, or a new
+//! PostgreSQL database when `FLO2_TEST_DATABASE_URL` is set), a flo2 server on a random port,
+//! and small HTTP helpers.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+
+use flo2::{Config, Mode, RunningServer};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+/// A database of one test's own.
+pub struct TestDb {
+    pub url: String,
+    dir: tempfile::TempDir,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        match std::env::var("FLO2_TEST_DATABASE_URL") {
+            Ok(base) if !base.is_empty() => {
+                let name = format!("flo2_t_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = sqlx::PgConnection::connect(&base)
+                    .await
+                    .expect("FLO2_TEST_DATABASE_URL is set but PostgreSQL is unreachable");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+                admin.close().await.unwrap();
+                let url = with_database(&base, &name);
+                TestDb { url, dir, postgres: Some((base, name)) }
+            }
+            _ => {
+                let url = format!("sqlite:{}", dir.path().join("flo2.db").display());
+                TestDb { url, dir, postgres: None }
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// A direct connection for assertions on stored rows.
+    pub async fn raw(&self) -> flo2_store::Store {
+        flo2_store::Store::connect(&self.url, &flo2_store::PoolOptions::default())
+            .await
+            .unwrap()
+    }
+}
+
+fn with_database(base: &str, name: &str) -> String {
+    let (head, query) = match base.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (base, None),
+    };
+    let after_scheme = head.find("://").map_or(0, |i| i + 3);
+    let host = head[after_scheme..].split('/').next().unwrap_or("");
+    let mut url = format!("{}{host}/{name}", &head[..after_scheme]);
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
+    }
+    url
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((base, name)) = self.postgres.take() {
+            // Drop runs outside any runtime guarantee: use a private one on a plain thread.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async move {
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(&base).await {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut admin)
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A fresh random master key, base64.
+pub fn master_key() -> String {
+    flo2_vault::MasterKey::generate().to_base64()
+}
+
+/// A configuration for `db`: random port, the given master key, fast background intervals.
+pub fn config(db: &TestDb, key: &str) -> Config {
+    let env: Vec<(String, String)> = vec![
+        ("FLO2_LISTEN".into(), "127.0.0.1:0".into()),
+        ("FLO2_DATA_DIR".into(), db.data_dir().display().to_string()),
+        ("FLO2_DATABASE_URL".into(), db.url.clone()),
+        ("FLO2_MASTER_KEY".into(), key.into()),
+        ("FLO2_DB_MAX_CONNECTIONS".into(), "4".into()),
+        ("FLO2_CHANGE_POLL_MS".into(), "50".into()),
+        ("FLO2_KEY_TOUCH_INTERVAL_MS".into(), "50".into()),
+        ("FLO2_SHUTDOWN_GRACE_SECS".into(), "5".into()),
+    ];
+    Config::load_from(None, &env).unwrap()
+}
+
+/// A running flo2 with its own database.
+pub struct TestApp {
+    pub db: TestDb,
+    pub key: String,
+    pub base: String,
+    pub http: reqwest::Client,
+    server: Option<RunningServer>,
+}
+
+impl TestApp {
+    /// Both planes on one port, fresh database.
+    pub async fn start() -> Self {
+        let db = TestDb::new().await;
+        Self::start_on(db, master_key(), Mode::Serve).await
+    }
+
+    pub async fn start_on(db: TestDb, key: String, mode: Mode) -> Self {
+        let server = flo2::start(&config(&db, &key), mode).await.unwrap();
+        TestApp {
+            base: format!("http://{}", server.addr),
+            db,
+            key,
+            http: reqwest::Client::new(),
+            server: Some(server),
+        }
+    }
+
+    pub fn store(&self) -> &flo2_store::Store {
+        &self.server.as_ref().unwrap().store
+    }
+
+    /// Stops the server gracefully and hands back its database.
+    pub async fn stop(mut self) -> (TestDb, String) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        let TestApp { db, key, .. } = self;
+        (db, key)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends `body` (if any) as JSON with an optional bearer token; returns status and JSON body
+    /// (`Value::Null` for an empty body).
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        assert!(resp.headers().contains_key("x-flo2-request-id"), "every answer carries a request id");
+        let text = resp.text().await.unwrap();
+        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Signs up a new user with a new organization; returns (token, org id, user id).
+    pub async fn signup(&self, email: &str, org: &str) -> Account {
+        let (status, body) = self
+            .call(Method::POST, "/api/v1/signup", None, Some(json!({"email": email, "password": PASSWORD, "organization": org})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        Account {
+            token: body["token"].as_str().unwrap().to_owned(),
+            org: body["organization"]["id"].as_str().unwrap().to_owned(),
+            user: body["user"]["id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Creates a team and returns its id.
+    pub async fn team(&self, token: &str, name: &str) -> String {
+        let (status, body) = self.post("/api/v1/teams", token, json!({"name": name})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a gateway key and returns (id, secret).
+    pub async fn api_key(&self, token: &str, team: &str, name: &str) -> (String, String) {
+        let (status, body) = self.post("/api/v1/api-keys", token, json!({"name": name, "team_id": team})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (body["id"].as_str().unwrap().to_owned(), body["key"].as_str().unwrap().to_owned())
+    }
+
+    /// Stores a provider key and returns its id.
+    pub async fn provider_key(&self, token: &str, provider: &str, name: &str, secret: &str) -> String {
+        let (status, body) = self
+            .post("/api/v1/provider-keys", token, json!({"provider": provider, "name": name, "api_key": secret}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET /v1/models` with a gateway key, OpenAI style.
+    pub async fn models(&self, key: &str) -> (StatusCode, Value) {
+        let resp = self.http.get(self.url("/v1/models")).bearer_auth(key).send().await.unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The model ids `GET /v1/models` lists for `key` (panics unless 200).
+    pub async fn model_ids(&self, key: &str) -> Vec<String> {
+        let (status, body) = self.models(key).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect()
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct Account {
+    pub token: String,
+    pub org: String,
+    pub user: String,
+}
+
+#[test]
+fn database_names_replace_the_path() {
+    assert_eq!(with_database("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
+    assert_eq!(with_database("postgres://u@h:5432/test?sslmode=disable", "x"), "postgres://u@h:5432/x?sslmode=disable");
+    assert_eq!(with_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
+}
+
+/// Runs raw SQL (no parameters) against the test database, whichever dialect it is; used to
+/// tamper with stored rows the way an attacker with database access could.
+pub async fn exec_sql(db: &TestDb, sql: &str) -> u64 {
+    if db.is_postgres() {
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap().rows_affected()
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap().rows_affected()
+    }
+}
