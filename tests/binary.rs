@@ -9,7 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Starts `flo2 [args]` in `dir` with a clean environment (no FLO2_* from the caller).
@@ -39,7 +43,12 @@ async fn wait_ready(port: u16, child: &mut Child) {
         }
         if let Some(status) = child.try_wait().unwrap() {
             let mut err = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
             panic!("flo2 exited early with {status}: {err}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -68,8 +77,20 @@ async fn zero_config_start_creates_database_and_key_then_refuses_a_wrong_key() {
     wait_ready(port, &mut child).await;
 
     let base = format!("http://127.0.0.1:{port}");
-    assert_eq!(reqwest::get(format!("{base}/healthz")).await.unwrap().status(), 200);
-    assert_eq!(reqwest::get(format!("{base}/readyz")).await.unwrap().status(), 200);
+    assert_eq!(
+        reqwest::get(format!("{base}/healthz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        reqwest::get(format!("{base}/readyz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     assert!(dir.path().join("data/flo2.db").exists());
     let key_file = dir.path().join("data/master.key");
     let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
@@ -87,8 +108,16 @@ async fn zero_config_start_creates_database_and_key_then_refuses_a_wrong_key() {
     let status = terminate(&mut child);
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
     let mut logs = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut logs).unwrap();
-    assert!(logs.contains("generated a new master key"), "a warning says the key was generated: {logs}");
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(
+        logs.contains("generated a new master key"),
+        "a warning says the key was generated: {logs}"
+    );
     let original = std::fs::read_to_string(&key_file).unwrap();
 
     // Restarting reuses the same key file.
@@ -110,18 +139,34 @@ async fn zero_config_start_creates_database_and_key_then_refuses_a_wrong_key() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("wrong master key"), "{err}");
-    assert!(!err.contains(&wrong) && !err.contains(original.trim()), "no key material in the message");
+    assert!(
+        !err.contains(&wrong) && !err.contains(original.trim()),
+        "no key material in the message"
+    );
 }
 
 #[test]
 fn help_explains_the_commands() {
-    let out = Command::new(env!("CARGO_BIN_EXE_flo2")).arg("--help").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_flo2"))
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for word in ["serve", "gateway", "console", "migrate", "master-key", "config"] {
+    for word in [
+        "serve",
+        "gateway",
+        "console",
+        "migrate",
+        "master-key",
+        "config",
+    ] {
         assert!(help.contains(word), "--help mentions {word}: {help}");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_flo2")).args(["master-key", "generate"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_flo2"))
+        .args(["master-key", "generate"])
+        .output()
+        .unwrap();
     let key = String::from_utf8_lossy(&out.stdout);
     assert!(flo2_vault::MasterKey::from_base64(key.trim()).is_ok());
 }

@@ -1,6 +1,8 @@
 //! The provider-key vault and gateway keys over real HTTP, including use of a key on the data
 //! plane, revocation, and what is (never) shown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;
@@ -18,7 +20,11 @@ async fn provider_keys_are_write_only() {
     let a = app.signup("ops@example.com", "Acme").await;
 
     let (status, created) = app
-        .post("/api/v1/provider-keys", &a.token, json!({"provider": "openai", "name": "prod", "api_key": SECRET}))
+        .post(
+            "/api/v1/provider-keys",
+            &a.token,
+            json!({"provider": "openai", "name": "prod", "api_key": SECRET}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["hint"], "…abcd");
@@ -28,7 +34,11 @@ async fn provider_keys_are_write_only() {
 
     let mut seen = vec![created.clone()];
     seen.push(app.get("/api/v1/provider-keys", &a.token).await.1);
-    seen.push(app.get(&format!("/api/v1/provider-keys/{id}"), &a.token).await.1);
+    seen.push(
+        app.get(&format!("/api/v1/provider-keys/{id}"), &a.token)
+            .await
+            .1,
+    );
 
     // Rotate the key and re-point it; the answer still shows only the new hint.
     const ROTATED: &str = "sk-proj-ROTATED-SECRET-zzzz9999wxyz";
@@ -44,7 +54,13 @@ async fn provider_keys_are_write_only() {
     assert_eq!(rotated["name"], "prod-eu");
     assert_eq!(rotated["base_url"], "https://proxy.example.com/v1");
     seen.push(rotated);
-    let (status, cleared) = app.patch(&format!("/api/v1/provider-keys/{id}"), &a.token, json!({"base_url": null})).await;
+    let (status, cleared) = app
+        .patch(
+            &format!("/api/v1/provider-keys/{id}"),
+            &a.token,
+            json!({"base_url": null}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(cleared["base_url"], Value::Null);
     assert_eq!(cleared["hint"], "…wxyz", "a base-URL change keeps the key");
@@ -52,20 +68,37 @@ async fn provider_keys_are_write_only() {
 
     for body in &seen {
         let text = body.to_string();
-        assert!(!text.contains(SECRET) && !text.contains(ROTATED), "secret leaked in {text}");
+        assert!(
+            !text.contains(SECRET) && !text.contains(ROTATED),
+            "secret leaked in {text}"
+        );
         assert!(!text.contains("ciphertext"), "{text}");
     }
 
     // At rest, the key is ciphertext only.
-    let stored = app.store().credentials(a.org.parse().unwrap()).await.unwrap();
+    let stored = app
+        .store()
+        .credentials(a.org.parse().unwrap())
+        .await
+        .unwrap();
     assert_eq!(stored.len(), 1);
     let blob = &stored[0].ciphertext;
     assert!(!blob.windows(ROTATED.len()).any(|w| w == ROTATED.as_bytes()));
 
-    let (status, _) = app.delete(&format!("/api/v1/provider-keys/{id}"), &a.token).await;
+    let (status, _) = app
+        .delete(&format!("/api/v1/provider-keys/{id}"), &a.token)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert_eq!(app.get("/api/v1/provider-keys", &a.token).await.1, json!([]));
-    assert_eq!(app.delete(&format!("/api/v1/provider-keys/{id}"), &a.token).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get("/api/v1/provider-keys", &a.token).await.1,
+        json!([])
+    );
+    assert_eq!(
+        app.delete(&format!("/api/v1/provider-keys/{id}"), &a.token)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -73,7 +106,11 @@ async fn openai_compatible_providers_need_a_base_url() {
     let app = TestApp::start().await;
     let a = app.signup("ops@example.com", "Acme").await;
     let (status, body) = app
-        .post("/api/v1/provider-keys", &a.token, json!({"provider": "openai-compatible", "name": "vllm", "api_key": "token-abc"}))
+        .post(
+            "/api/v1/provider-keys",
+            &a.token,
+            json!({"provider": "openai-compatible", "name": "vllm", "api_key": "token-abc"}),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["code"], "invalid_field");
@@ -92,10 +129,17 @@ async fn openai_compatible_providers_need_a_base_url() {
 async fn gateway_keys_are_shown_once_work_by_hash_and_stop_when_revoked() {
     let app = TestApp::start().await;
     let a = app.signup("dev@example.com", "Acme").await;
-    app.provider_key(&a.token, "anthropic", "main", SECRET).await;
+    app.provider_key(&a.token, "anthropic", "main", SECRET)
+        .await;
     let team = app.team(&a.token, "backend").await;
 
-    let (status, created) = app.post("/api/v1/api-keys", &a.token, json!({"name": "web", "team_id": team})).await;
+    let (status, created) = app
+        .post(
+            "/api/v1/api-keys",
+            &a.token,
+            json!({"name": "web", "team_id": team}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let key = created["key"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap().to_owned();
@@ -119,8 +163,14 @@ async fn gateway_keys_are_shown_once_work_by_hash_and_stop_when_revoked() {
 
     // The key works on the data plane, in both SDK styles.
     let ids = app.model_ids(&key).await;
-    assert!(ids.contains(&"anthropic/claude-sonnet-4-5".to_owned()), "{ids:?}");
-    assert!(ids.iter().all(|m| m.starts_with("anthropic/")), "only the org's providers: {ids:?}");
+    assert!(
+        ids.contains(&"anthropic/claude-sonnet-4-5".to_owned()),
+        "{ids:?}"
+    );
+    assert!(
+        ids.iter().all(|m| m.starts_with("anthropic/")),
+        "only the org's providers: {ids:?}"
+    );
     let resp = app
         .http
         .get(app.url("/v1/models"))
@@ -137,7 +187,8 @@ async fn gateway_keys_are_shown_once_work_by_hash_and_stop_when_revoked() {
     // Last use is recorded off the request path, in a batch.
     let mut last_used = Value::Null;
     for _ in 0..100 {
-        last_used = app.get(&format!("/api/v1/api-keys/{id}"), &a.token).await.1["last_used_at"].clone();
+        last_used =
+            app.get(&format!("/api/v1/api-keys/{id}"), &a.token).await.1["last_used_at"].clone();
         if !last_used.is_null() {
             break;
         }
@@ -146,7 +197,9 @@ async fn gateway_keys_are_shown_once_work_by_hash_and_stop_when_revoked() {
     assert!(last_used.is_string(), "last_used_at was never written");
 
     // Revocation takes effect at once.
-    let (status, revoked) = app.delete(&format!("/api/v1/api-keys/{id}"), &a.token).await;
+    let (status, revoked) = app
+        .delete(&format!("/api/v1/api-keys/{id}"), &a.token)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(revoked["revoked_at"].is_string());
     let (status, body) = app.models(&key).await;
@@ -165,8 +218,13 @@ async fn provider_key_changes_reach_the_gateway_cache() {
     let (_, key) = app.api_key(&a.token, &team, "k").await;
     assert_eq!(app.model_ids(&key).await, Vec::<String>::new());
     let id = app.provider_key(&a.token, "groq", "g", SECRET).await;
-    assert!(app.model_ids(&key).await.iter().any(|m| m.starts_with("groq/")));
-    app.delete(&format!("/api/v1/provider-keys/{id}"), &a.token).await;
+    assert!(app
+        .model_ids(&key)
+        .await
+        .iter()
+        .any(|m| m.starts_with("groq/")));
+    app.delete(&format!("/api/v1/provider-keys/{id}"), &a.token)
+        .await;
     assert_eq!(app.model_ids(&key).await, Vec::<String>::new());
 }
 
@@ -177,7 +235,12 @@ async fn deleting_a_team_disables_its_keys() {
     let team = app.team(&a.token, "t").await;
     let (_, key) = app.api_key(&a.token, &team, "k").await;
     assert_eq!(app.models(&key).await.0, StatusCode::OK);
-    assert_eq!(app.delete(&format!("/api/v1/teams/{team}"), &a.token).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.delete(&format!("/api/v1/teams/{team}"), &a.token)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(app.models(&key).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(app.get("/api/v1/api-keys", &a.token).await.1, json!([]));
 }
@@ -191,19 +254,38 @@ async fn a_separate_gateway_sees_revocations_through_the_change_log() {
     let team = console.team(&a.token, "t").await;
     let (id, key) = console.api_key(&a.token, &team, "k").await;
 
-    let gateway = flo2::start(&common::config(&console.db, &console.key), flo2::Mode::Gateway).await.unwrap();
+    let gateway = flo2::start(
+        &common::config(&console.db, &console.key),
+        flo2::Mode::Gateway,
+    )
+    .await
+    .unwrap();
     let url = format!("http://{}/v1/models", gateway.addr);
     let http = console.http.clone();
     let status = |key: String| {
         let (url, http) = (url.clone(), http.clone());
-        async move { http.get(url).bearer_auth(key).send().await.unwrap().status() }
+        async move {
+            http.get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
     };
     assert_eq!(status(key.clone()).await, StatusCode::OK);
     // The gateway-only process has no management API.
-    let resp = console.http.get(format!("http://{}/api/v1/teams", gateway.addr)).send().await.unwrap();
+    let resp = console
+        .http
+        .get(format!("http://{}/api/v1/teams", gateway.addr))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 
-    console.delete(&format!("/api/v1/api-keys/{id}"), &a.token).await;
+    console
+        .delete(&format!("/api/v1/api-keys/{id}"), &a.token)
+        .await;
     let mut last = StatusCode::OK;
     for _ in 0..100 {
         last = status(key.clone()).await;
@@ -212,6 +294,10 @@ async fn a_separate_gateway_sees_revocations_through_the_change_log() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(last, StatusCode::UNAUTHORIZED, "the replica never saw the revocation");
+    assert_eq!(
+        last,
+        StatusCode::UNAUTHORIZED,
+        "the replica never saw the revocation"
+    );
     gateway.shutdown().await;
 }

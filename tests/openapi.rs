@@ -1,5 +1,7 @@
 //! The OpenAPI document is generated from the router, so it lists exactly the served paths.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::TestApp;
@@ -8,7 +10,12 @@ use reqwest::StatusCode;
 #[tokio::test]
 async fn openapi_documents_the_stable_core() {
     let app = TestApp::start().await;
-    let resp = app.http.get(app.url("/api/v1/openapi.json")).send().await.unwrap();
+    let resp = app
+        .http
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let doc: serde_json::Value = resp.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
@@ -40,17 +47,35 @@ async fn openapi_documents_the_stable_core() {
         ("/api/v1/api-keys/{id}", "delete"),
     ];
     for (path, method) in expected {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is documented");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is documented"
+        );
     }
     // Every documented operation is served (not 404 from the fallback, not 405).
     for (path, item) in paths {
         for method in item.as_object().unwrap().keys() {
-            let concrete = path.replace("{id}", "00000000-0000-7000-8000-000000000000").replace("{user_id}", "00000000-0000-7000-8000-000000000000");
+            let concrete = path
+                .replace("{id}", "00000000-0000-7000-8000-000000000000")
+                .replace("{user_id}", "00000000-0000-7000-8000-000000000000");
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let resp = app.http.request(m, app.url(&concrete)).send().await.unwrap();
-            assert_ne!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            let resp = app
+                .http
+                .request(m, app.url(&concrete))
+                .send()
+                .await
+                .unwrap();
+            assert_ne!(
+                resp.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
             let body: serde_json::Value = resp.json().await.unwrap_or_default();
-            assert_ne!(body["message"].as_str().unwrap_or(""), "no such endpoint; see /api/v1/openapi.json", "{method} {path}");
+            assert_ne!(
+                body["message"].as_str().unwrap_or(""),
+                "no such endpoint; see /api/v1/openapi.json",
+                "{method} {path}"
+            );
         }
     }
     let schemes = &doc["components"]["securitySchemes"]["bearer"];

@@ -1,5 +1,7 @@
 //! Invitations by link and role checks on every write.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{Account, TestApp};
@@ -9,12 +11,24 @@ use serde_json::json;
 /// Invites a fresh user into `owner`'s organization with `role`; returns the new member's account
 /// (its session switched to the owner's organization).
 async fn join(app: &TestApp, owner: &Account, email: &str, role: &str) -> Account {
-    let (status, invite) = app.post("/api/v1/invites", &owner.token, json!({"role": role, "email": email})).await;
+    let (status, invite) = app
+        .post(
+            "/api/v1/invites",
+            &owner.token,
+            json!({"role": role, "email": email}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{invite}");
     let token = invite["token"].as_str().unwrap();
     assert!(invite["url"].as_str().unwrap().ends_with(token));
     let mut member = app.signup(email, &format!("{email}'s own")).await;
-    let (status, joined) = app.post("/api/v1/invites/accept", &member.token, json!({"token": token})).await;
+    let (status, joined) = app
+        .post(
+            "/api/v1/invites/accept",
+            &member.token,
+            json!({"token": token}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{joined}");
     assert_eq!(joined["id"], owner.org.as_str());
     assert_eq!(joined["role"], role);
@@ -26,29 +40,78 @@ async fn join(app: &TestApp, owner: &Account, email: &str, role: &str) -> Accoun
 async fn invitations_are_single_use_and_listed_without_tokens() {
     let app = TestApp::start().await;
     let owner = app.signup("owner@example.com", "Acme").await;
-    let (_, invite) = app.post("/api/v1/invites", &owner.token, json!({"role": "member"})).await;
+    let (_, invite) = app
+        .post("/api/v1/invites", &owner.token, json!({"role": "member"}))
+        .await;
     let token = invite["token"].as_str().unwrap().to_owned();
     let (_, listed) = app.get("/api/v1/invites", &owner.token).await;
     assert_eq!(listed[0]["status"], "pending");
-    assert!(!listed.to_string().contains(&token), "tokens are shown once");
+    assert!(
+        !listed.to_string().contains(&token),
+        "tokens are shown once"
+    );
 
     let first = app.signup("a@example.com", "A").await;
-    assert_eq!(app.post("/api/v1/invites/accept", &first.token, json!({"token": token})).await.0, StatusCode::OK);
+    assert_eq!(
+        app.post(
+            "/api/v1/invites/accept",
+            &first.token,
+            json!({"token": token})
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
     let second = app.signup("b@example.com", "B").await;
-    let (status, body) = app.post("/api/v1/invites/accept", &second.token, json!({"token": token})).await;
+    let (status, body) = app
+        .post(
+            "/api/v1/invites/accept",
+            &second.token,
+            json!({"token": token}),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    assert_eq!(app.get("/api/v1/invites", &owner.token).await.1[0]["status"], "accepted");
+    assert_eq!(
+        app.get("/api/v1/invites", &owner.token).await.1[0]["status"],
+        "accepted"
+    );
 
     // A withdrawn invitation cannot be used; nor can a made-up one.
-    let (_, withdrawn) = app.post("/api/v1/invites", &owner.token, json!({"role": "viewer"})).await;
+    let (_, withdrawn) = app
+        .post("/api/v1/invites", &owner.token, json!({"role": "viewer"}))
+        .await;
     let id = withdrawn["id"].as_str().unwrap();
-    assert_eq!(app.delete(&format!("/api/v1/invites/{id}"), &owner.token).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.delete(&format!("/api/v1/invites/{id}"), &owner.token)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
     let t = withdrawn["token"].as_str().unwrap();
-    assert_eq!(app.post("/api/v1/invites/accept", &second.token, json!({"token": t})).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(app.post("/api/v1/invites/accept", &second.token, json!({"token": "flo2_inv_made_up"})).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.post("/api/v1/invites/accept", &second.token, json!({"token": t}))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.post(
+            "/api/v1/invites/accept",
+            &second.token,
+            json!({"token": "flo2_inv_made_up"})
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
 
     let (_, members) = app.get("/api/v1/members", &owner.token).await;
-    let emails: Vec<&str> = members.as_array().unwrap().iter().map(|m| m["email"].as_str().unwrap()).collect();
+    let emails: Vec<&str> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["email"].as_str().unwrap())
+        .collect();
     assert_eq!(emails, ["owner@example.com", "a@example.com"]);
 }
 
@@ -57,36 +120,80 @@ async fn a_viewer_reads_but_cannot_write() {
     let app = TestApp::start().await;
     let owner = app.signup("owner@example.com", "Acme").await;
     let team = app.team(&owner.token, "t").await;
-    let pk = app.provider_key(&owner.token, "openai", "p", "sk-0123456789abcdef").await;
+    let pk = app
+        .provider_key(&owner.token, "openai", "p", "sk-0123456789abcdef")
+        .await;
     let (key_id, _) = app.api_key(&owner.token, &team, "k").await;
     let viewer = join(&app, &owner, "viewer@example.com", "viewer").await;
     let v = viewer.token.as_str();
 
-    for path in ["/api/v1/teams", "/api/v1/provider-keys", "/api/v1/api-keys", "/api/v1/members"] {
-        assert_eq!(app.get(path, v).await.0, StatusCode::OK, "viewer can read {path}");
+    for path in [
+        "/api/v1/teams",
+        "/api/v1/provider-keys",
+        "/api/v1/api-keys",
+        "/api/v1/members",
+    ] {
+        assert_eq!(
+            app.get(path, v).await.0,
+            StatusCode::OK,
+            "viewer can read {path}"
+        );
     }
     let writes = [
         app.post("/api/v1/teams", v, json!({"name": "x"})).await,
-        app.patch(&format!("/api/v1/teams/{team}"), v, json!({"name": "x"})).await,
+        app.patch(&format!("/api/v1/teams/{team}"), v, json!({"name": "x"}))
+            .await,
         app.delete(&format!("/api/v1/teams/{team}"), v).await,
-        app.post("/api/v1/provider-keys", v, json!({"provider": "openai", "name": "x", "api_key": "sk-x"})).await,
-        app.patch(&format!("/api/v1/provider-keys/{pk}"), v, json!({"name": "x"})).await,
+        app.post(
+            "/api/v1/provider-keys",
+            v,
+            json!({"provider": "openai", "name": "x", "api_key": "sk-x"}),
+        )
+        .await,
+        app.patch(
+            &format!("/api/v1/provider-keys/{pk}"),
+            v,
+            json!({"name": "x"}),
+        )
+        .await,
         app.delete(&format!("/api/v1/provider-keys/{pk}"), v).await,
-        app.post("/api/v1/api-keys", v, json!({"name": "x", "team_id": team})).await,
+        app.post("/api/v1/api-keys", v, json!({"name": "x", "team_id": team}))
+            .await,
         app.delete(&format!("/api/v1/api-keys/{key_id}"), v).await,
-        app.post("/api/v1/invites", v, json!({"role": "viewer"})).await,
-        app.patch(&format!("/api/v1/members/{}", owner.user), v, json!({"role": "viewer"})).await,
-        app.patch("/api/v1/organization", v, json!({"name": "x"})).await,
+        app.post("/api/v1/invites", v, json!({"role": "viewer"}))
+            .await,
+        app.patch(
+            &format!("/api/v1/members/{}", owner.user),
+            v,
+            json!({"role": "viewer"}),
+        )
+        .await,
+        app.patch("/api/v1/organization", v, json!({"name": "x"}))
+            .await,
     ];
     for (status, body) in writes {
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
         assert_eq!(body["code"], "forbidden");
     }
     // Nothing changed.
-    assert_eq!(app.get("/api/v1/teams", &owner.token).await.1.as_array().unwrap().len(), 1);
-    assert_eq!(app.get("/api/v1/provider-keys", &owner.token).await.1[0]["name"], "p");
+    assert_eq!(
+        app.get("/api/v1/teams", &owner.token)
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        app.get("/api/v1/provider-keys", &owner.token).await.1[0]["name"],
+        "p"
+    );
     assert!(app.get("/api/v1/api-keys", &owner.token).await.1[0]["revoked_at"].is_null());
-    assert_eq!(app.get("/api/v1/organization", &owner.token).await.1["name"], "Acme");
+    assert_eq!(
+        app.get("/api/v1/organization", &owner.token).await.1["name"],
+        "Acme"
+    );
 }
 
 #[tokio::test]
@@ -99,35 +206,111 @@ async fn members_use_keys_admins_manage_owners_own() {
 
     // Members create and revoke gateway keys, but manage nothing else.
     let (id, _) = app.api_key(&member.token, &team, "mine").await;
-    assert_eq!(app.delete(&format!("/api/v1/api-keys/{id}"), &member.token).await.0, StatusCode::OK);
-    assert_eq!(app.post("/api/v1/teams", &member.token, json!({"name": "x"})).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.delete(&format!("/api/v1/api-keys/{id}"), &member.token)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.post("/api/v1/teams", &member.token, json!({"name": "x"}))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
 
     // Admins manage teams, keys and members, but not the owner role.
-    assert_eq!(app.post("/api/v1/teams", &admin.token, json!({"name": "ops"})).await.0, StatusCode::CREATED);
-    let (status, body) = app.patch(&format!("/api/v1/members/{}", member.user), &admin.token, json!({"role": "viewer"})).await;
+    assert_eq!(
+        app.post("/api/v1/teams", &admin.token, json!({"name": "ops"}))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let (status, body) = app
+        .patch(
+            &format!("/api/v1/members/{}", member.user),
+            &admin.token,
+            json!({"role": "viewer"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["role"], "viewer");
     for (status, _) in [
-        app.patch(&format!("/api/v1/members/{}", member.user), &admin.token, json!({"role": "owner"})).await,
-        app.patch(&format!("/api/v1/members/{}", owner.user), &admin.token, json!({"role": "member"})).await,
-        app.delete(&format!("/api/v1/members/{}", owner.user), &admin.token).await,
-        app.post("/api/v1/invites", &admin.token, json!({"role": "owner"})).await,
+        app.patch(
+            &format!("/api/v1/members/{}", member.user),
+            &admin.token,
+            json!({"role": "owner"}),
+        )
+        .await,
+        app.patch(
+            &format!("/api/v1/members/{}", owner.user),
+            &admin.token,
+            json!({"role": "member"}),
+        )
+        .await,
+        app.delete(&format!("/api/v1/members/{}", owner.user), &admin.token)
+            .await,
+        app.post("/api/v1/invites", &admin.token, json!({"role": "owner"}))
+            .await,
     ] {
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
     // The downgraded member is now a viewer and cannot create keys.
-    assert_eq!(app.post("/api/v1/api-keys", &member.token, json!({"name": "y", "team_id": team})).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.post(
+            "/api/v1/api-keys",
+            &member.token,
+            json!({"name": "y", "team_id": team})
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
 
     // The last owner cannot step down or leave; after promoting another owner, they can.
-    let (status, body) = app.patch(&format!("/api/v1/members/{}", owner.user), &owner.token, json!({"role": "admin"})).await;
+    let (status, body) = app
+        .patch(
+            &format!("/api/v1/members/{}", owner.user),
+            &owner.token,
+            json!({"role": "admin"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["code"], "last_owner");
-    assert_eq!(app.delete(&format!("/api/v1/members/{}", owner.user), &owner.token).await.0, StatusCode::CONFLICT);
-    assert_eq!(app.patch(&format!("/api/v1/members/{}", admin.user), &owner.token, json!({"role": "owner"})).await.0, StatusCode::OK);
-    assert_eq!(app.patch(&format!("/api/v1/members/{}", owner.user), &owner.token, json!({"role": "admin"})).await.0, StatusCode::OK);
+    assert_eq!(
+        app.delete(&format!("/api/v1/members/{}", owner.user), &owner.token)
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        app.patch(
+            &format!("/api/v1/members/{}", admin.user),
+            &owner.token,
+            json!({"role": "owner"})
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.patch(
+            &format!("/api/v1/members/{}", owner.user),
+            &owner.token,
+            json!({"role": "admin"})
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
 
     // Anyone may leave; a removed member loses access to the organization at once.
-    assert_eq!(app.delete(&format!("/api/v1/members/{}", member.user), &member.token).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.delete(&format!("/api/v1/members/{}", member.user), &member.token)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
     let (status, body) = app.get("/api/v1/teams", &member.token).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["code"], "no_organization");
@@ -137,8 +320,20 @@ async fn members_use_keys_admins_manage_owners_own() {
 async fn accepting_twice_into_the_same_organization_conflicts_and_keeps_the_invite() {
     let app = TestApp::start().await;
     let owner = app.signup("owner@example.com", "Acme").await;
-    let (_, invite) = app.post("/api/v1/invites", &owner.token, json!({"role": "member"})).await;
-    let (status, body) = app.post("/api/v1/invites/accept", &owner.token, json!({"token": invite["token"]})).await;
+    let (_, invite) = app
+        .post("/api/v1/invites", &owner.token, json!({"role": "member"}))
+        .await;
+    let (status, body) = app
+        .post(
+            "/api/v1/invites/accept",
+            &owner.token,
+            json!({"token": invite["token"]}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(app.get("/api/v1/invites", &owner.token).await.1[0]["status"], "pending", "the failed accept rolled back");
+    assert_eq!(
+        app.get("/api/v1/invites", &owner.token).await.1[0]["status"],
+        "pending",
+        "the failed accept rolled back"
+    );
 }

@@ -1,6 +1,8 @@
 //! The vault end to end: what the gateway decrypts, what tampering does, master-key rotation and
 //! refusing to start with the wrong key.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::sync::Arc;
@@ -21,12 +23,16 @@ fn keyring(b64: &str) -> Arc<MasterKeyring> {
 async fn provider_keys_round_trip_into_the_gateway() {
     let app = TestApp::start().await;
     let a = app.signup("a@example.com", "A").await;
-    app.provider_key(&a.token, "anthropic", "a-main", SECRET_A).await;
+    app.provider_key(&a.token, "anthropic", "a-main", SECRET_A)
+        .await;
     let cache = OrgCache::new(app.store().clone(), keyring(&app.key), 10);
     let config = cache.get(a.org.parse().unwrap()).await.unwrap();
     assert_eq!(config.credentials.len(), 1);
     assert_eq!(config.credentials[0].secret.expose(), SECRET_A);
-    assert_eq!(format!("{:?}", config.credentials[0]).contains(SECRET_A), false, "debug output redacts");
+    assert!(
+        !format!("{:?}", config.credentials[0]).contains(SECRET_A),
+        "debug output redacts"
+    );
 }
 
 #[tokio::test]
@@ -34,9 +40,12 @@ async fn ciphertext_moved_to_another_row_or_tenant_does_not_decrypt() {
     let app = TestApp::start().await;
     let a = app.signup("a@example.com", "A").await;
     let b = app.signup("b@example.com", "B").await;
-    app.provider_key(&a.token, "anthropic", "a-main", SECRET_A).await;
-    app.provider_key(&a.token, "groq", "a-second", SECRET_B).await;
-    app.provider_key(&b.token, "openai", "b-main", "sk-bbbbbbbbbbbbbbbbbbbbbbbb").await;
+    app.provider_key(&a.token, "anthropic", "a-main", SECRET_A)
+        .await;
+    app.provider_key(&a.token, "groq", "a-second", SECRET_B)
+        .await;
+    app.provider_key(&b.token, "openai", "b-main", "sk-bbbbbbbbbbbbbbbbbbbbbbbb")
+        .await;
 
     // Another row of the same organization.
     let moved = exec_sql(
@@ -54,8 +63,16 @@ async fn ciphertext_moved_to_another_row_or_tenant_does_not_decrypt() {
 
     let cache = OrgCache::new(app.store().clone(), keyring(&app.key), 10);
     let config_a = cache.get(a.org.parse().unwrap()).await.unwrap();
-    let names: Vec<&str> = config_a.credentials.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["a-main"], "the moved ciphertext fails authentication and is skipped");
+    let names: Vec<&str> = config_a
+        .credentials
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["a-main"],
+        "the moved ciphertext fails authentication and is skipped"
+    );
     let config_b = cache.get(b.org.parse().unwrap()).await.unwrap();
     assert!(config_b.credentials.is_empty());
 
@@ -72,7 +89,8 @@ async fn a_data_key_moved_to_another_organization_does_not_unwrap() {
     let app = TestApp::start().await;
     let a = app.signup("a@example.com", "A").await;
     let b = app.signup("b@example.com", "B").await;
-    app.provider_key(&b.token, "openai", "b-main", "sk-bbbbbbbbbbbbbbbbbbbbbbbb").await;
+    app.provider_key(&b.token, "openai", "b-main", "sk-bbbbbbbbbbbbbbbbbbbbbbbb")
+        .await;
     let org_a = a.org.as_str();
     exec_sql(
         &app.db,
@@ -80,7 +98,12 @@ async fn a_data_key_moved_to_another_organization_does_not_unwrap() {
     )
     .await;
     let cache = OrgCache::new(app.store().clone(), keyring(&app.key), 10);
-    assert!(cache.get(b.org.parse().unwrap()).await.unwrap().credentials.is_empty());
+    assert!(cache
+        .get(b.org.parse().unwrap())
+        .await
+        .unwrap()
+        .credentials
+        .is_empty());
 }
 
 #[tokio::test]
@@ -88,11 +111,18 @@ async fn rotating_the_master_key_keeps_every_secret_readable() {
     let app = TestApp::start().await;
     let a = app.signup("a@example.com", "A").await;
     let b = app.signup("b@example.com", "B").await;
-    app.provider_key(&a.token, "anthropic", "a-main", SECRET_A).await;
+    app.provider_key(&a.token, "anthropic", "a-main", SECRET_A)
+        .await;
     app.provider_key(&b.token, "groq", "b-main", SECRET_B).await;
     let team = app.team(&a.token, "t").await;
     let (_, gateway_key) = app.api_key(&a.token, &team, "k").await;
-    let ciphertext_before = app.store().credentials(a.org.parse().unwrap()).await.unwrap()[0].ciphertext.clone();
+    let ciphertext_before = app
+        .store()
+        .credentials(a.org.parse().unwrap())
+        .await
+        .unwrap()[0]
+        .ciphertext
+        .clone();
     let (db, old_key) = app.stop().await;
 
     // Step 2 of the procedure: new key primary, old key still accepted. Step 3: rotate.
@@ -100,23 +130,49 @@ async fn rotating_the_master_key_keeps_every_secret_readable() {
     let mut rotating = common::config(&db, &new_key);
     rotating.previous_master_keys = vec![flo2_core::Secret::new(old_key.clone())];
     assert_eq!(flo2::admin::rotate_master_key(&rotating).await.unwrap(), 2);
-    assert_eq!(flo2::admin::rotate_master_key(&rotating).await.unwrap(), 0, "idempotent");
+    assert_eq!(
+        flo2::admin::rotate_master_key(&rotating).await.unwrap(),
+        0,
+        "idempotent"
+    );
 
     // Step 4: only the new key. Every secret still decrypts; no credential was re-encrypted.
     let app = TestApp::start_on(db, new_key.clone(), Mode::Serve).await;
     let ids = app.model_ids(&gateway_key).await;
     assert!(ids.iter().any(|m| m.starts_with("anthropic/")), "{ids:?}");
     let cache = OrgCache::new(app.store().clone(), keyring(&new_key), 10);
-    assert_eq!(cache.get(a.org.parse().unwrap()).await.unwrap().credentials[0].secret.expose(), SECRET_A);
-    assert_eq!(cache.get(b.org.parse().unwrap()).await.unwrap().credentials[0].secret.expose(), SECRET_B);
-    let ciphertext_after = app.store().credentials(a.org.parse().unwrap()).await.unwrap()[0].ciphertext.clone();
+    assert_eq!(
+        cache.get(a.org.parse().unwrap()).await.unwrap().credentials[0]
+            .secret
+            .expose(),
+        SECRET_A
+    );
+    assert_eq!(
+        cache.get(b.org.parse().unwrap()).await.unwrap().credentials[0]
+            .secret
+            .expose(),
+        SECRET_B
+    );
+    let ciphertext_after = app
+        .store()
+        .credentials(a.org.parse().unwrap())
+        .await
+        .unwrap()[0]
+        .ciphertext
+        .clone();
     assert_eq!(ciphertext_before, ciphertext_after);
     let in_use = app.store().master_key_ids_in_use().await.unwrap();
-    assert_eq!(in_use, [MasterKey::from_base64(&new_key).unwrap().id().to_string()]);
+    assert_eq!(
+        in_use,
+        [MasterKey::from_base64(&new_key).unwrap().id().to_string()]
+    );
     let (db, _) = app.stop().await;
 
     // The old key alone no longer opens this database.
-    let err = flo2::start(&common::config(&db, &old_key), Mode::Serve).await.err().expect("must refuse");
+    let err = flo2::start(&common::config(&db, &old_key), Mode::Serve)
+        .await
+        .err()
+        .expect("must refuse");
     assert!(err.to_string().contains("wrong master key"), "{err}");
 }
 
@@ -125,8 +181,13 @@ async fn rotation_without_the_old_key_fails_clearly_and_changes_nothing() {
     let app = TestApp::start().await;
     app.signup("a@example.com", "A").await;
     let (db, old_key) = app.stop().await;
-    let err = flo2::admin::rotate_master_key(&common::config(&db, &common::master_key())).await.unwrap_err();
-    assert!(err.to_string().contains("FLO2_PREVIOUS_MASTER_KEYS"), "{err}");
+    let err = flo2::admin::rotate_master_key(&common::config(&db, &common::master_key()))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("FLO2_PREVIOUS_MASTER_KEYS"),
+        "{err}"
+    );
     // Still readable with the original key.
     let app = TestApp::start_on(db, old_key, Mode::Serve).await;
     app.stop().await;
@@ -137,10 +198,22 @@ async fn starting_with_a_wrong_master_key_fails_with_a_clear_message() {
     let app = TestApp::start().await;
     app.signup("a@example.com", "A").await;
     let (db, right) = app.stop().await;
-    let err = flo2::start(&common::config(&db, &common::master_key()), Mode::Serve).await.err().expect("must refuse");
+    let err = flo2::start(&common::config(&db, &common::master_key()), Mode::Serve)
+        .await
+        .err()
+        .expect("must refuse");
     let message = err.to_string();
-    assert!(message.contains("wrong master key") && message.contains("FLO2_MASTER_KEY"), "{message}");
-    assert!(!message.contains(&right), "the message names key fingerprints, never keys");
-    let err = flo2::start(&common::config(&db, "not base64!"), Mode::Serve).await.err().expect("must refuse");
+    assert!(
+        message.contains("wrong master key") && message.contains("FLO2_MASTER_KEY"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(&right),
+        "the message names key fingerprints, never keys"
+    );
+    let err = flo2::start(&common::config(&db, "not base64!"), Mode::Serve)
+        .await
+        .err()
+        .expect("must refuse");
     assert!(err.to_string().contains("FLO2_MASTER_KEY"), "{err}");
 }

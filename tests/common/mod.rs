@@ -33,11 +33,19 @@ impl TestDb {
                     .unwrap();
                 admin.close().await.unwrap();
                 let url = with_database(&base, &name);
-                TestDb { url, dir, postgres: Some((base, name)) }
+                TestDb {
+                    url,
+                    dir,
+                    postgres: Some((base, name)),
+                }
             }
             _ => {
                 let url = format!("sqlite:{}", dir.path().join("flo2.db").display());
-                TestDb { url, dir, postgres: None }
+                TestDb {
+                    url,
+                    dir,
+                    postgres: None,
+                }
             }
         }
     }
@@ -78,12 +86,16 @@ impl Drop for TestDb {
         if let Some((base, name)) = self.postgres.take() {
             // Drop runs outside any runtime guarantee: use a private one on a plain thread.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async move {
                     if let Ok(mut admin) = sqlx::PgConnection::connect(&base).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .execute(&mut admin)
-                            .await;
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut admin)
+                                .await;
                     }
                 });
             })
@@ -158,7 +170,13 @@ impl TestApp {
 
     /// Sends `body` (if any) as JSON with an optional bearer token; returns status and JSON body
     /// (`Value::Null` for an empty body).
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -168,9 +186,16 @@ impl TestApp {
         }
         let resp = req.send().await.unwrap();
         let status = resp.status();
-        assert!(resp.headers().contains_key("x-flo2-request-id"), "every answer carries a request id");
+        assert!(
+            resp.headers().contains_key("x-flo2-request-id"),
+            "every answer carries a request id"
+        );
         let text = resp.text().await.unwrap();
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, value)
     }
 
@@ -183,7 +208,8 @@ impl TestApp {
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::PATCH, path, Some(token), Some(body)).await
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> (StatusCode, Value) {
@@ -193,7 +219,12 @@ impl TestApp {
     /// Signs up a new user with a new organization; returns (token, org id, user id).
     pub async fn signup(&self, email: &str, org: &str) -> Account {
         let (status, body) = self
-            .call(Method::POST, "/api/v1/signup", None, Some(json!({"email": email, "password": PASSWORD, "organization": org})))
+            .call(
+                Method::POST,
+                "/api/v1/signup",
+                None,
+                Some(json!({"email": email, "password": PASSWORD, "organization": org})),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         Account {
@@ -205,22 +236,43 @@ impl TestApp {
 
     /// Creates a team and returns its id.
     pub async fn team(&self, token: &str, name: &str) -> String {
-        let (status, body) = self.post("/api/v1/teams", token, json!({"name": name})).await;
+        let (status, body) = self
+            .post("/api/v1/teams", token, json!({"name": name}))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["id"].as_str().unwrap().to_owned()
     }
 
     /// Creates a gateway key and returns (id, secret).
     pub async fn api_key(&self, token: &str, team: &str, name: &str) -> (String, String) {
-        let (status, body) = self.post("/api/v1/api-keys", token, json!({"name": name, "team_id": team})).await;
+        let (status, body) = self
+            .post(
+                "/api/v1/api-keys",
+                token,
+                json!({"name": name, "team_id": team}),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        (body["id"].as_str().unwrap().to_owned(), body["key"].as_str().unwrap().to_owned())
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["key"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// Stores a provider key and returns its id.
-    pub async fn provider_key(&self, token: &str, provider: &str, name: &str, secret: &str) -> String {
+    pub async fn provider_key(
+        &self,
+        token: &str,
+        provider: &str,
+        name: &str,
+        secret: &str,
+    ) -> String {
         let (status, body) = self
-            .post("/api/v1/provider-keys", token, json!({"provider": provider, "name": name, "api_key": secret}))
+            .post(
+                "/api/v1/provider-keys",
+                token,
+                json!({"provider": provider, "name": name, "api_key": secret}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["id"].as_str().unwrap().to_owned()
@@ -228,7 +280,13 @@ impl TestApp {
 
     /// `GET /v1/models` with a gateway key, OpenAI style.
     pub async fn models(&self, key: &str) -> (StatusCode, Value) {
-        let resp = self.http.get(self.url("/v1/models")).bearer_auth(key).send().await.unwrap();
+        let resp = self
+            .http
+            .get(self.url("/v1/models"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
@@ -237,7 +295,12 @@ impl TestApp {
     pub async fn model_ids(&self, key: &str) -> Vec<String> {
         let (status, body) = self.models(key).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect()
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
     }
 }
 
@@ -251,9 +314,18 @@ pub struct Account {
 
 #[test]
 fn database_names_replace_the_path() {
-    assert_eq!(with_database("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
-    assert_eq!(with_database("postgres://u@h:5432/test?sslmode=disable", "x"), "postgres://u@h:5432/x?sslmode=disable");
-    assert_eq!(with_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
+    assert_eq!(
+        with_database("postgres://u@h:5432/test", "x"),
+        "postgres://u@h:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u@h:5432/test?sslmode=disable", "x"),
+        "postgres://u@h:5432/x?sslmode=disable"
+    );
+    assert_eq!(
+        with_database("postgres://u@h:5432", "x"),
+        "postgres://u@h:5432/x"
+    );
 }
 
 /// Runs raw SQL (no parameters) against the test database, whichever dialect it is; used to
@@ -261,9 +333,17 @@ fn database_names_replace_the_path() {
 pub async fn exec_sql(db: &TestDb, sql: &str) -> u64 {
     if db.is_postgres() {
         let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap().rows_affected()
+        sqlx::raw_sql(sql)
+            .execute(&mut conn)
+            .await
+            .unwrap()
+            .rows_affected()
     } else {
         let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap().rows_affected()
+        sqlx::raw_sql(sql)
+            .execute(&mut conn)
+            .await
+            .unwrap()
+            .rows_affected()
     }
 }
