@@ -45,10 +45,8 @@ pub struct RunningServer {
 /// Opens the database the configuration names, creating the embedded data directory if needed,
 /// and applies migrations when configured to.
 pub async fn open_store(config: &Config) -> Result<Store, StartError> {
-    if config.database_url.is_none() {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            StartError::DataDir(format!("cannot create {}: {e}", config.data_dir.display()))
-        })?;
+    if config.database_url.is_none() && !config.data_dir.exists() {
+        create_private_dir(&config.data_dir)?;
     }
     let store = Store::connect(
         &config.effective_database_url(),
@@ -62,6 +60,21 @@ pub async fn open_store(config: &Config) -> Result<Store, StartError> {
         store.migrate().await?;
     }
     Ok(store)
+}
+
+/// Creates the data directory readable by flo2's user only: it holds the database and, in the
+/// embedded default, the master key.
+fn create_private_dir(dir: &std::path::Path) -> Result<(), StartError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| StartError::DataDir(format!("cannot create {}: {e}", dir.display())))
 }
 
 /// Starts serving `mode` as configured. Returns once the listener is bound.
@@ -91,7 +104,7 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
             .map_err(|_| StartError::DataDir("FLO2_SESSION_TTL_SECS is too large".into()))?;
         let console = ConsoleState {
             store: store.clone(),
-            tokens: SessionTokens::new(&keyring.derive_subkey("console-session"), ttl),
+            tokens: SessionTokens::new(&keyring.derive_subkeys("console-session"), ttl),
             keyring: Arc::clone(&keyring),
             settings: Arc::new(ConsoleSettings {
                 public_url: config.effective_public_url(),
@@ -209,9 +222,12 @@ async fn fallback(uri: Uri, headers: HeaderMap) -> Response {
     }
 }
 
-async fn method_not_allowed(uri: Uri) -> Response {
-    if uri.path().starts_with("/api/") {
+async fn method_not_allowed(uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri.path();
+    if path.starts_with("/api/") {
         flo2_console::method_not_allowed().into_response()
+    } else if path.starts_with("/v1/") {
+        flo2_gateway::method_not_allowed(path, &headers).into_response()
     } else {
         (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response()
     }

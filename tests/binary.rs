@@ -73,7 +73,8 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
 async fn zero_config_start_creates_database_and_key_then_refuses_a_wrong_key() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = spawn(dir.path(), port, &[], &[]);
+    // Debug logs, so the check below that no secret is logged covers the chattiest level.
+    let mut child = spawn(dir.path(), port, &[("FLO2_LOG", "debug")], &[]);
     wait_ready(port, &mut child).await;
 
     let base = format!("http://127.0.0.1:{port}");
@@ -92,6 +93,12 @@ async fn zero_config_start_creates_database_and_key_then_refuses_a_wrong_key() {
         200
     );
     assert!(dir.path().join("data/flo2.db").exists());
+    let dir_mode = std::fs::metadata(dir.path().join("data"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dir_mode, 0o700, "the data directory is private");
     let key_file = dir.path().join("data/master.key");
     let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the generated master key is private");
@@ -100,6 +107,19 @@ async fn zero_config_start_creates_database_and_key_then_refuses_a_wrong_key() {
     let resp = reqwest::Client::new()
         .post(format!("{base}/api/v1/signup"))
         .json(&serde_json::json!({"email": "new@example.com", "password": "a long passphrase", "organization": "Newco"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let token = resp.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    const PROVIDER_SECRET: &str = "sk-LOGS-MUST-NEVER-SHOW-THIS-0123456789";
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/v1/provider-keys"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"provider": "openai", "name": "p", "api_key": PROVIDER_SECRET}))
         .send()
         .await
         .unwrap();

@@ -217,3 +217,64 @@ async fn starting_with_a_wrong_master_key_fails_with_a_clear_message() {
         .expect("must refuse");
     assert!(err.to_string().contains("FLO2_MASTER_KEY"), "{err}");
 }
+
+#[tokio::test]
+async fn rotation_runs_while_the_server_keeps_serving() {
+    let app = TestApp::start().await;
+    let main = app.signup("main@example.com", "Main").await;
+    let team = app.team(&main.token, "t").await;
+    let (_, gateway_key) = app.api_key(&main.token, &team, "k").await;
+    for i in 0..12 {
+        let other = app
+            .signup(&format!("o{i}@example.com"), &format!("Other {i}"))
+            .await;
+        app.provider_key(&other.token, "openai", "p", "sk-0123456789abcdef")
+            .await;
+    }
+    let (db, old_key) = app.stop().await;
+
+    // Step 2: the server runs with the new key primary and the old one still accepted.
+    let new_key = common::master_key();
+    let mut config = common::config(&db, &new_key);
+    config.previous_master_keys = vec![flo2_core::Secret::new(old_key)];
+    let server = flo2::start(&config, Mode::Serve).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+
+    // Step 3 runs while the console encrypts new provider keys (unwrapping the data key, old- or
+    // new-wrapped) and the gateway decrypts them.
+    let traffic = async {
+        for i in 0..15 {
+            let resp = http
+                .post(format!("{base}/api/v1/provider-keys"))
+                .bearer_auth(&main.token)
+                .json(&serde_json::json!({"provider": "groq", "name": format!("g{i}"), "api_key": "gsk_0123456789abcdef"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+            let resp = http
+                .get(format!("{base}/v1/models"))
+                .bearer_auth(&gateway_key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert!(body.to_string().contains("groq/"), "{body}");
+        }
+    };
+    let (rotated, ()) = tokio::join!(flo2::admin::rotate_master_key(&config), traffic);
+    assert_eq!(rotated.unwrap(), 13);
+    server.shutdown().await;
+
+    // Step 4: the new key alone reads everything, including keys added mid-rotation.
+    let app = TestApp::start_on(db, new_key.clone(), Mode::Serve).await;
+    let cache = OrgCache::new(app.store().clone(), keyring(&new_key), 10);
+    let config = cache.get(main.org.parse().unwrap()).await.unwrap();
+    assert_eq!(config.credentials.len(), 15);
+    assert!(config
+        .credentials
+        .iter()
+        .all(|c| c.secret.expose() == "gsk_0123456789abcdef"));
+}

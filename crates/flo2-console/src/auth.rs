@@ -20,7 +20,7 @@ use crate::ConsoleState;
 #[derive(Clone)]
 pub struct SessionTokens {
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    decoding: Vec<DecodingKey>,
     validation: Validation,
     ttl: Duration,
 }
@@ -37,15 +37,15 @@ struct Claims {
 const ISSUER: &str = "flo2";
 
 impl SessionTokens {
-    /// Tokens signed with `key`, valid for `ttl`.
-    pub fn new(key: &[u8; 32], ttl: Duration) -> Self {
+    /// Tokens signed with `keys[0]` and accepted under any of `keys`, valid for `ttl`.
+    pub fn new(keys: &[[u8; 32]], ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.leeway = 5;
         Self {
-            encoding: EncodingKey::from_secret(key),
-            decoding: DecodingKey::from_secret(key),
+            encoding: EncodingKey::from_secret(keys.first().map_or(&[][..], |k| &k[..])),
+            decoding: keys.iter().map(|k| DecodingKey::from_secret(k)).collect(),
             validation,
             ttl,
         }
@@ -77,7 +77,10 @@ impl SessionTokens {
 
     /// Checks signature, issuer and expiry; returns the session and user it names.
     fn verify(&self, token: &str) -> Option<(SessionId, UserId)> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
+        let data = self
+            .decoding
+            .iter()
+            .find_map(|key| jsonwebtoken::decode::<Claims>(token, key, &self.validation).ok())?;
         Some((data.claims.sid.parse().ok()?, data.claims.sub.parse().ok()?))
     }
 }

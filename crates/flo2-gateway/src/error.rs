@@ -39,6 +39,8 @@ pub enum ErrorKind {
     InvalidRequest,
     /// Unknown model, route or endpoint (404).
     NotFound,
+    /// A known endpoint called with the wrong HTTP method (405).
+    MethodNotAllowed,
     /// flo2 cannot serve right now, e.g. its database is down and the cache misses (503).
     Unavailable,
     /// A bug or unexpected failure (500).
@@ -73,6 +75,7 @@ impl GatewayError {
             ErrorKind::Authentication => StatusCode::UNAUTHORIZED,
             ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -86,7 +89,9 @@ impl IntoResponse for GatewayError {
             ApiFormat::OpenAi => {
                 let (kind, code) = match self.kind {
                     ErrorKind::Authentication => ("invalid_request_error", Some("invalid_api_key")),
-                    ErrorKind::InvalidRequest => ("invalid_request_error", None),
+                    ErrorKind::InvalidRequest | ErrorKind::MethodNotAllowed => {
+                        ("invalid_request_error", None)
+                    }
                     ErrorKind::NotFound => ("invalid_request_error", Some("not_found")),
                     ErrorKind::Unavailable | ErrorKind::Internal => ("server_error", None),
                 };
@@ -95,7 +100,9 @@ impl IntoResponse for GatewayError {
             ApiFormat::Anthropic => {
                 let kind = match self.kind {
                     ErrorKind::Authentication => "authentication_error",
-                    ErrorKind::InvalidRequest => "invalid_request_error",
+                    ErrorKind::InvalidRequest | ErrorKind::MethodNotAllowed => {
+                        "invalid_request_error"
+                    }
                     ErrorKind::NotFound => "not_found_error",
                     ErrorKind::Unavailable => "overloaded_error",
                     ErrorKind::Internal => "api_error",

@@ -128,3 +128,12 @@ pub fn not_found(path: &str, headers: &axum::http::HeaderMap) -> error::GatewayE
         format!("unknown endpoint {path}"),
     )
 }
+
+/// The `/v1` answer for a known path called with the wrong method, in the caller's shape.
+pub fn method_not_allowed(path: &str, headers: &axum::http::HeaderMap) -> error::GatewayError {
+    error::GatewayError::new(
+        error::ApiFormat::detect(path, headers),
+        error::ErrorKind::MethodNotAllowed,
+        format!("{path} does not accept this method"),
+    )
+}

@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use flo2_core::{OrgId, Role, UserId};
 
-use crate::changes::Change;
 use crate::pool::on_pool;
 use crate::types::{DbTime, DbUuid};
 use crate::users::NewUser;
@@ -249,9 +248,7 @@ impl Store {
         .execute(p)
         .await
         .map(|r| r.rows_affected()))?;
-        if done == 1 {
-            self.publish(&Change::org_config(org));
-        }
+        // No change notice: the data key itself is unchanged, so every cached decryption stays valid.
         Ok(done == 1)
     }
 }

@@ -101,6 +101,16 @@ impl fmt::Debug for MasterKeyId {
     }
 }
 
+fn subkey(key: &MasterKey, purpose: &str) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(b"flo2/subkey/v1\0")
+        .chain_update(purpose.as_bytes())
+        .chain_update([0u8])
+        .chain_update(key.bytes())
+        .finalize()
+        .into()
+}
+
 /// The primary master key, which wraps new data keys, plus previous keys that can still
 /// unwrap old ones. Rotation adds a new primary, re-wraps every data key, then drops the old key.
 #[derive(Clone, Debug)]
@@ -140,13 +150,16 @@ impl MasterKeyring {
     /// A 256-bit key for another purpose (e.g. signing sessions), derived from the primary key
     /// so operators manage one secret. Rotating the master key therefore rotates these too.
     pub fn derive_subkey(&self, purpose: &str) -> [u8; 32] {
-        Sha256::new()
-            .chain_update(b"flo2/subkey/v1\0")
-            .chain_update(purpose.as_bytes())
-            .chain_update([0u8])
-            .chain_update(self.primary.bytes())
-            .finalize()
-            .into()
+        subkey(&self.primary, purpose)
+    }
+
+    /// The same subkey derived from every configured key, primary first: what a verifier should
+    /// accept while a rotation is under way.
+    pub fn derive_subkeys(&self, purpose: &str) -> Vec<[u8; 32]> {
+        std::iter::once(&self.primary)
+            .chain(&self.previous)
+            .map(|k| subkey(k, purpose))
+            .collect()
     }
 }
 
@@ -178,5 +191,10 @@ mod tests {
         assert_ne!(ring.derive_subkey("a"), ring.derive_subkey("b"));
         let other = MasterKeyring::new(MasterKey::generate());
         assert_ne!(ring.derive_subkey("a"), other.derive_subkey("a"));
+        let rotating = other.clone().with_previous([ring.primary().clone()]);
+        assert_eq!(
+            rotating.derive_subkeys("a"),
+            [other.derive_subkey("a"), ring.derive_subkey("a")]
+        );
     }
 }
