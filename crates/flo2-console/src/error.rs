@@ -94,7 +94,7 @@ impl ApiError {
         match err {
             StoreError::NotFound => Self::not_found(what),
             StoreError::Conflict => {
-                Self::conflict(format!("a {what} with that name already exists"))
+                Self::conflict(format!("that name is already used by another {what}"))
             }
             StoreError::InvalidReference => Self::not_found("referenced item"),
             StoreError::LastOwner => Self::new(
