@@ -116,6 +116,26 @@ macro_rules! record_change {
 }
 pub(crate) use record_change;
 
+/// Runs `$body` in a transaction (`$tx`, either driver), appends `$change` to the change log in
+/// the same transaction, commits, and only then tells in-process subscribers. Every write that a
+/// data-plane cache depends on goes through here, so no notice is published for a write that
+/// rolled back and none is forgotten. `return Err(..)` inside the body rolls back.
+macro_rules! write_with_change {
+    ($store:expr, $change:expr, $tx:ident => $body:block) => {{
+        let change: &$crate::changes::Change = $change;
+        let out = $crate::pool::on_pool!(&$store.pool, p => {
+            let mut $tx = p.begin().await?;
+            let out = $body;
+            $crate::changes::record_change!($tx, change)?;
+            $tx.commit().await?;
+            out
+        });
+        $store.publish(change);
+        out
+    }};
+}
+pub(crate) use write_with_change;
+
 impl Change {
     pub(crate) fn kind_str(&self) -> &'static str {
         self.kind.as_str()

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use flo2_core::{CredentialId, OrgId, ProviderKind};
 
-use crate::changes::{record_change, Change};
+use crate::changes::{write_with_change, Change};
 use crate::pool::on_pool;
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
@@ -100,8 +100,7 @@ impl Store {
     ) -> Result<Credential, StoreError> {
         let now = DbTime::now();
         let change = Change::org_config(org);
-        on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+        write_with_change!(self, &change, tx => {
             sqlx::query(
                 "INSERT INTO provider_credentials (id, org_id, provider, name, base_url, ciphertext, hint, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
@@ -116,10 +115,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            record_change!(tx, &change)?;
-            tx.commit().await?;
         });
-        self.publish(&change);
         self.credential(org, new.id).await
     }
 
@@ -162,8 +158,7 @@ impl Store {
             .map(|(c, h)| (c, h))
             .unwrap_or((&current.ciphertext, &current.hint));
         let change = Change::org_config(org);
-        on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+        write_with_change!(self, &change, tx => {
             // `updated_at = $8` guards against a concurrent update between read and write.
             let done = sqlx::query(
                 "UPDATE provider_credentials SET name = $3, base_url = $4, ciphertext = $5, hint = $6, updated_at = $7 \
@@ -182,18 +177,14 @@ impl Store {
             if done.rows_affected() == 0 {
                 return Err(StoreError::Conflict);
             }
-            record_change!(tx, &change)?;
-            tx.commit().await?;
         });
-        self.publish(&change);
         self.credential(org, id).await
     }
 
     /// Deletes a credential of `org`.
     pub async fn delete_credential(&self, org: OrgId, id: CredentialId) -> Result<(), StoreError> {
         let change = Change::org_config(org);
-        on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+        write_with_change!(self, &change, tx => {
             let done = sqlx::query("DELETE FROM provider_credentials WHERE org_id = $1 AND id = $2")
                 .bind(DbUuid::from(org))
                 .bind(DbUuid::from(id))
@@ -202,10 +193,7 @@ impl Store {
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            record_change!(tx, &change)?;
-            tx.commit().await?;
         });
-        self.publish(&change);
         Ok(())
     }
 }

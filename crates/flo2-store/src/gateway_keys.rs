@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use flo2_core::{GatewayKeyId, OrgId, TeamId, UserId};
 
-use crate::changes::{record_change, Change};
+use crate::changes::{write_with_change, Change};
 use crate::pool::on_pool;
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
@@ -87,8 +87,8 @@ impl Store {
     ) -> Result<GatewayKey, StoreError> {
         let id = GatewayKeyId::new();
         let change = Change::gateway_key(org, &new.key_hash);
-        on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+        // The notice also drops any negative cache entry a gateway holds for this hash.
+        write_with_change!(self, &change, tx => {
             sqlx::query(
                 "INSERT INTO gateway_keys (id, org_id, team_id, name, key_hash, hint, created_by, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -103,11 +103,7 @@ impl Store {
             .bind(DbTime::now())
             .execute(&mut *tx)
             .await?;
-            // Drops any negative cache entry a gateway may hold for this hash.
-            record_change!(tx, &change)?;
-            tx.commit().await?;
         });
-        self.publish(&change);
         self.gateway_key(org, id).await
     }
 
@@ -158,18 +154,14 @@ impl Store {
     ) -> Result<GatewayKey, StoreError> {
         let key = self.gateway_key(org, id).await?;
         let change = Change::gateway_key(org, &key.key_hash);
-        on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+        write_with_change!(self, &change, tx => {
             sqlx::query("UPDATE gateway_keys SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL")
                 .bind(DbUuid::from(org))
                 .bind(DbUuid::from(id))
                 .bind(DbTime::now())
                 .execute(&mut *tx)
                 .await?;
-            record_change!(tx, &change)?;
-            tx.commit().await?;
         });
-        self.publish(&change);
         self.gateway_key(org, id).await
     }
 
