@@ -355,6 +355,20 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_file_parses_to_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/flo2.example.toml");
+        let from_file = Config::load_from(Some(&path), &[]).unwrap();
+        let defaults = Config::load_from(None, &[]).unwrap();
+        assert_eq!(format!("{from_file:?}"), format!("{defaults:?}"));
+        // And it mentions every setting.
+        let text = std::fs::read_to_string(&path).unwrap();
+        for s in SETTINGS {
+            let key = s.env.trim_start_matches("FLO2_").to_lowercase();
+            assert!(text.contains(&key), "{key} is missing from the example");
+        }
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let c = Config::load_from(None, &env(&[("FLO2_MASTER_KEY", "c2VjcmV0")])).unwrap();
         assert!(!format!("{c:?}").contains("c2VjcmV0"));
