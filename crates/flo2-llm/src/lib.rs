@@ -1,4 +1,8 @@
-//! flo2's knowledge of LLM providers: the model catalog (and, as the gateway grows, wire formats,
-//! translators and the upstream client).
+//! flo2's knowledge of LLM providers: the model catalog, each provider's wire format and
+//! endpoints, the common model every format translates through, and the SSE codec.
 
 pub mod catalog;
+pub mod common;
+pub mod providers;
+pub mod stream;
+pub mod translate;

@@ -1,0 +1,656 @@
+//! OpenAI Chat Completions ⇄ the common model (also used for the OpenAI-compatible family:
+//! Groq, Cerebras, DeepInfra, Mistral, xAI, OpenRouter and custom servers).
+
+use serde_json::{json, Map, Value};
+
+use super::{f64_field, image_from_url, image_to_url, present, str_at, string_list, u64_at};
+use crate::common::{
+    invalid, ChatRequest, ChatResponse, FinishReason, Message, Part, ResponseFormat, Role,
+    ToolCall, ToolChoice, ToolDef, ToolResult, TranslateError, Usage,
+};
+
+/// OpenAI request fields that no other format can express; present (and not null) in a
+/// cross-format call they are refused rather than dropped.
+pub const OPENAI_ONLY: &[&str] = &[
+    "n",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "frequency_penalty",
+    "presence_penalty",
+    "seed",
+    "audio",
+    "modalities",
+    "prediction",
+];
+
+/// Parses an OpenAI chat request.
+pub fn parse_request(body: &Value) -> Result<ChatRequest, TranslateError> {
+    let model = str_at(body, "model")
+        .ok_or_else(|| invalid("`model` is required"))?
+        .to_owned();
+    let raw_messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("`messages` must be a list"))?;
+    let mut req = ChatRequest {
+        model,
+        max_tokens: u64_at(body, "max_completion_tokens").or_else(|| u64_at(body, "max_tokens")),
+        temperature: f64_field(body, "temperature")?,
+        top_p: f64_field(body, "top_p")?,
+        stop: string_list(body.get("stop"), "stop")?,
+        stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        user: str_at(body, "user").map(str::to_owned),
+        ..ChatRequest::default()
+    };
+    for (i, m) in raw_messages.iter().enumerate() {
+        let role = str_at(m, "role")
+            .ok_or_else(|| invalid(format!("`messages[{i}].role` is required")))?;
+        match role {
+            "system" | "developer" => req.system.push(text_of(m.get("content"), i)?),
+            "user" => {
+                let parts = user_parts(m.get("content"), i)?;
+                push(&mut req.messages, Role::User, parts);
+            }
+            "assistant" => {
+                let mut parts = Vec::new();
+                match m.get("content") {
+                    None | Some(Value::Null) => {}
+                    content => {
+                        let text = text_of(content, i)?;
+                        if !text.is_empty() {
+                            parts.push(Part::Text(text));
+                        }
+                    }
+                }
+                for call in m
+                    .get("tool_calls")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let function = call.get("function").unwrap_or(&Value::Null);
+                    parts.push(Part::ToolCall(ToolCall {
+                        id: str_at(call, "id").unwrap_or_default().to_owned(),
+                        name: str_at(function, "name")
+                            .ok_or_else(|| {
+                                invalid(format!(
+                                    "`messages[{i}].tool_calls[].function.name` is required"
+                                ))
+                            })?
+                            .to_owned(),
+                        arguments: str_at(function, "arguments").unwrap_or("{}").to_owned(),
+                    }));
+                }
+                push(&mut req.messages, Role::Assistant, parts);
+            }
+            "tool" => {
+                let call_id = str_at(m, "tool_call_id")
+                    .ok_or_else(|| invalid(format!("`messages[{i}].tool_call_id` is required")))?;
+                let content = text_of(m.get("content"), i)?;
+                let part = Part::ToolResult(ToolResult {
+                    call_id: call_id.to_owned(),
+                    content: vec![Part::Text(content)],
+                    is_error: false,
+                });
+                // Consecutive tool results answer one assistant turn: keep them in one user turn.
+                match req.messages.last_mut() {
+                    Some(last)
+                        if last.role == Role::User
+                            && last.parts.iter().all(|p| matches!(p, Part::ToolResult(_))) =>
+                    {
+                        last.parts.push(part)
+                    }
+                    _ => req.messages.push(Message {
+                        role: Role::User,
+                        parts: vec![part],
+                    }),
+                }
+            }
+            other => {
+                return Err(invalid(format!(
+                    "`messages[{i}].role` {other:?} is not a chat role"
+                )))
+            }
+        }
+    }
+    for tool in body
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let f = tool
+            .get("function")
+            .ok_or_else(|| invalid("`tools[].function` is required"))?;
+        req.tools.push(ToolDef {
+            name: str_at(f, "name")
+                .ok_or_else(|| invalid("`tools[].function.name` is required"))?
+                .to_owned(),
+            description: str_at(f, "description").map(str::to_owned),
+            parameters: f
+                .get("parameters")
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+        });
+    }
+    req.tool_choice = match present(body, "tool_choice") {
+        None => None,
+        Some(Value::String(s)) => Some(match s.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            other => {
+                return Err(invalid(format!(
+                    "`tool_choice` {other:?} is not auto, none or required"
+                )))
+            }
+        }),
+        Some(v) => Some(ToolChoice::Named(
+            v.get("function")
+                .and_then(|f| str_at(f, "name"))
+                .ok_or_else(|| invalid("`tool_choice.function.name` is required"))?
+                .to_owned(),
+        )),
+    };
+    req.response_format = match present(body, "response_format") {
+        None => None,
+        Some(rf) => match str_at(rf, "type") {
+            Some("text") => None,
+            Some("json_object") => Some(ResponseFormat::JsonObject),
+            Some("json_schema") => {
+                let js = rf.get("json_schema").unwrap_or(&Value::Null);
+                Some(ResponseFormat::JsonSchema {
+                    name: str_at(js, "name").unwrap_or("response").to_owned(),
+                    schema: js.get("schema").cloned().unwrap_or(Value::Null),
+                    strict: js.get("strict").and_then(Value::as_bool),
+                })
+            }
+            _ => {
+                return Err(invalid(
+                    "`response_format.type` must be text, json_object or json_schema",
+                ))
+            }
+        },
+    };
+    Ok(req)
+}
+
+fn push(messages: &mut Vec<Message>, role: Role, parts: Vec<Part>) {
+    messages.push(Message { role, parts });
+}
+
+/// Text of a `content` that is a string or a list of text parts.
+fn text_of(content: Option<&Value>, i: usize) -> Result<String, TranslateError> {
+    match content {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Array(parts)) => {
+            let mut out = String::new();
+            for p in parts {
+                match str_at(p, "type") {
+                    Some("text") => out.push_str(str_at(p, "text").unwrap_or_default()),
+                    Some(other) => {
+                        return Err(invalid(format!(
+                            "`messages[{i}].content` part type {other:?} is not allowed here"
+                        )))
+                    }
+                    None => {
+                        return Err(invalid(format!(
+                            "`messages[{i}].content[].type` is required"
+                        )))
+                    }
+                }
+            }
+            Ok(out)
+        }
+        Some(_) => Err(invalid(format!(
+            "`messages[{i}].content` must be a string or a list"
+        ))),
+    }
+}
+
+fn user_parts(content: Option<&Value>, i: usize) -> Result<Vec<Part>, TranslateError> {
+    match content {
+        Some(Value::String(s)) => Ok(vec![Part::Text(s.clone())]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|p| match str_at(p, "type") {
+                Some("text") => Ok(Part::Text(str_at(p, "text").unwrap_or_default().to_owned())),
+                Some("image_url") => {
+                    let url = p
+                        .get("image_url")
+                        .and_then(|u| str_at(u, "url").or_else(|| u.as_str()))
+                        .ok_or_else(|| {
+                            invalid(format!(
+                                "`messages[{i}].content[].image_url.url` is required"
+                            ))
+                        })?;
+                    Ok(Part::Image(image_from_url(url)))
+                }
+                Some(other) => Err(crate::common::unsupported(
+                    format!("content part type {other:?}"),
+                    "the target provider",
+                )),
+                None => Err(invalid(format!(
+                    "`messages[{i}].content[].type` is required"
+                ))),
+            })
+            .collect(),
+        _ => Err(invalid(format!(
+            "`messages[{i}].content` must be a string or a list"
+        ))),
+    }
+}
+
+/// Writes a common request as an OpenAI chat request. `max_completion_tokens` is OpenAI's
+/// current name; other servers of the family take `max_tokens`. `include_usage` asks the
+/// server for usage in the stream (not every server accepts `stream_options`).
+pub fn write_request(req: &ChatRequest, max_tokens_field: &str, include_usage: bool) -> Value {
+    let mut messages: Vec<Value> = req
+        .system
+        .iter()
+        .map(|s| json!({"role": "system", "content": s}))
+        .collect();
+    for m in &req.messages {
+        match m.role {
+            Role::Assistant => {
+                let text: String = m
+                    .parts
+                    .iter()
+                    .filter_map(|p| {
+                        if let Part::Text(t) = p {
+                            Some(t.as_str())
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                let calls: Vec<Value> = m
+                    .parts
+                    .iter()
+                    .filter_map(|p| match p {
+                        Part::ToolCall(c) => Some(json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}})),
+                        _ => None,
+                    })
+                    .collect();
+                let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
+                if !calls.is_empty() {
+                    msg["tool_calls"] = Value::Array(calls);
+                }
+                messages.push(msg);
+            }
+            Role::User => {
+                let mut content = Vec::new();
+                for p in &m.parts {
+                    match p {
+                        Part::ToolResult(r) => messages.push(json!({"role": "tool", "tool_call_id": r.call_id, "content": result_text(r)})),
+                        Part::Text(t) => content.push(json!({"type": "text", "text": t})),
+                        Part::Image(img) => content.push(json!({"type": "image_url", "image_url": {"url": image_to_url(img)}})),
+                        Part::ToolCall(_) => {}
+                    }
+                }
+                if !content.is_empty() {
+                    let simple = content.len() == 1 && content[0]["type"] == "text";
+                    let body = if simple {
+                        content[0]["text"].clone()
+                    } else {
+                        Value::Array(content)
+                    };
+                    messages.push(json!({"role": "user", "content": body}));
+                }
+            }
+        }
+    }
+    let mut out = Map::new();
+    out.insert("model".into(), json!(req.model));
+    out.insert("messages".into(), Value::Array(messages));
+    if let Some(n) = req.max_tokens {
+        out.insert(max_tokens_field.into(), json!(n));
+    }
+    if let Some(t) = req.temperature {
+        out.insert("temperature".into(), json!(t));
+    }
+    if let Some(p) = req.top_p {
+        out.insert("top_p".into(), json!(p));
+    }
+    if !req.stop.is_empty() {
+        out.insert("stop".into(), json!(req.stop));
+    }
+    if !req.tools.is_empty() {
+        let tools: Vec<Value> = req
+            .tools
+            .iter()
+            .map(|t| {
+                let mut f = json!({"name": t.name, "parameters": t.parameters});
+                if let Some(d) = &t.description {
+                    f["description"] = json!(d);
+                }
+                json!({"type": "function", "function": f})
+            })
+            .collect();
+        out.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(choice) = &req.tool_choice {
+        out.insert(
+            "tool_choice".into(),
+            match choice {
+                ToolChoice::Auto => json!("auto"),
+                ToolChoice::None => json!("none"),
+                ToolChoice::Required => json!("required"),
+                ToolChoice::Named(n) => json!({"type": "function", "function": {"name": n}}),
+            },
+        );
+    }
+    match &req.response_format {
+        None => {}
+        Some(ResponseFormat::JsonObject) => {
+            out.insert("response_format".into(), json!({"type": "json_object"}));
+        }
+        Some(ResponseFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+        }) => {
+            let mut js = json!({"name": name, "schema": schema});
+            if let Some(s) = strict {
+                js["strict"] = json!(s);
+            }
+            out.insert(
+                "response_format".into(),
+                json!({"type": "json_schema", "json_schema": js}),
+            );
+        }
+    }
+    if let Some(u) = &req.user {
+        out.insert("user".into(), json!(u));
+    }
+    if req.stream {
+        out.insert("stream".into(), json!(true));
+        if include_usage {
+            out.insert("stream_options".into(), json!({"include_usage": true}));
+        }
+    }
+    Value::Object(out)
+}
+
+fn result_text(r: &ToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|p| {
+            if let Part::Text(t) = p {
+                Some(t.as_str())
+            } else {
+                None
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Reads OpenAI usage (`prompt_tokens` includes cached tokens; `completion_tokens` includes
+/// reasoning tokens).
+pub fn parse_usage(u: &Value) -> Usage {
+    let prompt = u64_at(u, "prompt_tokens").unwrap_or(0);
+    let cached = u
+        .get("prompt_tokens_details")
+        .and_then(|d| u64_at(d, "cached_tokens"))
+        .unwrap_or(0);
+    Usage {
+        input: prompt.saturating_sub(cached),
+        output: u64_at(u, "completion_tokens").unwrap_or(0),
+        cached_input: cached,
+        cache_write: 0,
+        reasoning: u
+            .get("completion_tokens_details")
+            .and_then(|d| u64_at(d, "reasoning_tokens"))
+            .unwrap_or(0),
+    }
+}
+
+/// Writes usage in OpenAI's shape.
+pub fn write_usage(u: &Usage) -> Value {
+    let prompt = u.total_input();
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": u.output,
+        "total_tokens": prompt + u.output,
+        "prompt_tokens_details": {"cached_tokens": u.cached_input},
+        "completion_tokens_details": {"reasoning_tokens": u.reasoning},
+    })
+}
+
+/// Maps an OpenAI finish reason.
+pub fn parse_finish(reason: Option<&str>) -> FinishReason {
+    match reason {
+        Some("length") => FinishReason::Length,
+        Some("tool_calls" | "function_call") => FinishReason::ToolCalls,
+        Some("content_filter") => FinishReason::ContentFilter,
+        _ => FinishReason::Stop,
+    }
+}
+
+/// The OpenAI name of a finish reason.
+pub fn finish_name(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::ToolCalls => "tool_calls",
+        FinishReason::ContentFilter => "content_filter",
+    }
+}
+
+/// Parses an OpenAI chat completion.
+pub fn parse_response(body: &Value) -> Result<ChatResponse, TranslateError> {
+    let choice = body
+        .get("choices")
+        .and_then(|c| c.get(0))
+        .ok_or_else(|| invalid("upstream answer has no choices"))?;
+    let message = choice.get("message").unwrap_or(&Value::Null);
+    let mut parts = Vec::new();
+    if let Some(text) = str_at(message, "content") {
+        if !text.is_empty() {
+            parts.push(Part::Text(text.to_owned()));
+        }
+    }
+    for call in message
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let f = call.get("function").unwrap_or(&Value::Null);
+        parts.push(Part::ToolCall(ToolCall {
+            id: str_at(call, "id").unwrap_or_default().to_owned(),
+            name: str_at(f, "name").unwrap_or_default().to_owned(),
+            arguments: str_at(f, "arguments").unwrap_or("{}").to_owned(),
+        }));
+    }
+    Ok(ChatResponse {
+        id: str_at(body, "id").unwrap_or_default().to_owned(),
+        model: str_at(body, "model").unwrap_or_default().to_owned(),
+        parts,
+        finish: parse_finish(str_at(choice, "finish_reason")),
+        usage: body.get("usage").map(parse_usage).unwrap_or_default(),
+    })
+}
+
+/// Writes a common response as an OpenAI chat completion.
+pub fn write_response(resp: &ChatResponse, created: i64) -> Value {
+    let text: String = resp
+        .parts
+        .iter()
+        .filter_map(|p| {
+            if let Part::Text(t) = p {
+                Some(t.as_str())
+            } else {
+                None
+            }
+        })
+        .collect();
+    let calls: Vec<Value> = resp
+        .parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::ToolCall(c) => Some(json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}})),
+            _ => None,
+        })
+        .collect();
+    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }, "refusal": null});
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    json!({
+        "id": resp.id,
+        "object": "chat.completion",
+        "created": created,
+        "model": resp.model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_name(resp.finish), "logprobs": null}],
+        "usage": write_usage(&resp.usage),
+    })
+}
+
+/// The images of a request, for capability checks.
+pub fn has_images(req: &ChatRequest) -> bool {
+    req.messages
+        .iter()
+        .flat_map(|m| &m.parts)
+        .any(|p| matches!(p, Part::Image(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::Image;
+
+    #[test]
+    fn parses_multi_turn_tools_images_and_several_system_messages() {
+        let body = json!({
+            "model": "gpt-4o",
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "developer", "content": [{"type": "text", "text": "Use tools."}]},
+                {"role": "user", "content": [{"type": "text", "text": "What is in this? 🖼"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "look", "arguments": "{\"x\":1}"}},
+                    {"id": "c2", "type": "function", "function": {"name": "look", "arguments": "{\"x\":2}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "a cat"},
+                {"role": "tool", "tool_call_id": "c2", "content": "a hat"},
+                {"role": "user", "content": ""}
+            ],
+            "tools": [{"type": "function", "function": {"name": "look", "parameters": {"type": "object"}}}],
+            "tool_choice": {"type": "function", "function": {"name": "look"}},
+            "stop": "END", "max_tokens": 50, "temperature": 0.2, "stream": true
+        });
+        let req = parse_request(&body).unwrap();
+        assert_eq!(req.system, ["Be brief.", "Use tools."]);
+        assert_eq!(req.messages.len(), 4);
+        assert_eq!(
+            req.messages[0].parts[1],
+            Part::Image(Image::Base64 {
+                media_type: "image/png".into(),
+                data: "AAAA".into()
+            })
+        );
+        assert_eq!(req.messages[1].parts.len(), 2);
+        assert_eq!(
+            req.messages[2].parts.len(),
+            2,
+            "parallel tool results share one turn"
+        );
+        assert_eq!(
+            req.messages[3].parts,
+            [Part::Text(String::new())],
+            "empty content is kept"
+        );
+        assert_eq!(req.tool_choice, Some(ToolChoice::Named("look".into())));
+        assert_eq!(req.stop, ["END"]);
+        assert!(req.stream);
+
+        // And back out: tool messages follow the assistant turn, in order.
+        let out = write_request(&req, "max_tokens", true);
+        let roles: Vec<&str> = out["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                "system",
+                "system",
+                "user",
+                "assistant",
+                "tool",
+                "tool",
+                "user"
+            ]
+        );
+        assert_eq!(out["stream_options"]["include_usage"], true);
+        assert_eq!(
+            out["messages"][2]["content"][1]["image_url"]["url"],
+            "data:image/png;base64,AAAA"
+        );
+    }
+
+    #[test]
+    fn bad_requests_name_the_field() {
+        assert!(parse_request(&json!({"messages": []}))
+            .unwrap_err()
+            .to_string()
+            .contains("model"));
+        assert!(parse_request(&json!({"model": "m"}))
+            .unwrap_err()
+            .to_string()
+            .contains("messages"));
+        let err =
+            parse_request(&json!({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}))
+                .unwrap_err();
+        assert!(err.to_string().contains("wizard"));
+        assert!(
+            parse_request(&json!({"model": "m", "messages": [], "temperature": "hot"})).is_err()
+        );
+    }
+
+    #[test]
+    fn usage_separates_cached_and_reasoning_tokens() {
+        let u = parse_usage(
+            &json!({"prompt_tokens": 100, "completion_tokens": 40, "prompt_tokens_details": {"cached_tokens": 30}, "completion_tokens_details": {"reasoning_tokens": 25}}),
+        );
+        assert_eq!(
+            u,
+            Usage {
+                input: 70,
+                output: 40,
+                cached_input: 30,
+                cache_write: 0,
+                reasoning: 25
+            }
+        );
+        assert_eq!(parse_usage(&write_usage(&u)), u);
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let resp = ChatResponse {
+            id: "r".into(),
+            model: "m".into(),
+            parts: vec![
+                Part::Text("hi".into()),
+                Part::ToolCall(ToolCall {
+                    id: "c".into(),
+                    name: "f".into(),
+                    arguments: "{}".into(),
+                }),
+            ],
+            finish: FinishReason::ToolCalls,
+            usage: Usage {
+                input: 1,
+                output: 2,
+                ..Usage::default()
+            },
+        };
+        assert_eq!(parse_response(&write_response(&resp, 0)).unwrap(), resp);
+    }
+}
