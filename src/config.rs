@@ -49,6 +49,9 @@ pub const SETTINGS: &[Setting] = &[
     s("FLO2_CHANGE_POLL_MS", "1000", "How often a gateway polls the change log to refresh its caches."),
     s("FLO2_KEY_TOUCH_INTERVAL_MS", "10000", "How often gateway-key last-used times are written."),
     s("FLO2_SHUTDOWN_GRACE_SECS", "25", "Time in-flight requests get to finish at shutdown."),
+    s("FLO2_ALLOW_PRIVATE_UPSTREAMS", "false", "Let provider base URLs reach loopback, private and link-local addresses (self-hosted models on your network). Checked on the address actually dialled."),
+    s("FLO2_UPSTREAM_TIMEOUT_SECS", "600", "Whole-call timeout for non-streaming upstream calls."),
+    s("FLO2_GATEWAY_MAX_BODY_BYTES", "33554432", "Largest accepted /v1 request body (images make these large); larger ones get 413."),
 ];
 
 /// Output format of the logs.
@@ -97,6 +100,12 @@ pub struct Config {
     pub key_touch_interval: Duration,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
+    /// Allow non-public upstream addresses.
+    pub allow_private_upstreams: bool,
+    /// Non-streaming upstream timeout.
+    pub upstream_timeout: Duration,
+    /// `/v1` body limit.
+    pub gateway_max_body_bytes: usize,
 }
 
 /// A setting could not be read.
@@ -198,11 +207,12 @@ impl Config {
             "json" => LogFormat::Json,
             _ => return Err(invalid("FLO2_LOG_FORMAT", "expected `text` or `json`")),
         };
-        let migrate_on_start = match get("FLO2_MIGRATE_ON_START").to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => true,
-            "false" | "0" | "no" => false,
-            _ => return Err(invalid("FLO2_MIGRATE_ON_START", "expected true or false")),
+        let boolean = |name: &'static str| match get(name).to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(invalid(name, "expected true or false")),
         };
+        let migrate_on_start = boolean("FLO2_MIGRATE_ON_START")?;
         Ok(Config {
             listen: get("FLO2_LISTEN").parse().map_err(|_| {
                 invalid("FLO2_LISTEN", "expected an address such as 127.0.0.1:8080")
@@ -232,6 +242,10 @@ impl Config {
             change_poll: Duration::from_millis(num("FLO2_CHANGE_POLL_MS")?.max(10)),
             key_touch_interval: Duration::from_millis(num("FLO2_KEY_TOUCH_INTERVAL_MS")?.max(10)),
             shutdown_grace: Duration::from_secs(num("FLO2_SHUTDOWN_GRACE_SECS")?),
+            allow_private_upstreams: boolean("FLO2_ALLOW_PRIVATE_UPSTREAMS")?,
+            upstream_timeout: Duration::from_secs(num("FLO2_UPSTREAM_TIMEOUT_SECS")?.max(1)),
+            gateway_max_body_bytes: usize::try_from(num("FLO2_GATEWAY_MAX_BODY_BYTES")?)
+                .map_err(|_| invalid("FLO2_GATEWAY_MAX_BODY_BYTES", "too large"))?,
         })
     }
 

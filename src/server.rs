@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use flo2_console::{ConsoleSettings, ConsoleState, SessionTokens};
+use flo2_gateway::upstream::UpstreamSettings;
 use flo2_gateway::{GatewaySettings, GatewayState};
 use flo2_store::{PoolOptions, Store};
 use serde_json::json;
@@ -36,7 +37,11 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The database handle, for tests and admin work.
     pub store: Store,
+    /// Stops the HTTP server (graceful: in-flight requests finish).
     cancel: CancellationToken,
+    /// Stops background writers, only after the server has drained, so records produced by
+    /// the last requests are still written.
+    background: CancellationToken,
     tracker: TaskTracker,
     serving: tokio::task::JoinHandle<std::io::Result<()>>,
     grace: std::time::Duration,
@@ -84,6 +89,7 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
     keyring::check_against(&store, &keyring).await?;
 
     let cancel = CancellationToken::new();
+    let background = CancellationToken::new();
     let tracker = TaskTracker::new();
     let mut app = Router::new();
     if mode != Mode::Console {
@@ -93,10 +99,17 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
             GatewaySettings {
                 change_poll_interval: config.change_poll,
                 key_touch_interval: config.key_touch_interval,
+                upstream: UpstreamSettings {
+                    allow_private: config.allow_private_upstreams,
+                    request_timeout: config.upstream_timeout,
+                    ..UpstreamSettings::default()
+                },
+                max_body_bytes: config.gateway_max_body_bytes,
                 ..GatewaySettings::default()
             },
-        );
-        gateway.spawn_background(&tracker, &cancel);
+        )
+        .map_err(|e| StartError::DataDir(e.to_string()))?;
+        gateway.spawn_background(&tracker, &background);
         app = app.merge(flo2_gateway::router(gateway));
     }
     if mode != Mode::Gateway {
@@ -142,6 +155,7 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
         addr,
         store,
         cancel,
+        background,
         tracker,
         serving,
         grace: config.shutdown_grace,
@@ -159,6 +173,7 @@ impl RunningServer {
             Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
             Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
         }
+        self.background.cancel();
         self.tracker.close();
         self.tracker.wait().await;
         self.store.close().await;

@@ -120,6 +120,8 @@ pub fn config(db: &TestDb, key: &str) -> Config {
         ("FLO2_CHANGE_POLL_MS".into(), "50".into()),
         ("FLO2_KEY_TOUCH_INTERVAL_MS".into(), "50".into()),
         ("FLO2_SHUTDOWN_GRACE_SECS".into(), "5".into()),
+        // The fake upstream listens on loopback.
+        ("FLO2_ALLOW_PRIVATE_UPSTREAMS".into(), "true".into()),
     ];
     Config::load_from(None, &env).unwrap()
 }

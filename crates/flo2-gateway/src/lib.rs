@@ -6,17 +6,26 @@
 
 pub mod auth;
 pub mod change_watcher;
+mod chat;
+mod embeddings;
 pub mod error;
 pub mod key_cache;
 pub mod key_usage;
+pub mod meter;
 mod models;
 pub mod org_cache;
+pub mod plan;
+pub mod relay;
 pub mod request_id;
+pub mod resolve;
+pub mod upstream;
+pub mod usage_sink;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use axum::Router;
 use flo2_store::Store;
 use flo2_vault::MasterKeyring;
@@ -27,6 +36,8 @@ use change_watcher::Caches;
 use key_cache::KeyCache;
 use key_usage::KeyUsage;
 use org_cache::OrgCache;
+use upstream::{Upstream, UpstreamSettings};
+use usage_sink::{UsageSink, UsageWriter};
 
 /// Data-plane settings from the operator's configuration.
 #[derive(Clone, Debug)]
@@ -39,6 +50,10 @@ pub struct GatewaySettings {
     pub key_cache_capacity: u64,
     /// Most organizations held in memory.
     pub org_cache_capacity: u64,
+    /// Upstream HTTP client settings.
+    pub upstream: UpstreamSettings,
+    /// Largest accepted `/v1` request body (images make these large).
+    pub max_body_bytes: usize,
 }
 
 impl Default for GatewaySettings {
@@ -48,6 +63,8 @@ impl Default for GatewaySettings {
             key_touch_interval: Duration::from_secs(10),
             key_cache_capacity: 100_000,
             org_cache_capacity: 10_000,
+            upstream: UpstreamSettings::default(),
+            max_body_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -63,13 +80,22 @@ pub struct GatewayState {
     pub orgs: Arc<OrgCache>,
     /// Pending last-used times.
     pub key_usage: Arc<KeyUsage>,
+    /// The upstream HTTP client.
+    pub upstream: Upstream,
+    /// Where usage records go.
+    pub usage: UsageSink,
+    usage_writer: Arc<std::sync::Mutex<Option<UsageWriter>>>,
     /// Settings.
     pub settings: Arc<GatewaySettings>,
 }
 
 impl GatewayState {
-    /// Builds the caches and subscribes them to this process's changes.
-    pub fn new(store: Store, keyring: Arc<MasterKeyring>, settings: GatewaySettings) -> Self {
+    /// Builds the caches, subscribes them to this process's changes, and builds the upstream client.
+    pub fn new(
+        store: Store,
+        keyring: Arc<MasterKeyring>,
+        settings: GatewaySettings,
+    ) -> Result<Self, upstream::UpstreamError> {
         let keys = Arc::new(KeyCache::new(store.clone(), settings.key_cache_capacity));
         let orgs = Arc::new(OrgCache::new(
             store.clone(),
@@ -83,13 +109,17 @@ impl GatewayState {
                 orgs: Arc::clone(&orgs),
             },
         );
-        Self {
+        let (usage, writer) = usage_sink::channel();
+        Ok(Self {
             store,
             keys,
             orgs,
             key_usage: Arc::default(),
+            upstream: Upstream::new(settings.upstream.clone())?,
+            usage,
+            usage_writer: Arc::new(std::sync::Mutex::new(Some(writer))),
             settings: Arc::new(settings),
-        }
+        })
     }
 
     /// Starts the background work (change polling, last-used batching) on `tracker`; it stops
@@ -105,6 +135,13 @@ impl GatewayState {
             self.settings.change_poll_interval,
             cancel.clone(),
         ));
+        let writer = match self.usage_writer.lock() {
+            Ok(mut w) => w.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(writer) = writer {
+            tracker.spawn(writer.run(self.store.clone(), cancel.clone()));
+        }
         let usage = Arc::clone(&self.key_usage);
         let store = self.store.clone();
         let interval = self.settings.key_touch_interval;
@@ -115,8 +152,14 @@ impl GatewayState {
 
 /// The data plane's routes.
 pub fn router(state: GatewayState) -> Router {
+    let limit = state.settings.max_body_bytes;
     Router::new()
         .route("/v1/models", get(models::list))
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/messages", post(chat::messages))
+        .route("/v1/messages/count_tokens", post(embeddings::count_tokens))
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
 

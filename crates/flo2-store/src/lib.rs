@@ -16,6 +16,7 @@ mod pool;
 mod sessions;
 mod teams;
 pub mod types;
+mod usage;
 mod users;
 
 pub use changes::{Change, ChangeKind};
@@ -27,6 +28,7 @@ pub use orgs::{Membership, NewOrganization, Organization, StoredDataKey};
 pub use pool::{Dialect, PoolOptions};
 pub use sessions::Session;
 pub use teams::Team;
+pub use usage::UsageRecord;
 pub use users::{Member, NewUser, User};
 
 use std::sync::Arc;

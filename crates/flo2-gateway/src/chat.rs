@@ -1,0 +1,351 @@
+//! `POST /v1/chat/completions` and `POST /v1/messages`: authenticate, resolve the model, plan
+//! the upstream request, call it, and answer in the caller's format, metering the call.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use flo2_llm::common::TranslateError;
+use flo2_llm::providers::{self, WireFamily};
+use flo2_llm::translate::{anthropic, gemini, openai};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::auth::Caller;
+use crate::error::{ApiFormat, ErrorKind, GatewayError};
+use crate::meter::Meter;
+use crate::plan::{plan, Mode, Plan};
+use crate::relay::Relay;
+use crate::request_id::RequestId;
+use crate::resolve::{resolve, ResolveError, Target};
+use crate::upstream::UpstreamError;
+use crate::GatewayState;
+
+/// Largest upstream JSON answer read into memory (streams are never read whole).
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+/// Statuses passed on as they are; anything else becomes 502.
+const FAITHFUL: &[u16] = &[
+    400, 401, 403, 404, 408, 409, 413, 422, 429, 500, 502, 503, 504, 529,
+];
+
+/// OpenAI Chat Completions.
+pub async fn chat_completions(
+    state: State<GatewayState>,
+    caller: Caller,
+    id: Extension<RequestId>,
+    body: Bytes,
+) -> Response {
+    handle(state.0, caller, ApiFormat::OpenAi, id.0, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Anthropic Messages.
+pub async fn messages(
+    state: State<GatewayState>,
+    caller: Caller,
+    id: Extension<RequestId>,
+    body: Bytes,
+) -> Response {
+    handle(state.0, caller, ApiFormat::Anthropic, id.0, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(crate) fn parse_body(format: ApiFormat, body: &[u8]) -> Result<Value, GatewayError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        GatewayError::new(
+            format,
+            ErrorKind::InvalidRequest,
+            format!("the request body is not valid JSON: {e}"),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(GatewayError::new(
+            format,
+            ErrorKind::InvalidRequest,
+            "the request body must be a JSON object",
+        ));
+    }
+    Ok(value)
+}
+
+pub(crate) async fn target_for(
+    state: &GatewayState,
+    caller: &Caller,
+    requested: &str,
+) -> Result<Target, GatewayError> {
+    let config = state.orgs.get(caller.key.org).await.map_err(|err| {
+        tracing::error!(error = %err, "loading organization configuration failed");
+        GatewayError::new(
+            caller.format,
+            ErrorKind::Unavailable,
+            "flo2 cannot load your configuration right now; retry shortly",
+        )
+    })?;
+    resolve(&config, requested).map_err(|e| {
+        let kind = if e == ResolveError::Missing {
+            ErrorKind::InvalidRequest
+        } else {
+            ErrorKind::NotFound
+        };
+        GatewayError::new(caller.format, kind, e.to_string())
+    })
+}
+
+fn translate_error(format: ApiFormat, e: TranslateError) -> GatewayError {
+    GatewayError::new(format, ErrorKind::InvalidRequest, e.to_string())
+}
+
+async fn handle(
+    state: GatewayState,
+    caller: Caller,
+    format: ApiFormat,
+    request_id: RequestId,
+    body: Bytes,
+) -> Result<Response, GatewayError> {
+    let caller = Caller { format, ..caller };
+    let value = parse_body(format, &body)?;
+    let requested = value
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let target = target_for(&state, &caller, &requested).await?;
+    let plan = plan(format, &target, value).map_err(|e| translate_error(format, e))?;
+    let mut meter = Meter::start(
+        &state.usage,
+        &caller,
+        format,
+        request_id.0,
+        &requested,
+        &target,
+    );
+    let url = providers::chat_url(
+        target.provider,
+        &target.base_url,
+        &target.model,
+        plan.stream,
+    );
+    let response = match send(&state, &target, &url, &plan, format).await {
+        Ok(r) => r,
+        Err(err) => {
+            meter.finish(err.status().as_u16(), Some("upstream_unreachable"));
+            return Err(err);
+        }
+    };
+    if !response.status().is_success() {
+        let err = upstream_error(format, &target, response).await;
+        meter.finish(err.status().as_u16(), Some("upstream_error"));
+        return Err(err);
+    }
+    let served = [
+        ("x-flo2-provider", target.provider.as_str().to_owned()),
+        ("x-flo2-model", target.model.clone()),
+    ];
+    if plan.stream {
+        let mut relay = Relay::new(
+            Box::pin(response.bytes_stream()),
+            plan.family,
+            plan.mode,
+            format,
+            &target.model,
+            plan.client_wants_stream_usage,
+            meter,
+        );
+        let prefix = relay.prefetch().await.map_err(|f| {
+            GatewayError::with_status(
+                format,
+                StatusCode::BAD_GATEWAY,
+                format!("{}: {}", target.provider, f.message),
+            )
+        })?;
+        let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(prefix) })
+            .chain(relay.into_stream());
+        let mut resp = Response::new(Body::from_stream(body));
+        let headers = resp.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        add_headers(&mut resp, &served);
+        return Ok(resp);
+    }
+    let bytes = read_limited(response).await.map_err(|e| {
+        meter.finish(502, Some("upstream_body"));
+        GatewayError::with_status(
+            format,
+            StatusCode::BAD_GATEWAY,
+            format!("{}: {e}", target.provider),
+        )
+    })?;
+    let (body, usage) = match answer(format, &plan, &target, &bytes) {
+        Ok(a) => a,
+        Err(message) => {
+            meter.finish(502, Some("upstream_malformed"));
+            return Err(GatewayError::with_status(
+                format,
+                StatusCode::BAD_GATEWAY,
+                format!("{}: {message}", target.provider),
+            ));
+        }
+    };
+    meter.usage(usage);
+    meter.finish(200, None);
+    let mut resp = Response::new(Body::from(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    add_headers(&mut resp, &served);
+    Ok(resp)
+}
+
+fn add_headers(resp: &mut Response, headers: &[(&'static str, String)]) {
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            resp.headers_mut().insert(*name, v);
+        }
+    }
+}
+
+/// The answer body for the caller and the usage it reports.
+fn answer(
+    format: ApiFormat,
+    plan: &Plan,
+    target: &Target,
+    bytes: &Bytes,
+) -> Result<(Bytes, flo2_llm::common::Usage), String> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|_| "the upstream answered with malformed JSON".to_owned())?;
+    if plan.mode == Mode::Passthrough {
+        let usage = match plan.family {
+            WireFamily::Anthropic => value.get("usage").map(anthropic::parse_usage),
+            _ => value.get("usage").map(openai::parse_usage),
+        };
+        return Ok((bytes.clone(), usage.unwrap_or_default()));
+    }
+    let common = match plan.family {
+        WireFamily::OpenAi => openai::parse_response(&value),
+        WireFamily::Anthropic => anthropic::parse_response(&value),
+        WireFamily::Gemini => gemini::parse_response(&value, &target.model),
+    }
+    .map_err(|e| e.to_string())?;
+    let out = match format {
+        ApiFormat::OpenAi => openai::write_response(&common, chrono::Utc::now().timestamp()),
+        ApiFormat::Anthropic => anthropic::write_response(&common),
+    };
+    Ok((Bytes::from(out.to_string()), common.usage))
+}
+
+pub(crate) async fn send(
+    state: &GatewayState,
+    target: &Target,
+    url: &str,
+    plan: &Plan,
+    format: ApiFormat,
+) -> Result<reqwest::Response, GatewayError> {
+    let url = state
+        .upstream
+        .check_url(url)
+        .map_err(|e| unreachable(format, target, &e.to_string()))?;
+    let mut req = state.upstream.post(url, plan.stream).json(&plan.body);
+    for (name, value) in providers::auth_headers(target.provider, target.credential.secret.expose())
+    {
+        req = req.header(name, value);
+    }
+    req.send().await.map_err(|e| {
+        if e.is_timeout() {
+            GatewayError::new(
+                format,
+                ErrorKind::Timeout,
+                format!("{} did not answer in time", target.provider),
+            )
+        } else if format!("{e:?}").contains("PrivateAddress") {
+            unreachable(format, target, &UpstreamError::PrivateAddress.to_string())
+        } else {
+            tracing::warn!(provider = %target.provider, error = %e, "upstream unreachable");
+            unreachable(format, target, "cannot connect")
+        }
+    })
+}
+
+fn unreachable(format: ApiFormat, target: &Target, why: &str) -> GatewayError {
+    GatewayError::with_status(
+        format,
+        StatusCode::BAD_GATEWAY,
+        format!("{}: {why}", target.provider),
+    )
+}
+
+async fn read_limited(response: reqwest::Response) -> Result<Bytes, String> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_UPSTREAM_BODY as u64)
+    {
+        return Err("the upstream answer is too large".into());
+    }
+    let mut out = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| "the upstream connection broke".to_owned())?;
+        if out.len() + chunk.len() > MAX_UPSTREAM_BODY {
+            return Err("the upstream answer is too large".into());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(out))
+}
+
+/// An upstream error answer, passed on in the caller's shape with a faithful status, the
+/// upstream's message and its `retry-after`; never the tenant's key.
+pub(crate) async fn upstream_error(
+    format: ApiFormat,
+    target: &Target,
+    response: reqwest::Response,
+) -> GatewayError {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok());
+    let bytes = read_limited(response).await.unwrap_or_default();
+    let upstream_message = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("error")
+                .and_then(|e| e.get("message").and_then(Value::as_str).map(str::to_owned))
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned());
+    let message = match status {
+        // Providers quote (part of) the rejected key in these; say what happened instead.
+        401 | 403 => format!(
+            "{} rejected the {} key stored in flo2 ({status}); check it in your provider keys",
+            target.provider, target.provider
+        ),
+        _ => format!(
+            "{} answered {status}: {}",
+            target.provider,
+            redact(&upstream_message, target.credential.secret.expose())
+        ),
+    };
+    let passed = if FAITHFUL.contains(&status) {
+        status
+    } else if status < 500 {
+        400
+    } else {
+        502
+    };
+    let status = StatusCode::from_u16(passed).unwrap_or(StatusCode::BAD_GATEWAY);
+    GatewayError::with_status(format, status, message).retry_after(retry_after)
+}
+
+fn redact(message: &str, key: &str) -> String {
+    if key.len() >= 8 {
+        message.replace(key, "*****")
+    } else {
+        message.to_owned()
+    }
+}

@@ -1,0 +1,139 @@
+//! `POST /v1/embeddings` (OpenAI shape) and `POST /v1/messages/count_tokens` (Anthropic shape).
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use flo2_llm::common::Usage;
+use flo2_llm::providers::{self, WireFamily};
+use serde_json::{json, Value};
+
+use crate::auth::Caller;
+use crate::chat::{parse_body, send, target_for, upstream_error};
+use crate::error::{ApiFormat, ErrorKind, GatewayError};
+use crate::meter::Meter;
+use crate::plan::{Mode, Plan};
+use crate::request_id::RequestId;
+use crate::GatewayState;
+
+/// Embeddings, forwarded to OpenAI-style embedding endpoints.
+pub async fn embeddings(
+    State(state): State<GatewayState>,
+    caller: Caller,
+    Extension(id): Extension<RequestId>,
+    body: Bytes,
+) -> Response {
+    run(
+        state,
+        Caller {
+            format: ApiFormat::OpenAi,
+            ..caller
+        },
+        id,
+        body,
+    )
+    .await
+    .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn run(
+    state: GatewayState,
+    caller: Caller,
+    id: RequestId,
+    body: Bytes,
+) -> Result<Response, GatewayError> {
+    let format = caller.format;
+    let mut value = parse_body(format, &body)?;
+    let requested = value
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let target = target_for(&state, &caller, &requested).await?;
+    let url = providers::embeddings_url(target.provider, &target.base_url).ok_or_else(|| {
+        GatewayError::new(
+            format,
+            ErrorKind::InvalidRequest,
+            format!("embeddings are not supported by {}", target.provider),
+        )
+    })?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert("model".into(), json!(target.model));
+    }
+    let plan = Plan {
+        body: value,
+        mode: Mode::Passthrough,
+        family: WireFamily::OpenAi,
+        stream: false,
+        client_wants_stream_usage: false,
+    };
+    let mut meter = Meter::start(&state.usage, &caller, format, id.0, &requested, &target);
+    let response = match send(&state, &target, &url, &plan, format).await {
+        Ok(r) => r,
+        Err(e) => {
+            meter.finish(e.status().as_u16(), Some("upstream_unreachable"));
+            return Err(e);
+        }
+    };
+    if !response.status().is_success() {
+        let err = upstream_error(format, &target, response).await;
+        meter.finish(err.status().as_u16(), Some("upstream_error"));
+        return Err(err);
+    }
+    let bytes = response.bytes().await.map_err(|_| {
+        meter.finish(502, Some("upstream_body"));
+        GatewayError::new(
+            format,
+            ErrorKind::BadGateway,
+            format!("{}: the upstream connection broke", target.provider),
+        )
+    })?;
+    let prompt = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("usage")
+                .and_then(|u| u.get("prompt_tokens"))
+                .and_then(Value::as_u64)
+        })
+        .unwrap_or(0);
+    meter.usage(Usage {
+        input: prompt,
+        ..Usage::default()
+    });
+    meter.finish(200, None);
+    let mut resp = Response::new(Body::from(bytes));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}
+
+/// A documented approximation: about four characters of text per token, plus a small overhead
+/// per message. Providers other than Anthropic have no counting endpoint, and an exact count
+/// would need each model's tokenizer.
+pub async fn count_tokens(caller: Caller, body: Bytes) -> Response {
+    let format = ApiFormat::Anthropic;
+    let _ = caller;
+    match parse_body(format, &body) {
+        Ok(value) => {
+            let messages = value
+                .get("messages")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let text_chars: usize = value
+                .get("messages")
+                .map_or(0, |m| m.to_string().chars().count())
+                + value
+                    .get("system")
+                    .map_or(0, |s| s.to_string().chars().count())
+                + value
+                    .get("tools")
+                    .map_or(0, |t| t.to_string().chars().count());
+            let estimate = text_chars.div_ceil(4) + 4 * messages;
+            Json(json!({"input_tokens": estimate})).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,124 @@
+//! One usage record per upstream call. A [`Meter`] is created when the call starts and writes
+//! its record exactly once: when the call is finished explicitly, or — if the caller went away
+//! mid-stream and the response was dropped — from `Drop`, with status 499.
+
+use std::time::Instant;
+
+use chrono::Utc;
+use flo2_llm::common::Usage;
+use flo2_store::UsageRecord;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::ApiFormat;
+use crate::resolve::Target;
+use crate::usage_sink::UsageSink;
+
+/// Status recorded when the caller disconnected before the answer was complete (nginx's code).
+pub const CLIENT_CLOSED: i64 = 499;
+
+/// Meters one upstream call.
+pub struct Meter {
+    sink: UsageSink,
+    record: Option<UsageRecord>,
+    started: Instant,
+    first_token: Option<Instant>,
+    usage: Usage,
+}
+
+impl Meter {
+    /// Starts metering a call for `caller` to `target`.
+    pub fn start(
+        sink: &UsageSink,
+        caller: &Caller,
+        inbound: ApiFormat,
+        request_id: Uuid,
+        requested: &str,
+        target: &Target,
+    ) -> Self {
+        let now = Utc::now();
+        Self {
+            sink: sink.clone(),
+            record: Some(UsageRecord {
+                id: Uuid::now_v7(),
+                org_id: caller.key.org,
+                team_id: Some(caller.key.team),
+                gateway_key_id: Some(caller.key.id),
+                request_id,
+                attempt: 1,
+                attempt_role: "primary".into(),
+                inbound_api: inbound.as_str().into(),
+                requested_model: requested.to_owned(),
+                route: None,
+                provider: target.provider.as_str().into(),
+                model: target.model.clone(),
+                credential_id: Some(target.credential.id),
+                status: 0,
+                error_kind: None,
+                input_tokens: 0,
+                output_tokens: 0,
+                cached_input_tokens: 0,
+                cache_write_tokens: 0,
+                reasoning_tokens: 0,
+                cost_picousd: 0,
+                baseline_cost_picousd: 0,
+                tokens_estimated: false,
+                cache_hit: false,
+                latency_ms: 0,
+                ttft_ms: None,
+                started_at: now,
+                finished_at: now,
+            }),
+            started: Instant::now(),
+            first_token: None,
+            usage: Usage::default(),
+        }
+    }
+
+    /// Notes the first token of a stream (once).
+    pub fn first_token(&mut self) {
+        self.first_token.get_or_insert_with(Instant::now);
+    }
+
+    /// True once a token has been seen.
+    pub fn has_first_token(&self) -> bool {
+        self.first_token.is_some()
+    }
+
+    /// Updates the token counts (the last report wins).
+    pub fn usage(&mut self, usage: Usage) {
+        self.usage = usage;
+    }
+
+    /// Writes the record with `status` (and `error_kind` for failures).
+    pub fn finish(&mut self, status: u16, error_kind: Option<&str>) {
+        self.write(i64::from(status), error_kind);
+    }
+
+    fn write(&mut self, status: i64, error_kind: Option<&str>) {
+        let Some(mut record) = self.record.take() else {
+            return;
+        };
+        let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        record.status = status;
+        record.error_kind = error_kind.map(str::to_owned);
+        record.input_tokens = to_i64(self.usage.input);
+        record.output_tokens = to_i64(self.usage.output);
+        record.cached_input_tokens = to_i64(self.usage.cached_input);
+        record.cache_write_tokens = to_i64(self.usage.cache_write);
+        record.reasoning_tokens = to_i64(self.usage.reasoning);
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        record.latency_ms = ms(self.started.elapsed());
+        record.ttft_ms = self.first_token.map(|t| ms(t.duration_since(self.started)));
+        record.finished_at = Utc::now();
+        self.sink.record(record);
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        if self.record.is_some() {
+            self.write(CLIENT_CLOSED, Some("client_closed"));
+        }
+    }
+}

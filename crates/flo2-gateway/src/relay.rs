@@ -1,0 +1,235 @@
+//! Relaying an upstream stream to the caller, event by event: same-format streams are forwarded
+//! as they come (re-framed per event, the data untouched), cross-format streams are translated.
+//! Nothing is buffered beyond the event being handled.
+
+use std::pin::Pin;
+
+use axum::body::Bytes;
+use flo2_llm::common::StreamEvent;
+use flo2_llm::providers::WireFamily;
+use flo2_llm::stream::decode::StreamDecoder;
+use flo2_llm::stream::encode::{AnthropicEncoder, OpenAiEncoder};
+use flo2_llm::stream::sse::{self, SseDecoder, SseEvent};
+use futures_util::{Stream, StreamExt};
+
+use crate::error::ApiFormat;
+use crate::meter::Meter;
+use crate::plan::Mode;
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+enum Output {
+    Passthrough {
+        inbound: ApiFormat,
+        client_wants_usage: bool,
+    },
+    OpenAi(OpenAiEncoder),
+    Anthropic(AnthropicEncoder),
+}
+
+/// Why a stream failed before the caller received anything.
+#[derive(Debug)]
+pub struct EarlyFailure {
+    /// The upstream's or flo2's message.
+    pub message: String,
+}
+
+/// One relayed stream.
+pub struct Relay {
+    upstream: ByteStream,
+    sse: SseDecoder,
+    decoder: StreamDecoder,
+    output: Output,
+    meter: Meter,
+    events: Vec<SseEvent>,
+    complete: bool,
+    finished: bool,
+    failure: Option<String>,
+}
+
+impl Relay {
+    /// A relay from `upstream` (speaking `family`) to a caller speaking `inbound`.
+    pub fn new(
+        upstream: ByteStream,
+        family: WireFamily,
+        mode: Mode,
+        inbound: ApiFormat,
+        model: &str,
+        client_wants_usage: bool,
+        meter: Meter,
+    ) -> Self {
+        let output = match (mode, inbound) {
+            (Mode::Passthrough, _) => Output::Passthrough {
+                inbound,
+                client_wants_usage,
+            },
+            (Mode::Translate, ApiFormat::OpenAi) => Output::OpenAi(OpenAiEncoder::new(
+                model,
+                chrono::Utc::now().timestamp(),
+                client_wants_usage,
+            )),
+            (Mode::Translate, ApiFormat::Anthropic) => {
+                Output::Anthropic(AnthropicEncoder::new(model))
+            }
+        };
+        Self {
+            upstream,
+            sse: SseDecoder::new(),
+            decoder: StreamDecoder::new(family, model),
+            output,
+            meter,
+            events: Vec::new(),
+            complete: false,
+            finished: false,
+            failure: None,
+        }
+    }
+
+    /// Reads until the first token (or the end), returning what to send first. The caller is not
+    /// committed to a stream before this, so an upstream that fails first gets a proper error
+    /// response (and, with routing, a fallback).
+    pub async fn prefetch(&mut self) -> Result<Bytes, EarlyFailure> {
+        let mut prefix = String::new();
+        while !self.finished && !self.meter.has_first_token() {
+            match self.next_text().await {
+                Some(text) => prefix.push_str(&text),
+                None => break,
+            }
+        }
+        if let (Some(message), false) = (self.failure.as_ref(), self.meter.has_first_token()) {
+            return Err(EarlyFailure {
+                message: message.clone(),
+            });
+        }
+        Ok(Bytes::from(prefix))
+    }
+
+    /// The rest of the stream, as a body.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
+        futures_util::stream::unfold(self, |mut relay| async move {
+            relay
+                .next_text()
+                .await
+                .map(|text| (Ok(Bytes::from(text)), relay))
+        })
+    }
+
+    /// The next piece of output; `None` at the end.
+    async fn next_text(&mut self) -> Option<String> {
+        let mut out = String::new();
+        while out.is_empty() {
+            if self.finished {
+                return None;
+            }
+            match self.upstream.next().await {
+                Some(Ok(bytes)) => {
+                    if self.sse.feed(&bytes, &mut self.events).is_err() {
+                        self.fail("upstream sent an oversized stream event", &mut out);
+                        continue;
+                    }
+                    self.handle_events(&mut out);
+                }
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, "upstream stream broke");
+                    self.fail("the upstream connection broke mid-stream", &mut out);
+                }
+                None => {
+                    self.sse.finish(&mut self.events);
+                    self.handle_events(&mut out);
+                    if !self.complete {
+                        self.fail(
+                            "the upstream ended the stream before it was complete",
+                            &mut out,
+                        );
+                    }
+                    self.finish_ok(&mut out);
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn handle_events(&mut self, out: &mut String) {
+        let events = std::mem::take(&mut self.events);
+        for event in &events {
+            if self.finished {
+                break;
+            }
+            let decoded = self.decoder.decode(event);
+            if let Some(message) = decoded.error {
+                self.fail(&format!("upstream error: {message}"), out);
+                break;
+            }
+            for e in &decoded.events {
+                match e {
+                    StreamEvent::Text(_) | StreamEvent::ToolCallStart { .. } => {
+                        self.meter.first_token()
+                    }
+                    StreamEvent::Usage(u) => self.meter.usage(*u),
+                    _ => {}
+                }
+            }
+            match &mut self.output {
+                Output::Passthrough {
+                    client_wants_usage, ..
+                } => {
+                    // flo2 asks OpenAI-style upstreams for a usage chunk; a caller that did not ask
+                    // for one does not get it (code reading `choices[0]` would break on it).
+                    let usage_only = !*client_wants_usage
+                        && decoded
+                            .events
+                            .iter()
+                            .all(|e| matches!(e, StreamEvent::Usage(_)))
+                        && !decoded.events.is_empty();
+                    if !usage_only {
+                        sse::encode(out, event.event.as_deref(), &event.data);
+                    }
+                }
+                Output::OpenAi(enc) => decoded.events.iter().for_each(|e| enc.event(e, out)),
+                Output::Anthropic(enc) => decoded.events.iter().for_each(|e| enc.event(e, out)),
+            }
+            if decoded.done {
+                self.complete = true;
+                self.finish_ok(out);
+            }
+        }
+        self.events = events;
+        self.events.clear();
+    }
+
+    fn finish_ok(&mut self, out: &mut String) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        match &mut self.output {
+            Output::Passthrough { .. } => {}
+            Output::OpenAi(enc) => enc.finish(out),
+            Output::Anthropic(enc) => enc.finish(out),
+        }
+        self.meter.usage(self.decoder.usage());
+        self.meter.finish(200, None);
+    }
+
+    fn fail(&mut self, message: &str, out: &mut String) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.failure = Some(message.to_owned());
+        match &mut self.output {
+            Output::Passthrough {
+                inbound: ApiFormat::OpenAi,
+                ..
+            } => OpenAiEncoder::new("", 0, false).error(message, out),
+            Output::Passthrough {
+                inbound: ApiFormat::Anthropic,
+                ..
+            } => AnthropicEncoder::new("").error(message, out),
+            Output::OpenAi(enc) => enc.error(message, out),
+            Output::Anthropic(enc) => enc.error(message, out),
+        }
+        self.meter.usage(self.decoder.usage());
+        self.meter.finish(502, Some("stream_interrupted"));
+    }
+}

@@ -1,0 +1,159 @@
+//! Which provider, model and credential serve a requested `model`.
+//!
+//! - `provider/model` (`anthropic/claude-sonnet-4-5`, `openrouter/openai/gpt-4o`): that provider,
+//!   everything after the first `/` as its model id.
+//! - A bare name (`gpt-4o`): the first provider, in the order of [`ProviderKind::ALL`]
+//!   (openai, anthropic, gemini, groq, cerebras, deepinfra, mistral, xai, openrouter,
+//!   openai-compatible), whose catalog lists the name and for which the organization holds a
+//!   key. A name no catalog lists goes to the organization's only provider, if it has exactly one.
+//!
+//! Among several keys for one provider, the first by name serves (key pools come with routing).
+
+use flo2_core::ProviderKind;
+
+use crate::org_cache::{CredentialEntry, OrgConfig};
+
+/// A resolved upstream target.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// Provider.
+    pub provider: ProviderKind,
+    /// The provider's model id.
+    pub model: String,
+    /// The key to use.
+    pub credential: CredentialEntry,
+    /// Where to send it (no trailing slash).
+    pub base_url: String,
+}
+
+/// Why a model did not resolve. Messages name nothing outside the caller's organization.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// The name is empty.
+    #[error("`model` is required")]
+    Missing,
+    /// The organization holds no key for the named provider.
+    #[error("your organization has no {0} key in flo2; add one, or pick another provider")]
+    NoKey(ProviderKind),
+    /// Nothing known by that name.
+    #[error("unknown model {0:?}: use provider/model, e.g. openai/gpt-4o-mini")]
+    Unknown(String),
+}
+
+/// Resolves `requested` within the organization's configuration.
+pub fn resolve(config: &OrgConfig, requested: &str) -> Result<Target, ResolveError> {
+    let requested = requested.trim();
+    if requested.is_empty() {
+        return Err(ResolveError::Missing);
+    }
+    if let Some((prefix, model)) = requested.split_once('/') {
+        if let Ok(provider) = prefix.parse::<ProviderKind>() {
+            if model.is_empty() {
+                return Err(ResolveError::Unknown(requested.to_owned()));
+            }
+            let credential = first_key(config, provider).ok_or(ResolveError::NoKey(provider))?;
+            return Ok(target(provider, model, credential));
+        }
+    }
+    let listed = config
+        .providers()
+        .into_iter()
+        .find(|p| flo2_llm::catalog::models_for(*p).any(|m| m.id == requested));
+    let provider = match listed {
+        Some(p) => p,
+        None => match config.providers().as_slice() {
+            [only] => *only,
+            _ => return Err(ResolveError::Unknown(requested.to_owned())),
+        },
+    };
+    let credential = first_key(config, provider).ok_or(ResolveError::NoKey(provider))?;
+    Ok(target(provider, requested, credential))
+}
+
+fn first_key(config: &OrgConfig, provider: ProviderKind) -> Option<&CredentialEntry> {
+    config.credentials.iter().find(|c| c.provider == provider)
+}
+
+fn target(provider: ProviderKind, model: &str, credential: &CredentialEntry) -> Target {
+    let base = credential
+        .base_url
+        .as_deref()
+        .or(provider.default_base_url())
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_owned();
+    Target {
+        provider,
+        model: model.to_owned(),
+        credential: credential.clone(),
+        base_url: base,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flo2_core::{CredentialId, Secret};
+
+    fn key(provider: ProviderKind, name: &str) -> CredentialEntry {
+        CredentialEntry {
+            id: CredentialId::new(),
+            provider,
+            name: name.into(),
+            base_url: None,
+            secret: Secret::new("k".into()),
+        }
+    }
+
+    #[test]
+    fn addressing_rules() {
+        let config = OrgConfig {
+            credentials: vec![
+                key(ProviderKind::Groq, "g"),
+                key(ProviderKind::OpenAi, "o"),
+                key(ProviderKind::OpenRouter, "r"),
+            ],
+        };
+        let t = resolve(&config, "openrouter/openai/gpt-4o").unwrap();
+        assert_eq!(
+            (t.provider, t.model.as_str(), t.base_url.as_str()),
+            (
+                ProviderKind::OpenRouter,
+                "openai/gpt-4o",
+                "https://openrouter.ai/api/v1"
+            )
+        );
+        assert_eq!(
+            resolve(&config, "gpt-4o").unwrap().provider,
+            ProviderKind::OpenAi
+        );
+        assert_eq!(
+            resolve(&config, "llama-3.3-70b-versatile")
+                .unwrap()
+                .provider,
+            ProviderKind::Groq
+        );
+        assert_eq!(
+            resolve(&config, "anthropic/claude-sonnet-4-5").unwrap_err(),
+            ResolveError::NoKey(ProviderKind::Anthropic)
+        );
+        assert!(matches!(
+            resolve(&config, "mystery-model"),
+            Err(ResolveError::Unknown(_))
+        ));
+        assert_eq!(resolve(&config, " ").unwrap_err(), ResolveError::Missing);
+        // Not a provider prefix: a bare name with a slash (e.g. an org/model id).
+        assert!(matches!(
+            resolve(&config, "meta/llama"),
+            Err(ResolveError::Unknown(_))
+        ));
+
+        let single = OrgConfig {
+            credentials: vec![key(ProviderKind::OpenAiCompatible, "vllm")],
+        };
+        assert_eq!(
+            resolve(&single, "my-finetune").unwrap().model,
+            "my-finetune"
+        );
+    }
+}

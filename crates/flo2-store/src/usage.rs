@@ -1,0 +1,216 @@
+//! Usage records: one row per upstream call, written in batches off the request path.
+
+use chrono::{DateTime, Utc};
+use flo2_core::{CredentialId, GatewayKeyId, OrgId, TeamId};
+use uuid::Uuid;
+
+use crate::pool::on_pool;
+use crate::types::{DbTime, DbUuid};
+use crate::{Store, StoreError};
+
+/// One upstream call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageRecord {
+    /// Record id; inserting the same id twice keeps one row (replays are idempotent).
+    pub id: Uuid,
+    /// Tenant.
+    pub org_id: OrgId,
+    /// Team of the gateway key.
+    pub team_id: Option<TeamId>,
+    /// The gateway key.
+    pub gateway_key_id: Option<GatewayKeyId>,
+    /// The inbound request (`x-flo2-request-id`); several attempts share it.
+    pub request_id: Uuid,
+    /// Attempt number within the request, from 1.
+    pub attempt: i64,
+    /// `primary`, `fallback`, `race`, `judge`, `cache_hit`.
+    pub attempt_role: String,
+    /// `openai` or `anthropic`: the API the caller used.
+    pub inbound_api: String,
+    /// The model (or route) the caller asked for.
+    pub requested_model: String,
+    /// The route, if one was used.
+    pub route: Option<String>,
+    /// Provider called.
+    pub provider: String,
+    /// Model called, as the provider names it.
+    pub model: String,
+    /// Credential used.
+    pub credential_id: Option<CredentialId>,
+    /// HTTP status of the attempt (499 when the caller went away first).
+    pub status: i64,
+    /// Short machine-readable failure kind, if it failed.
+    pub error_kind: Option<String>,
+    /// Input tokens at the full input price.
+    pub input_tokens: i64,
+    /// Output tokens, reasoning included.
+    pub output_tokens: i64,
+    /// Input tokens read from the prompt cache.
+    pub cached_input_tokens: i64,
+    /// Input tokens written to the prompt cache.
+    pub cache_write_tokens: i64,
+    /// Of the output, reasoning tokens.
+    pub reasoning_tokens: i64,
+    /// Exact cost in pico-USD.
+    pub cost_picousd: i64,
+    /// What the requested or baseline model would have cost, pico-USD.
+    pub baseline_cost_picousd: i64,
+    /// Token counts are flo2's estimate, not the provider's report.
+    pub tokens_estimated: bool,
+    /// Answered from flo2's cache.
+    pub cache_hit: bool,
+    /// Total latency.
+    pub latency_ms: i64,
+    /// Time to first token, for streams.
+    pub ttft_ms: Option<i64>,
+    /// When the attempt started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct UsageRow {
+    id: DbUuid,
+    org_id: DbUuid,
+    team_id: Option<DbUuid>,
+    gateway_key_id: Option<DbUuid>,
+    request_id: DbUuid,
+    attempt: i64,
+    attempt_role: String,
+    inbound_api: String,
+    requested_model: String,
+    route: Option<String>,
+    provider: String,
+    model: String,
+    credential_id: Option<DbUuid>,
+    status: i64,
+    error_kind: Option<String>,
+    input_tokens: i64,
+    output_tokens: i64,
+    cached_input_tokens: i64,
+    cache_write_tokens: i64,
+    reasoning_tokens: i64,
+    cost_picousd: i64,
+    baseline_cost_picousd: i64,
+    tokens_estimated: bool,
+    cache_hit: bool,
+    latency_ms: i64,
+    ttft_ms: Option<i64>,
+    started_at: DbTime,
+    finished_at: DbTime,
+}
+
+impl From<UsageRow> for UsageRecord {
+    fn from(r: UsageRow) -> Self {
+        UsageRecord {
+            id: r.id.0,
+            org_id: r.org_id.into(),
+            team_id: r.team_id.map(Into::into),
+            gateway_key_id: r.gateway_key_id.map(Into::into),
+            request_id: r.request_id.0,
+            attempt: r.attempt,
+            attempt_role: r.attempt_role,
+            inbound_api: r.inbound_api,
+            requested_model: r.requested_model,
+            route: r.route,
+            provider: r.provider,
+            model: r.model,
+            credential_id: r.credential_id.map(Into::into),
+            status: r.status,
+            error_kind: r.error_kind,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            cached_input_tokens: r.cached_input_tokens,
+            cache_write_tokens: r.cache_write_tokens,
+            reasoning_tokens: r.reasoning_tokens,
+            cost_picousd: r.cost_picousd,
+            baseline_cost_picousd: r.baseline_cost_picousd,
+            tokens_estimated: r.tokens_estimated,
+            cache_hit: r.cache_hit,
+            latency_ms: r.latency_ms,
+            ttft_ms: r.ttft_ms,
+            started_at: r.started_at.0,
+            finished_at: r.finished_at.0,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, org_id, team_id, gateway_key_id, request_id, attempt, attempt_role, inbound_api, \
+    requested_model, route, provider, model, credential_id, status, error_kind, input_tokens, output_tokens, \
+    cached_input_tokens, cache_write_tokens, reasoning_tokens, cost_picousd, baseline_cost_picousd, \
+    tokens_estimated, cache_hit, latency_ms, ttft_ms, started_at, finished_at";
+
+/// Rows per INSERT: 28 binds each stays under SQLite's 32,766-parameter limit.
+const ROWS_PER_STATEMENT: usize = 500;
+
+macro_rules! push_record {
+    ($b:expr, $r:expr) => {{
+        let r: &UsageRecord = $r;
+        $b.push_bind(DbUuid(r.id))
+            .push_bind(DbUuid::from(r.org_id))
+            .push_bind(r.team_id.map(DbUuid::from))
+            .push_bind(r.gateway_key_id.map(DbUuid::from))
+            .push_bind(DbUuid(r.request_id))
+            .push_bind(r.attempt)
+            .push_bind(r.attempt_role.clone())
+            .push_bind(r.inbound_api.clone())
+            .push_bind(r.requested_model.clone())
+            .push_bind(r.route.clone())
+            .push_bind(r.provider.clone())
+            .push_bind(r.model.clone())
+            .push_bind(r.credential_id.map(DbUuid::from))
+            .push_bind(r.status)
+            .push_bind(r.error_kind.clone())
+            .push_bind(r.input_tokens)
+            .push_bind(r.output_tokens)
+            .push_bind(r.cached_input_tokens)
+            .push_bind(r.cache_write_tokens)
+            .push_bind(r.reasoning_tokens)
+            .push_bind(r.cost_picousd)
+            .push_bind(r.baseline_cost_picousd)
+            .push_bind(r.tokens_estimated)
+            .push_bind(r.cache_hit)
+            .push_bind(r.latency_ms)
+            .push_bind(r.ttft_ms)
+            .push_bind(DbTime::from(r.started_at))
+            .push_bind(DbTime::from(r.finished_at));
+    }};
+}
+
+impl Store {
+    /// Writes records in multi-row statements inside one transaction. A record whose id is
+    /// already stored is skipped, so retrying a batch after an unclear failure is safe.
+    pub async fn insert_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            for chunk in records.chunks(ROWS_PER_STATEMENT) {
+                let mut builder = sqlx::QueryBuilder::new(format!("INSERT INTO usage_records ({COLUMNS}) "));
+                builder.push_values(chunk, |mut b, r| push_record!(b, r));
+                builder.push(" ON CONFLICT (id) DO NOTHING");
+                builder.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// `org`'s records, oldest first (at most `limit`).
+    pub async fn usage_records(
+        &self,
+        org: OrgId,
+        limit: i64,
+    ) -> Result<Vec<UsageRecord>, StoreError> {
+        let rows: Vec<UsageRow> = on_pool!(&self.pool, p => sqlx::query_as(
+            &format!("SELECT {COLUMNS} FROM usage_records WHERE org_id = $1 ORDER BY started_at, id LIMIT $2")
+        )
+        .bind(DbUuid::from(org))
+        .bind(limit)
+        .fetch_all(p)
+        .await)?;
+        Ok(rows.into_iter().map(UsageRecord::from).collect())
+    }
+}
