@@ -1,0 +1,323 @@
+//! A fake LLM upstream for flo2's tests: one HTTP server that speaks OpenAI Chat Completions
+//! (and the OpenAI-compatible family), Anthropic Messages and Gemini `generateContent`, with
+//! each provider's exact JSON and SSE framing. Tests script answers, errors, delays and broken
+//! connections, and inspect what the server received and when callers hung up.
+//!
+//! Routing is by path suffix, so each provider's real prefix works (`/openai/v1/chat/completions`
+//! for Groq, `/v1beta/models/m:generateContent` for Gemini).
+//!
+//! Disconnects are seen when the server next writes to a closed connection, so give streams a
+//! `chunk_delay` (≥ 10 ms) when a test measures how fast a hang-up propagates.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod scenario;
+pub mod wire;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use axum::Router;
+pub use scenario::{from_prompt, Scenario};
+use serde_json::Value;
+use tokio::sync::Notify;
+use wire::Family;
+
+/// A request the fake received.
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Headers, names lowercase.
+    pub headers: Vec<(String, String)>,
+    /// JSON body (`Null` if not JSON).
+    pub body: Value,
+}
+
+impl RecordedRequest {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<VecDeque<Scenario>>,
+    default: Mutex<Option<Scenario>>,
+    requests: Mutex<Vec<RecordedRequest>>,
+    disconnects: AtomicUsize,
+    last_disconnect: Mutex<Option<Instant>>,
+    notify: Notify,
+}
+
+/// The fake server; it stops when dropped.
+pub struct FakeUpstream {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeUpstream {
+    /// Starts on a random loopback port.
+    pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// Starts on `addr` (e.g. `127.0.0.1:9999` for a standalone process).
+    pub async fn start_on(addr: &str) -> Self {
+        let shared = Arc::new(Shared::default());
+        let state = Arc::clone(&shared);
+        let app = Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let state = Arc::clone(&state);
+                async move { handle(state, method, uri, headers, body).await }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, shared, task }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues the answer to the next request.
+    pub fn push(&self, scenario: Scenario) {
+        self.shared.queue.lock().unwrap().push_back(scenario);
+    }
+
+    /// The answer when the queue is empty (initially: chosen from the prompt, see [`from_prompt`]).
+    pub fn set_default(&self, scenario: Scenario) {
+        *self.shared.default.lock().unwrap() = Some(scenario);
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// How many requests arrived.
+    pub fn request_count(&self) -> usize {
+        self.shared.requests.lock().unwrap().len()
+    }
+
+    /// How many streams the caller abandoned before their end.
+    pub fn disconnects(&self) -> usize {
+        self.shared.disconnects.load(Ordering::SeqCst)
+    }
+
+    /// Waits until a caller abandons a stream; returns when that was observed.
+    pub async fn wait_for_disconnect(&self, timeout: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = self.shared.notify.notified();
+            if let Some(at) = *self.shared.last_disconnect.lock().unwrap() {
+                return Some(at);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            if tokio::time::timeout(left, notified).await.is_err() {
+                return *self.shared.last_disconnect.lock().unwrap();
+            }
+        }
+    }
+}
+
+fn family_of(path: &str) -> Option<Family> {
+    let p = path.split('?').next().unwrap_or(path);
+    if p.ends_with("/chat/completions") {
+        Some(Family::OpenAi)
+    } else if p.ends_with("/embeddings") {
+        Some(Family::Embeddings)
+    } else if p.ends_with("/messages") {
+        Some(Family::Anthropic)
+    } else if p.contains("/models/")
+        && (p.ends_with(":generateContent") || p.ends_with(":streamGenerateContent"))
+    {
+        Some(Family::Gemini)
+    } else {
+        None
+    }
+}
+
+fn prompt_text(body: &Value) -> String {
+    body.get("messages")
+        .or_else(|| body.get("contents"))
+        .map(Value::to_string)
+        .unwrap_or_default()
+}
+
+async fn handle(
+    state: Arc<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri
+        .path_and_query()
+        .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    state.requests.lock().unwrap().push(RecordedRequest {
+        method: method.to_string(),
+        path: path.clone(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
+        body: json.clone(),
+    });
+    let Some(family) = family_of(&path) else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &wire::error(Family::OpenAi, 404, "unknown path"),
+            None,
+        );
+    };
+    let scenario = state
+        .queue
+        .lock()
+        .unwrap()
+        .pop_front()
+        .or_else(|| state.default.lock().unwrap().clone())
+        .unwrap_or_else(|| from_prompt(&prompt_text(&json)));
+    if !scenario.first_byte_delay.is_zero() {
+        tokio::time::sleep(scenario.first_byte_delay).await;
+    }
+    if let Some((status, message)) = &scenario.error {
+        let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return json_response(
+            status,
+            &wire::error(family, status.as_u16(), message),
+            scenario.retry_after,
+        );
+    }
+    let model = match family {
+        Family::Gemini => path
+            .split("/models/")
+            .nth(1)
+            .and_then(|m| m.split(':').next())
+            .unwrap_or("gemini")
+            .to_owned(),
+        _ => json
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or("fake-model")
+            .to_owned(),
+    };
+    let streaming = match family {
+        Family::Gemini => path.contains(":streamGenerateContent"),
+        _ => json.get("stream").and_then(Value::as_bool).unwrap_or(false),
+    };
+    if !streaming {
+        return json_response(
+            StatusCode::OK,
+            &wire::answer(family, &scenario, &model, &json),
+            None,
+        );
+    }
+    let include_usage = json
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let frames = wire::stream(family, &scenario, &model, include_usage);
+    stream_response(state, frames, scenario.chunk_delay, scenario.drop_after)
+}
+
+fn json_response(status: StatusCode, body: &Value, retry_after: Option<u64>) -> Response {
+    let mut builder = Response::builder()
+        .status(status)
+        .header("content-type", "application/json");
+    if let Some(secs) = retry_after {
+        builder = builder.header("retry-after", secs.to_string());
+    }
+    builder.body(Body::from(body.to_string())).unwrap()
+}
+
+/// Records a hang-up if the body is dropped before its last frame was produced.
+struct HangUpGuard {
+    state: Arc<Shared>,
+    done: bool,
+}
+
+impl HangUpGuard {
+    fn finish(&mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for HangUpGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.state.disconnects.fetch_add(1, Ordering::SeqCst);
+            *self.state.last_disconnect.lock().unwrap() = Some(Instant::now());
+            self.state.notify.notify_waiters();
+        }
+    }
+}
+
+fn stream_response(
+    state: Arc<Shared>,
+    frames: Vec<String>,
+    delay: Duration,
+    drop_after: Option<usize>,
+) -> Response {
+    let guard = HangUpGuard { state, done: false };
+    let stream = futures_util::stream::unfold(
+        (frames.into_iter().enumerate(), guard),
+        move |(mut frames, mut guard)| async move {
+            let (i, frame) = match frames.next() {
+                Some(next) => next,
+                None => {
+                    guard.finish();
+                    return None;
+                }
+            };
+            if i > 0 && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if drop_after == Some(i) {
+                // A deliberate break, not a caller hang-up. The delay above let earlier frames flush.
+                guard.finish();
+                return Some((
+                    Err(std::io::Error::other("scripted connection drop")),
+                    (frames, guard),
+                ));
+            }
+            Some((Ok::<_, std::io::Error>(Bytes::from(frame)), (frames, guard)))
+        },
+    );
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
