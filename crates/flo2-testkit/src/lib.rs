@@ -162,11 +162,15 @@ fn family_of(path: &str) -> Option<Family> {
     }
 }
 
+/// The last message of the conversation: markers there script the answer, so the turn that
+/// carries a tool's result (no marker) gets text back.
 fn prompt_text(body: &Value) -> String {
-    body.get("messages")
-        .or_else(|| body.get("contents"))
-        .map(Value::to_string)
-        .unwrap_or_default()
+    let messages = body.get("messages").or_else(|| body.get("contents"));
+    match messages {
+        Some(Value::Array(items)) => items.last().map(Value::to_string).unwrap_or_default(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
 }
 
 async fn handle(
