@@ -1,0 +1,79 @@
+"""Fixtures: the fake upstream and a real flo2 binary, one of each for the whole session, and an
+organization whose openai, anthropic and gemini keys point at the fake."""
+
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url, body, token=None):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    req.add_header("content-type", "application/json")
+    if token:
+        req.add_header("authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.fixture(scope="session")
+def fake_upstream():
+    proc = subprocess.Popen([os.environ["FAKE_UPSTREAM_BIN"]], stdout=subprocess.PIPE, text=True)
+    base = proc.stdout.readline().strip()
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def flo2(fake_upstream):
+    data = tempfile.mkdtemp(prefix="flo2-sdk-")
+    port = _free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "FLO2_LISTEN": f"127.0.0.1:{port}",
+        "FLO2_DATA_DIR": data,
+        "FLO2_ALLOW_PRIVATE_UPSTREAMS": "true",
+        "FLO2_LOG": "warn",
+    }
+    proc = subprocess.Popen([os.environ["FLO2_BIN"], "serve"], env=env, cwd=data)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"{base}/readyz")
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("flo2 exited during start")
+            time.sleep(0.1)
+    signup = _post(f"{base}/api/v1/signup", {"email": "sdk@example.com", "password": "a long passphrase", "organization": "SDK"})
+    token = signup["token"]
+    for provider, prefix in [("openai", "/v1"), ("anthropic", "/v1"), ("gemini", "/v1beta")]:
+        _post(f"{base}/api/v1/provider-keys", {"provider": provider, "name": provider, "api_key": "sk-upstream-0123456789", "base_url": fake_upstream + prefix}, token)
+    team = _post(f"{base}/api/v1/teams", {"name": "sdk"}, token)
+    key = _post(f"{base}/api/v1/api-keys", {"name": "sdk", "team_id": team["id"]}, token)["key"]
+    yield {"base": base, "key": key, "token": token}
+    proc.terminate()
+    assert proc.wait(timeout=30) == 0, "flo2 exits cleanly on SIGTERM"
+
+
+# One model per upstream family.
+UPSTREAMS = {
+    "openai-family": "openai/gpt-4o-mini",
+    "anthropic": "anthropic/claude-haiku-4-5",
+    "gemini": "gemini/gemini-2.5-flash",
+}
+
+# A 1x1 PNG.
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
