@@ -622,3 +622,108 @@ impl Setup {
             .unwrap()
     }
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed_and_beta_flags_reach_only_anthropic() {
+    let s = setup().await;
+    s.fake.push(Scenario::redirect(
+        "http://169.254.169.254/latest/meta-data",
+    ));
+    let resp = s
+        .openai(json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(s.fake.request_count(), 1, "the redirect was not followed");
+
+    for model in ["anthropic/claude-haiku-4-5", "openai/gpt-4o"] {
+        let resp = s
+            .app
+            .http
+            .post(s.app.url("/v1/messages"))
+            .header("x-api-key", &s.key)
+            .header("anthropic-version", "2023-06-01")
+            .header("anthropic-beta", "prompt-caching-2024-07-31")
+            .json(&json!({"model": model, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    let reqs = s.fake.requests();
+    assert_eq!(
+        reqs[1].header("anthropic-beta"),
+        Some("prompt-caching-2024-07-31")
+    );
+    assert_eq!(reqs[2].header("anthropic-beta"), None);
+    assert_eq!(
+        reqs[1].header("x-api-key"),
+        Some(PROVIDER_SECRET),
+        "the caller's flo2 key is replaced by the tenant's provider key"
+    );
+}
+
+#[tokio::test]
+async fn private_upstream_addresses_are_refused_unless_allowed() {
+    let db = common::TestDb::new().await;
+    let mut config = common::config(&db, &common::master_key());
+    config.allow_private_upstreams = false;
+    let server = flo2::start(&config, flo2::Mode::Serve).await.unwrap();
+    let app_base = format!("http://{}", server.addr);
+    let fake = FakeUpstream::start().await;
+    let http = reqwest::Client::new();
+    let signup: Value = http
+        .post(format!("{app_base}/api/v1/signup"))
+        .json(&json!({"email": "a@example.com", "password": common::PASSWORD, "organization": "A"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = signup["token"].as_str().unwrap();
+    let post = |path: &str, body: Value| {
+        http.post(format!("{app_base}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    // Both an IP literal and a name that resolves to loopback.
+    let port = fake.base_url().rsplit(':').next().unwrap().to_owned();
+    post("/api/v1/provider-keys", json!({"provider": "openai", "name": "literal", "api_key": "sk-x", "base_url": format!("{}/v1", fake.base_url())})).await.unwrap();
+    post("/api/v1/provider-keys", json!({"provider": "groq", "name": "named", "api_key": "sk-x", "base_url": format!("http://localhost:{port}/v1")})).await.unwrap();
+    let team: Value = post("/api/v1/teams", json!({"name": "t"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key: Value = post(
+        "/api/v1/api-keys",
+        json!({"name": "k", "team_id": team["id"]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    for model in ["openai/gpt-4o", "groq/llama-3.3-70b-versatile"] {
+        let resp = http
+            .post(format!("{app_base}/v1/chat/completions"))
+            .bearer_auth(key["key"].as_str().unwrap())
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_GATEWAY, "{model}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("private"),
+            "{model}: {body}"
+        );
+    }
+    assert_eq!(fake.request_count(), 0, "nothing was dialled");
+    server.shutdown().await;
+}

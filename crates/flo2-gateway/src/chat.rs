@@ -3,7 +3,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use flo2_llm::common::TranslateError;
@@ -36,7 +36,7 @@ pub async fn chat_completions(
     id: Extension<RequestId>,
     body: Bytes,
 ) -> Response {
-    handle(state.0, caller, ApiFormat::OpenAi, id.0, body)
+    handle(state.0, caller, ApiFormat::OpenAi, id.0, None, body)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
@@ -46,9 +46,15 @@ pub async fn messages(
     state: State<GatewayState>,
     caller: Caller,
     id: Extension<RequestId>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle(state.0, caller, ApiFormat::Anthropic, id.0, body)
+    // Beta flags mean something only to Anthropic itself: forwarded there and nowhere else.
+    let beta = headers
+        .get("anthropic-beta")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    handle(state.0, caller, ApiFormat::Anthropic, id.0, beta, body)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
@@ -103,6 +109,7 @@ async fn handle(
     caller: Caller,
     format: ApiFormat,
     request_id: RequestId,
+    beta: Option<String>,
     body: Bytes,
 ) -> Result<Response, GatewayError> {
     let caller = Caller { format, ..caller };
@@ -113,7 +120,11 @@ async fn handle(
         .unwrap_or_default()
         .to_owned();
     let target = target_for(&state, &caller, &requested).await?;
-    let plan = plan(format, &target, value).map_err(|e| translate_error(format, e))?;
+    let mut plan = plan(format, &target, value).map_err(|e| translate_error(format, e))?;
+    if plan.family == WireFamily::Anthropic {
+        plan.extra_headers
+            .extend(beta.map(|b| ("anthropic-beta", b)));
+    }
     let mut meter = Meter::start(
         &state.usage,
         &caller,
@@ -252,8 +263,8 @@ pub(crate) async fn send(
         .check_url(url)
         .map_err(|e| unreachable(format, target, &e.to_string()))?;
     let mut req = state.upstream.post(url, plan.stream).json(&plan.body);
-    for (name, value) in providers::auth_headers(target.provider, target.credential.secret.expose())
-    {
+    let auth = providers::auth_headers(target.provider, target.credential.secret.expose());
+    for (name, value) in auth.into_iter().chain(plan.extra_headers.iter().cloned()) {
         req = req.header(name, value);
     }
     req.send().await.map_err(|e| {
@@ -319,6 +330,16 @@ pub(crate) async fn upstream_error(
                 .and_then(|e| e.get("message").and_then(Value::as_str).map(str::to_owned))
         })
         .unwrap_or_else(|| String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned());
+    if (300..400).contains(&status) {
+        return GatewayError::with_status(
+            format,
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "{} answered with a redirect ({status}); flo2 does not follow upstream redirects",
+                target.provider
+            ),
+        );
+    }
     let message = match status {
         // Providers quote (part of) the rejected key in these; say what happened instead.
         401 | 403 => format!(

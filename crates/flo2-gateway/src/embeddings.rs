@@ -67,6 +67,7 @@ async fn run(
         family: WireFamily::OpenAi,
         stream: false,
         client_wants_stream_usage: false,
+        extra_headers: Vec::new(),
     };
     let mut meter = Meter::start(&state.usage, &caller, format, id.0, &requested, &target);
     let response = match send(&state, &target, &url, &plan, format).await {

@@ -47,6 +47,8 @@ pub struct Plan {
     pub stream: bool,
     /// The caller asked OpenAI for usage in the stream (`stream_options.include_usage`).
     pub client_wants_stream_usage: bool,
+    /// Headers to send besides the provider's auth headers.
+    pub extra_headers: Vec<(&'static str, String)>,
 }
 
 fn strip_steering(v: &mut Value) {
@@ -119,6 +121,7 @@ pub fn plan(inbound: ApiFormat, target: &Target, mut body: Value) -> Result<Plan
             family,
             stream,
             client_wants_stream_usage,
+            extra_headers: Vec::new(),
         });
     }
     let mut common = match inbound {
@@ -147,6 +150,7 @@ pub fn plan(inbound: ApiFormat, target: &Target, mut body: Value) -> Result<Plan
         family,
         stream,
         client_wants_stream_usage,
+        extra_headers: Vec::new(),
     })
 }
 

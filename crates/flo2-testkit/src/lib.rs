@@ -217,11 +217,15 @@ async fn handle(
     }
     if let Some((status, message)) = &scenario.error {
         let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return json_response(
+        let mut resp = json_response(
             status,
             &wire::error(family, status.as_u16(), message),
             scenario.retry_after,
         );
+        if let Some(location) = scenario.location.as_deref().and_then(|l| l.parse().ok()) {
+            resp.headers_mut().insert("location", location);
+        }
+        return resp;
     }
     let model = match family {
         Family::Gemini => path

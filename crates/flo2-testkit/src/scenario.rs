@@ -19,6 +19,7 @@ pub struct Scenario {
     pub(crate) chunk_delay: Duration,
     pub(crate) drop_after: Option<usize>,
     pub(crate) finish: Option<String>,
+    pub(crate) location: Option<String>,
 }
 
 impl Scenario {
@@ -36,6 +37,7 @@ impl Scenario {
             chunk_delay: Duration::ZERO,
             drop_after: None,
             finish: None,
+            location: None,
         }
     }
 
@@ -87,6 +89,15 @@ impl Scenario {
     pub fn error(status: u16, message: &str) -> Self {
         Self {
             error: Some((status, message.to_owned())),
+            ..Self::empty()
+        }
+    }
+
+    /// A 307 redirect to `to` (a well-behaved gateway does not follow it).
+    pub fn redirect(to: &str) -> Self {
+        Self {
+            error: Some((307, "moved".to_owned())),
+            location: Some(to.to_owned()),
             ..Self::empty()
         }
     }
