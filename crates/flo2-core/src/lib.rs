@@ -3,11 +3,15 @@
 //! This crate does no I/O, so every other crate can depend on it cheaply.
 
 pub mod ids;
+pub mod money;
+pub mod pricing;
 pub mod provider;
 pub mod role;
 pub mod secret;
 
 pub use ids::{CredentialId, GatewayKeyId, InviteId, OrgId, SessionId, TeamId, UserId};
+pub use money::{MoneyError, PicoUsd, PricePerMtok};
+pub use pricing::{ModelPrice, Tokens};
 pub use provider::ProviderKind;
 pub use role::Role;
 pub use secret::Secret;

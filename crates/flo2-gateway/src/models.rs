@@ -30,7 +30,7 @@ pub async fn list(
             (
                 format!("{}/{}", m.provider, m.id),
                 m.provider.as_str(),
-                m.display_name,
+                m.display_name.as_str(),
             )
         })
         .collect();

@@ -1,72 +1,129 @@
-//! Well-known models of each provider, used to answer `GET /v1/models` for the providers an
-//! organization holds keys for. Any other model id still works through `provider/model`
-//! addressing; this list only makes the common ones discoverable.
+//! The model catalog: every known model's list price and capabilities, from the repository's
+//! `catalog/models.toml` (embedded at build time, parsed once). `GET /v1/models` lists it for the
+//! providers an organization holds keys for; metering prices calls with it unless the
+//! organization overrides a price; routing reads context windows and capabilities from it.
 
-use flo2_core::ProviderKind;
+use std::sync::OnceLock;
 
-/// A model a provider serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+use flo2_core::{ModelPrice, PricePerMtok, ProviderKind};
+use serde::Deserialize;
+
+const SOURCE: &str = include_str!("../../../catalog/models.toml");
+
+/// One catalog entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CatalogModel {
     /// The provider.
     pub provider: ProviderKind,
     /// The provider's own model id.
-    pub id: &'static str,
+    pub id: String,
     /// A human name.
-    pub display_name: &'static str,
+    pub display_name: String,
+    /// List price.
+    pub price: ModelPrice,
+    /// Context window in tokens.
+    pub context_window: u64,
+    /// Accepts tools.
+    pub tools: bool,
+    /// Accepts images.
+    pub vision: bool,
+    /// Supports JSON mode / structured output.
+    pub json: bool,
+    /// Where the price was read.
+    pub source: String,
+    /// When.
+    pub as_of: String,
 }
 
-const fn m(provider: ProviderKind, id: &'static str, display_name: &'static str) -> CatalogModel {
-    CatalogModel {
-        provider,
-        id,
-        display_name,
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    provider: String,
+    id: String,
+    name: String,
+    input: String,
+    output: String,
+    cached_input: Option<String>,
+    cache_write: Option<String>,
+    reasoning: Option<String>,
+    context_window: u64,
+    tools: bool,
+    vision: bool,
+    json: bool,
+    source: String,
+    as_of: String,
+}
+
+#[derive(Deserialize)]
+struct File {
+    model: Vec<Entry>,
+}
+
+/// Why the catalog file is invalid (a unit test keeps the shipped file valid).
+#[derive(Debug, thiserror::Error)]
+#[error("catalog/models.toml: {0}")]
+pub struct CatalogError(String);
+
+fn parse(text: &str) -> Result<Vec<CatalogModel>, CatalogError> {
+    let file: File = toml::from_str(text).map_err(|e| CatalogError(e.to_string()))?;
+    let price = |model: &str, field: &str, v: &str| {
+        PricePerMtok::parse(v).map_err(|e| CatalogError(format!("{model}: {field}: {e}")))
+    };
+    let optional = |model: &str, field: &str, v: &Option<String>| {
+        v.as_deref().map(|v| price(model, field, v)).transpose()
+    };
+    let mut out: Vec<CatalogModel> = Vec::with_capacity(file.model.len());
+    for e in file.model {
+        let provider: ProviderKind = e
+            .provider
+            .parse()
+            .map_err(|err| CatalogError(format!("{}: {err}", e.id)))?;
+        if out.iter().any(|m| m.provider == provider && m.id == e.id) {
+            return Err(CatalogError(format!("{provider}/{} is listed twice", e.id)));
+        }
+        out.push(CatalogModel {
+            provider,
+            price: ModelPrice {
+                input: price(&e.id, "input", &e.input)?,
+                output: price(&e.id, "output", &e.output)?,
+                cached_input: optional(&e.id, "cached_input", &e.cached_input)?,
+                cache_write: optional(&e.id, "cache_write", &e.cache_write)?,
+                reasoning: optional(&e.id, "reasoning", &e.reasoning)?,
+            },
+            id: e.id,
+            display_name: e.name,
+            context_window: e.context_window,
+            tools: e.tools,
+            vision: e.vision,
+            json: e.json,
+            source: e.source,
+            as_of: e.as_of,
+        });
     }
+    Ok(out)
 }
 
-use ProviderKind::*;
-
-static MODELS: &[CatalogModel] = &[
-    m(OpenAi, "gpt-4.1", "GPT-4.1"),
-    m(OpenAi, "gpt-4.1-mini", "GPT-4.1 mini"),
-    m(OpenAi, "gpt-4o", "GPT-4o"),
-    m(OpenAi, "gpt-4o-mini", "GPT-4o mini"),
-    m(OpenAi, "o4-mini", "o4-mini"),
-    m(Anthropic, "claude-opus-4-1", "Claude Opus 4.1"),
-    m(Anthropic, "claude-sonnet-4-5", "Claude Sonnet 4.5"),
-    m(Anthropic, "claude-haiku-4-5", "Claude Haiku 4.5"),
-    m(Gemini, "gemini-2.5-pro", "Gemini 2.5 Pro"),
-    m(Gemini, "gemini-2.5-flash", "Gemini 2.5 Flash"),
-    m(Gemini, "gemini-2.5-flash-lite", "Gemini 2.5 Flash-Lite"),
-    m(Groq, "llama-3.3-70b-versatile", "Llama 3.3 70B Versatile"),
-    m(Groq, "llama-3.1-8b-instant", "Llama 3.1 8B Instant"),
-    m(Cerebras, "llama-3.3-70b", "Llama 3.3 70B"),
-    m(Cerebras, "llama3.1-8b", "Llama 3.1 8B"),
-    m(
-        DeepInfra,
-        "meta-llama/Llama-3.3-70B-Instruct",
-        "Llama 3.3 70B Instruct",
-    ),
-    m(DeepInfra, "deepseek-ai/DeepSeek-V3", "DeepSeek V3"),
-    m(Mistral, "mistral-large-latest", "Mistral Large"),
-    m(Mistral, "mistral-small-latest", "Mistral Small"),
-    m(Xai, "grok-4", "Grok 4"),
-    m(Xai, "grok-3-mini", "Grok 3 mini"),
-    m(
-        OpenRouter,
-        "openai/gpt-4o-mini",
-        "GPT-4o mini via OpenRouter",
-    ),
-    m(
-        OpenRouter,
-        "anthropic/claude-sonnet-4.5",
-        "Claude Sonnet 4.5 via OpenRouter",
-    ),
-];
+/// Every catalog model (empty, with an error logged, if the embedded file were invalid).
+pub fn all() -> &'static [CatalogModel] {
+    static MODELS: OnceLock<Vec<CatalogModel>> = OnceLock::new();
+    MODELS.get_or_init(|| {
+        // The shipped file is validated by a unit test, so this fallback is for a broken build.
+        parse(SOURCE).unwrap_or_else(|err| {
+            tracing::error!(error = %err, "the embedded model catalog is invalid");
+            Vec::new()
+        })
+    })
+}
 
 /// The catalog's models for `provider` (none for `openai-compatible`, whose models are the
 /// operator's own).
 pub fn models_for(provider: ProviderKind) -> impl Iterator<Item = &'static CatalogModel> {
-    MODELS.iter().filter(move |m| m.provider == provider)
+    all().iter().filter(move |m| m.provider == provider)
+}
+
+/// One model.
+pub fn find(provider: ProviderKind, id: &str) -> Option<&'static CatalogModel> {
+    all().iter().find(|m| m.provider == provider && m.id == id)
 }
 
 #[cfg(test)]
@@ -74,15 +131,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_named_provider_has_models_and_ids_are_unique() {
+    fn the_shipped_catalog_is_valid_and_covers_every_named_provider() {
+        let models = parse(SOURCE).unwrap();
+        assert_eq!(models.len(), all().len());
         for p in ProviderKind::ALL {
             let n = models_for(p).count();
-            assert_eq!(n == 0, p == OpenAiCompatible, "{p}");
+            assert_eq!(n == 0, p == ProviderKind::OpenAiCompatible, "{p}");
         }
-        let mut ids: Vec<(ProviderKind, &str)> =
-            MODELS.iter().map(|m| (m.provider, m.id)).collect();
-        ids.sort_by_key(|(p, id)| (p.as_str(), *id));
-        ids.dedup();
-        assert_eq!(ids.len(), MODELS.len());
+        let mini = find(ProviderKind::OpenAi, "gpt-4o-mini").unwrap();
+        assert_eq!(mini.price.cached_input, Some(PricePerMtok(75_000)));
+        assert!(models
+            .iter()
+            .all(|m| m.context_window > 0 && !m.source.is_empty() && !m.as_of.is_empty()));
+    }
+
+    #[test]
+    fn bad_files_are_rejected_with_the_model_named() {
+        let entry = |input: &str| {
+            format!("[[model]]\nprovider = \"openai\"\nid = \"x\"\nname = \"x\"\ninput = \"{input}\"\noutput = \"1\"\ncontext_window = 1\ntools = true\nvision = true\njson = true\nsource = \"s\"\nas_of = \"d\"\n")
+        };
+        assert!(parse(&entry("0.1")).is_ok());
+        assert!(parse(&entry("-1"))
+            .unwrap_err()
+            .to_string()
+            .contains("x: input"));
+        assert!(parse(&format!("{}{}", entry("1"), entry("1")))
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
+        assert!(parse(&entry("1").replace("openai", "nope")).is_err());
     }
 }
