@@ -204,6 +204,7 @@ async fn handle(
         }
     };
     meter.usage(usage);
+    let cost = meter.cost();
     meter.finish(200, None);
     let mut resp = Response::new(Body::from(body));
     resp.headers_mut().insert(
@@ -211,6 +212,8 @@ async fn handle(
         HeaderValue::from_static("application/json"),
     );
     add_headers(&mut resp, &served);
+    // Exact USD (12 decimal places) at the organization's price for this model.
+    add_headers(&mut resp, &[("x-flo2-cost-usd", cost.to_string())]);
     Ok(resp)
 }
 

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use chrono::Utc;
+use flo2_core::{ModelPrice, PicoUsd, Tokens};
 use flo2_llm::common::Usage;
 use flo2_store::UsageRecord;
 use uuid::Uuid;
@@ -20,6 +21,8 @@ pub const CLIENT_CLOSED: i64 = 499;
 /// Meters one upstream call.
 pub struct Meter {
     sink: UsageSink,
+    price: Option<ModelPrice>,
+    baseline: Option<ModelPrice>,
     record: Option<UsageRecord>,
     started: Instant,
     first_token: Option<Instant>,
@@ -39,6 +42,9 @@ impl Meter {
         let now = Utc::now();
         Self {
             sink: sink.clone(),
+            price: target.price.clone(),
+            // Without a route, the baseline is the model that was asked for: no saving.
+            baseline: target.price.clone(),
             record: Some(UsageRecord {
                 id: Uuid::now_v7(),
                 org_id: caller.key.org,
@@ -90,6 +96,23 @@ impl Meter {
         self.usage = usage;
     }
 
+    fn tokens(&self) -> Tokens {
+        Tokens {
+            input: self.usage.input,
+            output: self.usage.output,
+            cached_input: self.usage.cached_input,
+            cache_write: self.usage.cache_write,
+            reasoning: self.usage.reasoning,
+        }
+    }
+
+    /// The exact cost of the tokens seen so far at the call's price.
+    pub fn cost(&self) -> PicoUsd {
+        self.price
+            .as_ref()
+            .map_or(PicoUsd::ZERO, |p| p.cost(&self.tokens()))
+    }
+
     /// Writes the record with `status` (and `error_kind` for failures).
     pub fn finish(&mut self, status: u16, error_kind: Option<&str>) {
         self.write(i64::from(status), error_kind);
@@ -107,6 +130,12 @@ impl Meter {
         record.cached_input_tokens = to_i64(self.usage.cached_input);
         record.cache_write_tokens = to_i64(self.usage.cache_write);
         record.reasoning_tokens = to_i64(self.usage.reasoning);
+        record.cost_picousd = self.cost().to_i64();
+        record.baseline_cost_picousd = self
+            .baseline
+            .as_ref()
+            .map_or(PicoUsd::ZERO, |p| p.cost(&self.tokens()))
+            .to_i64();
         let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         record.latency_ms = ms(self.started.elapsed());
         record.ttft_ms = self.first_token.map(|t| ms(t.duration_since(self.started)));

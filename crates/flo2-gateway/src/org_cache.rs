@@ -4,8 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use flo2_core::{CredentialId, OrgId, ProviderKind, Secret};
-use flo2_store::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use flo2_core::{CredentialId, ModelPrice, OrgId, ProviderKind, Secret};
+use flo2_store::{PriceOverride, Store, StoreError};
 use flo2_vault::MasterKeyring;
 use moka::sync::Cache;
 
@@ -29,9 +30,27 @@ pub struct CredentialEntry {
 pub struct OrgConfig {
     /// Its credentials, by name.
     pub credentials: Vec<CredentialEntry>,
+    /// Its price overrides (all of them: which applies depends on the time of the call).
+    pub prices: Vec<PriceOverride>,
 }
 
 impl OrgConfig {
+    /// The price of `provider/model` for a call starting at `at`: the newest override already in
+    /// effect, else the catalog's list price; `None` for a model with neither.
+    pub fn price_at(
+        &self,
+        provider: ProviderKind,
+        model: &str,
+        at: DateTime<Utc>,
+    ) -> Option<ModelPrice> {
+        self.prices
+            .iter()
+            .filter(|p| p.provider == provider && p.model == model && p.effective_from <= at)
+            .max_by_key(|p| p.effective_from)
+            .map(|p| p.price.clone())
+            .or_else(|| flo2_llm::catalog::find(provider, model).map(|m| m.price.clone()))
+    }
+
     /// The providers this organization holds at least one key for, in catalog order.
     pub fn providers(&self) -> Vec<ProviderKind> {
         ProviderKind::ALL
@@ -74,9 +93,13 @@ impl OrgCache {
     }
 
     async fn load(&self, org: OrgId) -> Result<OrgConfig, StoreError> {
+        let prices = self.store.prices(org).await?;
         let stored = self.store.credentials(org).await?;
         if stored.is_empty() {
-            return Ok(OrgConfig::default());
+            return Ok(OrgConfig {
+                credentials: Vec::new(),
+                prices,
+            });
         }
         let data_key = self.store.data_key(org).await?;
         let dek = match self
@@ -88,7 +111,10 @@ impl OrgCache {
                 // Serve the organization without keys rather than fail every request; the error
                 // says which organization needs attention, never any key material.
                 tracing::error!(%org, error = %err, "cannot unwrap the organization's data key");
-                return Ok(OrgConfig::default());
+                return Ok(OrgConfig {
+                    credentials: Vec::new(),
+                    prices,
+                });
             }
         };
         let credentials = stored
@@ -107,7 +133,10 @@ impl OrgCache {
                 }
             })
             .collect();
-        Ok(OrgConfig { credentials })
+        Ok(OrgConfig {
+            credentials,
+            prices,
+        })
     }
 
     /// Forgets `org`'s configuration.

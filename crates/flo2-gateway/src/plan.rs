@@ -172,6 +172,7 @@ mod tests {
                 secret: Secret::new("k".into()),
             },
             base_url: "http://x".into(),
+            price: None,
         }
     }
 

@@ -24,6 +24,8 @@ pub struct Target {
     pub credential: CredentialEntry,
     /// Where to send it (no trailing slash).
     pub base_url: String,
+    /// Its price for this call (override or list price); `None` when flo2 knows none.
+    pub price: Option<flo2_core::ModelPrice>,
 }
 
 /// Why a model did not resolve. Messages name nothing outside the caller's organization.
@@ -41,7 +43,14 @@ pub enum ResolveError {
 }
 
 /// Resolves `requested` within the organization's configuration.
+/// Resolves `requested` and prices it for a call starting now.
 pub fn resolve(config: &OrgConfig, requested: &str) -> Result<Target, ResolveError> {
+    let mut target = resolve_unpriced(config, requested)?;
+    target.price = config.price_at(target.provider, &target.model, chrono::Utc::now());
+    Ok(target)
+}
+
+fn resolve_unpriced(config: &OrgConfig, requested: &str) -> Result<Target, ResolveError> {
     let requested = requested.trim();
     if requested.is_empty() {
         return Err(ResolveError::Missing);
@@ -87,6 +96,7 @@ fn target(provider: ProviderKind, model: &str, credential: &CredentialEntry) -> 
         model: model.to_owned(),
         credential: credential.clone(),
         base_url: base,
+        price: None,
     }
 }
 

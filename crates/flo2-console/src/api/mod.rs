@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod members;
 pub mod organizations;
+pub mod prices;
 pub mod provider_keys;
 pub mod teams;
 
@@ -70,6 +71,7 @@ pub fn routes() -> OpenApiRouter<ConsoleState> {
             provider_keys::delete
         ))
         .routes(routes!(api_keys::list, api_keys::create))
-        .routes(routes!(api_keys::get, api_keys::revoke));
+        .routes(routes!(api_keys::get, api_keys::revoke))
+        .routes(routes!(prices::list, prices::create));
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
 }

@@ -1,0 +1,244 @@
+//! Prices: the catalog's list prices and the organization's effective-dated overrides.
+//! Amounts are decimal strings in USD per million tokens, exact to six decimal places.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use flo2_core::{ModelPrice, PricePerMtok, ProviderKind, Role};
+use flo2_store::{PriceOverride, StoreError};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::ApiJson;
+use crate::ConsoleState;
+
+/// One price entry: a catalog list price or an organization override.
+#[derive(Serialize, ToSchema)]
+pub struct PriceView {
+    /// `catalog` or `organization`.
+    source: &'static str,
+    /// Override id (organization entries only).
+    id: Option<Uuid>,
+    provider: ProviderKind,
+    model: String,
+    input_per_mtok: String,
+    output_per_mtok: String,
+    cached_input_per_mtok: Option<String>,
+    cache_write_per_mtok: Option<String>,
+    reasoning_per_mtok: Option<String>,
+    context_window: Option<i64>,
+    tools: Option<bool>,
+    vision: Option<bool>,
+    json: Option<bool>,
+    /// From when an override applies (catalog entries: always).
+    effective_from: Option<DateTime<Utc>>,
+    /// For catalog entries: where and when the price was read.
+    price_source: Option<String>,
+    /// For catalog entries: when the price was last checked.
+    as_of: Option<String>,
+}
+
+fn amounts(
+    p: &ModelPrice,
+) -> (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+) {
+    (
+        p.input.to_string(),
+        p.output.to_string(),
+        p.cached_input.map(|v| v.to_string()),
+        p.cache_write.map(|v| v.to_string()),
+        p.reasoning.map(|v| v.to_string()),
+    )
+}
+
+impl From<PriceOverride> for PriceView {
+    fn from(o: PriceOverride) -> Self {
+        let (input, output, cached, write, reasoning) = amounts(&o.price);
+        PriceView {
+            source: "organization",
+            id: Some(o.id),
+            provider: o.provider,
+            model: o.model,
+            input_per_mtok: input,
+            output_per_mtok: output,
+            cached_input_per_mtok: cached,
+            cache_write_per_mtok: write,
+            reasoning_per_mtok: reasoning,
+            context_window: o.context_window,
+            tools: o.tools,
+            vision: o.vision,
+            json: o.json,
+            effective_from: Some(o.effective_from),
+            price_source: None,
+            as_of: None,
+        }
+    }
+}
+
+/// Filters for the price list.
+#[derive(Deserialize, IntoParams)]
+pub struct PriceQuery {
+    /// Only this provider.
+    provider: Option<String>,
+    /// Models whose id contains this text (case-insensitive).
+    q: Option<String>,
+}
+
+/// A price override.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPrice {
+    provider: ProviderKind,
+    /// The provider's model id; any model, including custom ones.
+    model: String,
+    /// USD per million input tokens, e.g. `"0.15"`.
+    input_per_mtok: String,
+    /// USD per million output tokens.
+    output_per_mtok: String,
+    /// Prompt-cache reads; omitted: billed as input.
+    #[serde(default)]
+    cached_input_per_mtok: Option<String>,
+    /// Prompt-cache writes; omitted: billed as input.
+    #[serde(default)]
+    cache_write_per_mtok: Option<String>,
+    /// Reasoning tokens; omitted: billed as output.
+    #[serde(default)]
+    reasoning_per_mtok: Option<String>,
+    /// Context window in tokens (for routing; custom models).
+    #[serde(default)]
+    context_window: Option<u32>,
+    #[serde(default)]
+    tools: Option<bool>,
+    #[serde(default)]
+    vision: Option<bool>,
+    #[serde(default)]
+    json: Option<bool>,
+    /// When it starts to apply (RFC 3339); default now. Costs already recorded never change.
+    #[serde(default)]
+    effective_from: Option<DateTime<Utc>>,
+}
+
+fn amount(field: &str, text: &str) -> Result<PricePerMtok, ApiError> {
+    PricePerMtok::parse(text).map_err(|e| ApiError::invalid(format!("`{field}`: {e}")))
+}
+
+fn optional(field: &str, text: &Option<String>) -> Result<Option<PricePerMtok>, ApiError> {
+    text.as_deref().map(|t| amount(field, t)).transpose()
+}
+
+/// The catalog's list prices and the organization's overrides.
+#[utoipa::path(get, path = "/prices", tag = "prices", params(PriceQuery),
+    responses((status = 200, body = [PriceView]), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<ConsoleState>,
+    principal: Principal,
+    Query(filter): Query<PriceQuery>,
+) -> Result<Json<Vec<PriceView>>, ApiError> {
+    let org = principal.require(Role::Viewer)?;
+    let provider = filter
+        .provider
+        .as_deref()
+        .map(|p| {
+            p.parse::<ProviderKind>()
+                .map_err(|e| ApiError::invalid(e.to_string()))
+        })
+        .transpose()?;
+    let needle = filter.q.unwrap_or_default().to_lowercase();
+    let keep = |p: ProviderKind, model: &str| {
+        provider.is_none_or(|want| want == p) && model.to_lowercase().contains(&needle)
+    };
+    let mut out: Vec<PriceView> = flo2_llm::catalog::all()
+        .iter()
+        .filter(|m| keep(m.provider, &m.id))
+        .map(|m| {
+            let (input, output, cached, write, reasoning) = amounts(&m.price);
+            PriceView {
+                source: "catalog",
+                id: None,
+                provider: m.provider,
+                model: m.id.clone(),
+                input_per_mtok: input,
+                output_per_mtok: output,
+                cached_input_per_mtok: cached,
+                cache_write_per_mtok: write,
+                reasoning_per_mtok: reasoning,
+                context_window: i64::try_from(m.context_window).ok(),
+                tools: Some(m.tools),
+                vision: Some(m.vision),
+                json: Some(m.json),
+                effective_from: None,
+                price_source: Some(m.source.clone()),
+                as_of: Some(m.as_of.clone()),
+            }
+        })
+        .collect();
+    out.extend(
+        state
+            .store
+            .prices(org)
+            .await?
+            .into_iter()
+            .filter(|o| keep(o.provider, &o.model))
+            .map(PriceView::from),
+    );
+    Ok(Json(out))
+}
+
+/// Set an organization price for a model from a point in time (admin or owner).
+#[utoipa::path(post, path = "/prices", tag = "prices", request_body = NewPrice,
+    responses((status = 201, body = PriceView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<ConsoleState>,
+    principal: Principal,
+    ApiJson(req): ApiJson<NewPrice>,
+) -> Result<(StatusCode, Json<PriceView>), ApiError> {
+    let org = principal.require(Role::Admin)?;
+    let model = req.model.trim();
+    if model.is_empty() || model.len() > 200 || model.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "`model` must be 1 to 200 printable characters",
+        ));
+    }
+    let now = Utc::now();
+    let created = state
+        .store
+        .create_price(
+            org,
+            &PriceOverride {
+                id: Uuid::now_v7(),
+                provider: req.provider,
+                model: model.to_owned(),
+                price: ModelPrice {
+                    input: amount("input_per_mtok", &req.input_per_mtok)?,
+                    output: amount("output_per_mtok", &req.output_per_mtok)?,
+                    cached_input: optional("cached_input_per_mtok", &req.cached_input_per_mtok)?,
+                    cache_write: optional("cache_write_per_mtok", &req.cache_write_per_mtok)?,
+                    reasoning: optional("reasoning_per_mtok", &req.reasoning_per_mtok)?,
+                },
+                context_window: req.context_window.map(i64::from),
+                tools: req.tools,
+                vision: req.vision,
+                json: req.json,
+                effective_from: req.effective_from.unwrap_or(now),
+                created_at: now,
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict => {
+                ApiError::conflict("a price for that model already starts at that time")
+            }
+            other => other.into(),
+        })?;
+    Ok((StatusCode::CREATED, Json(created.into())))
+}

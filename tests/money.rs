@@ -1,0 +1,266 @@
+//! Exact cost per call at the organization's list prices, over real HTTP, on both databases.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Account, TestApp};
+use flo2_testkit::{FakeUpstream, Scenario};
+use reqwest::StatusCode;
+use serde_json::json;
+
+struct Setup {
+    app: TestApp,
+    fake: FakeUpstream,
+    owner: Account,
+    key: String,
+}
+
+async fn setup() -> Setup {
+    let app = TestApp::start().await;
+    let fake = FakeUpstream::start().await;
+    let owner = app.signup("fin@example.com", "Acme").await;
+    for provider in ["openai", "anthropic"] {
+        let (status, _) = app
+            .post("/api/v1/provider-keys", &owner.token, json!({"provider": provider, "name": provider, "api_key": "sk-0123456789abcdef", "base_url": format!("{}/v1", fake.base_url())}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let team = app.team(&owner.token, "t").await;
+    let (_, key) = app.api_key(&owner.token, &team, "k").await;
+    Setup {
+        app,
+        fake,
+        owner,
+        key,
+    }
+}
+
+impl Setup {
+    /// Makes a call and returns the `x-flo2-cost-usd` header.
+    async fn call(&self, model: &str) -> String {
+        let resp = self
+            .app
+            .http
+            .post(self.app.url("/v1/chat/completions"))
+            .bearer_auth(&self.key)
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.headers()["x-flo2-cost-usd"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn usage(&self, n: usize) -> Vec<flo2_store::UsageRecord> {
+        let org = self.owner.org.parse().unwrap();
+        for _ in 0..200 {
+            let rows = self.app.store().usage_records(org, 1000).await.unwrap();
+            if rows.len() >= n {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("expected {n} usage rows");
+    }
+}
+
+#[tokio::test]
+async fn costs_match_hand_computations() {
+    let s = setup().await;
+    // GPT-4o mini: $0.15 in, $0.075 cached, $0.60 out. OpenAI counts cached tokens inside
+    // prompt_tokens and reasoning inside completion_tokens (billed as output):
+    // 600×0.15 + 400×0.075 + 500×0.60 = 90 + 30 + 300 = 420 µUSD = $0.000420.
+    s.fake.push(
+        Scenario::text("ok")
+            .usage(1_000, 500)
+            .cached_input(400)
+            .reasoning(100),
+    );
+    assert_eq!(s.call("openai/gpt-4o-mini").await, "0.000420000000");
+    // Claude Sonnet 4.5: $3 in, $0.30 cache read, $3.75 cache write, $15 out. Anthropic reports
+    // uncached input apart: 1200×3 + 10000×0.30 + 2048×3.75 + 350×15 = $0.019530.
+    s.fake.push(
+        Scenario::text("ok")
+            .usage(1_200, 350)
+            .cached_input(10_000)
+            .cache_write(2_048),
+    );
+    assert_eq!(
+        s.call("anthropic/claude-sonnet-4-5").await,
+        "0.019530000000"
+    );
+    let rows = s.usage(2).await;
+    assert_eq!(rows[0].cost_picousd, 420_000_000);
+    assert_eq!(
+        (
+            rows[0].input_tokens,
+            rows[0].cached_input_tokens,
+            rows[0].reasoning_tokens
+        ),
+        (600, 400, 100)
+    );
+    assert_eq!(rows[1].cost_picousd, 19_530_000_000);
+    assert_eq!(
+        (rows[1].cached_input_tokens, rows[1].cache_write_tokens),
+        (10_000, 2_048)
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.baseline_cost_picousd == r.cost_picousd),
+        "no route: no saving"
+    );
+}
+
+#[tokio::test]
+async fn a_price_change_applies_from_its_time_and_never_rewrites_past_costs() {
+    let s = setup().await;
+    let t = s.owner.token.as_str();
+    s.fake.set_default(Scenario::text("ok").usage(1_000_000, 0));
+    // List price: 1M input tokens of GPT-4o mini = $0.15.
+    assert_eq!(s.call("openai/gpt-4o-mini").await, "0.150000000000");
+    // The organization's own price, effective now.
+    let (status, body) = s.app.post("/api/v1/prices", t, json!({"provider": "openai", "model": "gpt-4o-mini", "input_per_mtok": "0.10", "output_per_mtok": "0.40"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(s.call("openai/gpt-4o-mini").await, "0.100000000000");
+    // A change that starts at "noon" (in 1.5 s): calls before it keep the old price.
+    let noon = chrono::Utc::now() + chrono::Duration::milliseconds(1_500);
+    let (status, _) = s
+        .app
+        .post("/api/v1/prices", t, json!({"provider": "openai", "model": "gpt-4o-mini", "input_per_mtok": "0.30", "output_per_mtok": "0.40", "effective_from": noon}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        s.call("openai/gpt-4o-mini").await,
+        "0.100000000000",
+        "morning call, old price"
+    );
+    let wait = (noon - chrono::Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(50);
+    tokio::time::sleep(wait).await;
+    assert_eq!(
+        s.call("openai/gpt-4o-mini").await,
+        "0.300000000000",
+        "afternoon call, new price"
+    );
+    let costs: Vec<i64> = s.usage(4).await.iter().map(|r| r.cost_picousd).collect();
+    assert_eq!(
+        costs,
+        [
+            150_000_000_000,
+            100_000_000_000,
+            100_000_000_000,
+            300_000_000_000
+        ],
+        "past costs never change"
+    );
+}
+
+#[tokio::test]
+async fn custom_models_can_be_priced() {
+    let s = setup().await;
+    s.fake.set_default(Scenario::text("ok").usage(2_000, 1_000));
+    let (status, _) = s
+        .app
+        .post("/api/v1/prices", &s.owner.token, json!({"provider": "openai", "model": "ft:gpt-4o-mini:acme", "input_per_mtok": "0.30", "output_per_mtok": "1.20", "context_window": 128000, "tools": true}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // 2000×0.30 + 1000×1.20 = 600 + 1200 = $0.0018.
+    assert_eq!(s.call("openai/ft:gpt-4o-mini:acme").await, "0.001800000000");
+    // A model nobody priced costs nothing flo2 can state.
+    assert_eq!(s.call("openai/unpriced-model").await, "0.000000000000");
+}
+
+#[tokio::test]
+async fn the_price_api_validates_checks_roles_and_isolates_tenants() {
+    let s = setup().await;
+    let t = s.owner.token.as_str();
+    let bad = [
+        json!({"provider": "openai", "model": "m", "input_per_mtok": "-1", "output_per_mtok": "1"}),
+        json!({"provider": "openai", "model": "m", "input_per_mtok": "0.0000001", "output_per_mtok": "1"}),
+        json!({"provider": "openai", "model": "m", "input_per_mtok": 0.1, "output_per_mtok": "1"}),
+        json!({"provider": "nope", "model": "m", "input_per_mtok": "1", "output_per_mtok": "1"}),
+        json!({"provider": "openai", "model": " ", "input_per_mtok": "1", "output_per_mtok": "1"}),
+        json!({"provider": "openai", "model": "m", "input_per_mtok": "1"}),
+    ];
+    for body in bad {
+        let (status, answer) = s.app.post("/api/v1/prices", t, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(answer["code"], "invalid_field");
+    }
+    let at = "2030-01-01T12:00:00Z";
+    let price = json!({"provider": "groq", "model": "my-llama", "input_per_mtok": "0.5", "output_per_mtok": "0.7", "effective_from": at});
+    assert_eq!(
+        s.app.post("/api/v1/prices", t, price.clone()).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        s.app.post("/api/v1/prices", t, price).await.0,
+        StatusCode::CONFLICT
+    );
+
+    let (_, list) = s.app.get("/api/v1/prices?provider=groq", t).await;
+    let list = list.as_array().unwrap();
+    assert!(list.iter().all(|p| p["provider"] == "groq"));
+    let mine = list.iter().find(|p| p["source"] == "organization").unwrap();
+    assert_eq!(
+        (mine["model"].as_str(), mine["input_per_mtok"].as_str()),
+        (Some("my-llama"), Some("0.500000"))
+    );
+    let catalog = list.iter().find(|p| p["source"] == "catalog").unwrap();
+    assert!(catalog["price_source"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://"));
+    let (_, found) = s.app.get("/api/v1/prices?q=SONNET", t).await;
+    assert!(found
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["model"].as_str().unwrap().contains("sonnet")));
+
+    // Another tenant sees only the catalog.
+    let other = s.app.signup("other@example.com", "Other").await;
+    let (_, theirs) = s.app.get("/api/v1/prices", &other.token).await;
+    assert!(theirs
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["source"] == "catalog"));
+    // A viewer cannot set prices.
+    let (_, invite) = s
+        .app
+        .post("/api/v1/invites", t, json!({"role": "viewer"}))
+        .await;
+    s.app
+        .post(
+            "/api/v1/invites/accept",
+            &other.token,
+            json!({"token": invite["token"]}),
+        )
+        .await;
+    let (status, _) = s.app.post("/api/v1/prices", &other.token, json!({"provider": "openai", "model": "x", "input_per_mtok": "1", "output_per_mtok": "1"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn streamed_calls_are_priced_too() {
+    let s = setup().await;
+    s.fake.push(Scenario::text("a b c").usage(1_000, 2_000));
+    let resp = s
+        .app
+        .http
+        .post(s.app.url("/v1/messages"))
+        .header("x-api-key", &s.key)
+        .json(&json!({"model": "openai/gpt-4o-mini", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let _: String = resp.text().await.unwrap();
+    // 1000×0.15 + 2000×0.60 = 150 + 1200 = $0.00135.
+    assert_eq!(s.usage(1).await[0].cost_picousd, 1_350_000_000);
+}
