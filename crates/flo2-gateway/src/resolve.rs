@@ -123,8 +123,10 @@ mod tests {
                 key(ProviderKind::OpenAi, "o"),
                 key(ProviderKind::OpenRouter, "r"),
             ],
+            prices: Vec::new(),
         };
         let t = resolve(&config, "openrouter/openai/gpt-4o").unwrap();
+        assert!(t.price.is_some(), "catalog models are priced");
         assert_eq!(
             (t.provider, t.model.as_str(), t.base_url.as_str()),
             (
@@ -160,6 +162,7 @@ mod tests {
 
         let single = OrgConfig {
             credentials: vec![key(ProviderKind::OpenAiCompatible, "vllm")],
+            prices: Vec::new(),
         };
         assert_eq!(
             resolve(&single, "my-finetune").unwrap().model,
