@@ -45,6 +45,11 @@ async fn openapi_documents_the_stable_core() {
         ("/api/v1/api-keys", "get"),
         ("/api/v1/api-keys", "post"),
         ("/api/v1/api-keys/{id}", "delete"),
+        ("/api/v1/prices", "get"),
+        ("/api/v1/prices", "post"),
+        ("/api/v1/usage", "get"),
+        ("/api/v1/usage/export.csv", "get"),
+        ("/api/v1/usage/summary.csv", "get"),
     ];
     for (path, method) in expected {
         assert!(

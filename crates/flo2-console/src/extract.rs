@@ -77,6 +77,31 @@ fn data_error_message(text: &str) -> String {
     text.split(" at line ").next().unwrap_or(text).to_owned()
 }
 
+/// Query parameters. Unparseable ones (a bad date, an unknown field type) are a 400
+/// `invalid_field` JSON error naming the problem.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| ApiQuery(v))
+            .map_err(|e| {
+                let text = e.body_text();
+                let detail = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text);
+                ApiError::invalid(format!("query string: {detail}"))
+            })
+    }
+}
+
 /// A path parameter. A malformed id answers 404, like an unknown one.
 pub struct ApiPath<T>(pub T);
 

@@ -126,8 +126,14 @@ mod tests {
             prices: Vec::new(),
         };
         let t = resolve(&config, "openrouter/openai/gpt-4o").unwrap();
-        assert!(t.price.is_none(), "openrouter/openai/gpt-4o is not in the catalog");
-        assert!(resolve(&config, "gpt-4o").unwrap().price.is_some(), "catalog models are priced");
+        assert!(
+            t.price.is_none(),
+            "openrouter/openai/gpt-4o is not in the catalog"
+        );
+        assert!(
+            resolve(&config, "gpt-4o").unwrap().price.is_some(),
+            "catalog models are priced"
+        );
         assert_eq!(
             (t.provider, t.model.as_str(), t.base_url.as_str()),
             (

@@ -8,6 +8,7 @@ pub mod organizations;
 pub mod prices;
 pub mod provider_keys;
 pub mod teams;
+pub mod usage;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -72,6 +73,9 @@ pub fn routes() -> OpenApiRouter<ConsoleState> {
         ))
         .routes(routes!(api_keys::list, api_keys::create))
         .routes(routes!(api_keys::get, api_keys::revoke))
-        .routes(routes!(prices::list, prices::create));
+        .routes(routes!(prices::list, prices::create))
+        .routes(routes!(usage::get))
+        .routes(routes!(usage::summary_csv))
+        .routes(routes!(usage::export_csv));
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
 }

@@ -1,7 +1,7 @@
 //! Prices: the catalog's list prices and the organization's effective-dated overrides.
 //! Amounts are decimal strings in USD per million tokens, exact to six decimal places.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
+use crate::extract::ApiQuery;
 use crate::ConsoleState;
 
 /// One price entry: a catalog list price or an organization override.
@@ -141,7 +142,7 @@ fn optional(field: &str, text: &Option<String>) -> Result<Option<PricePerMtok>, 
 pub async fn list(
     State(state): State<ConsoleState>,
     principal: Principal,
-    Query(filter): Query<PriceQuery>,
+    ApiQuery(filter): ApiQuery<PriceQuery>,
 ) -> Result<Json<Vec<PriceView>>, ApiError> {
     let org = principal.require(Role::Viewer)?;
     let provider = filter
