@@ -51,6 +51,8 @@ pub const SETTINGS: &[Setting] = &[
     s("FLO2_SHUTDOWN_GRACE_SECS", "25", "Time in-flight requests get to finish at shutdown."),
     s("FLO2_ALLOW_PRIVATE_UPSTREAMS", "false", "Let provider base URLs reach loopback, private and link-local addresses (self-hosted models on your network). Checked on the address actually dialled."),
     s("FLO2_UPSTREAM_TIMEOUT_SECS", "600", "Whole-call timeout for non-streaming upstream calls."),
+    s("FLO2_USAGE_SPILL_DIR", "<FLO2_DATA_DIR>", "Where usage records are spilled (usage-spill.jsonl) while the database is unreachable; replayed in order when it returns and at the next start."),
+    s("FLO2_USAGE_MEMORY_RECORDS", "50000", "Usage records held in memory during a database outage before spilling to disk."),
     s("FLO2_GATEWAY_MAX_BODY_BYTES", "33554432", "Largest accepted /v1 request body (images make these large); larger ones get 413."),
 ];
 
@@ -106,6 +108,10 @@ pub struct Config {
     pub upstream_timeout: Duration,
     /// `/v1` body limit.
     pub gateway_max_body_bytes: usize,
+    /// Spill directory for usage records.
+    pub usage_spill_dir: Option<PathBuf>,
+    /// Usage records held in memory before spilling.
+    pub usage_memory_records: usize,
 }
 
 /// A setting could not be read.
@@ -244,6 +250,9 @@ impl Config {
             shutdown_grace: Duration::from_secs(num("FLO2_SHUTDOWN_GRACE_SECS")?),
             allow_private_upstreams: boolean("FLO2_ALLOW_PRIVATE_UPSTREAMS")?,
             upstream_timeout: Duration::from_secs(num("FLO2_UPSTREAM_TIMEOUT_SECS")?.max(1)),
+            usage_spill_dir: opt("FLO2_USAGE_SPILL_DIR").map(PathBuf::from),
+            usage_memory_records: usize::try_from(num("FLO2_USAGE_MEMORY_RECORDS")?.max(1))
+                .map_err(|_| invalid("FLO2_USAGE_MEMORY_RECORDS", "too large"))?,
             gateway_max_body_bytes: usize::try_from(num("FLO2_GATEWAY_MAX_BODY_BYTES")?)
                 .map_err(|_| invalid("FLO2_GATEWAY_MAX_BODY_BYTES", "too large"))?,
         })

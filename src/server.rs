@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use flo2_console::{ConsoleSettings, ConsoleState, SessionTokens};
 use flo2_gateway::upstream::UpstreamSettings;
+use flo2_gateway::usage_sink::SpillSettings;
 use flo2_gateway::{GatewaySettings, GatewayState};
 use flo2_store::{PoolOptions, Store};
 use serde_json::json;
@@ -105,6 +106,14 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
                     ..UpstreamSettings::default()
                 },
                 max_body_bytes: config.gateway_max_body_bytes,
+                usage_spill: SpillSettings {
+                    path: config
+                        .usage_spill_dir
+                        .clone()
+                        .unwrap_or_else(|| config.data_dir.clone())
+                        .join("usage-spill.jsonl"),
+                    memory_records: config.usage_memory_records,
+                },
                 ..GatewaySettings::default()
             },
         )

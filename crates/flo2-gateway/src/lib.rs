@@ -54,6 +54,8 @@ pub struct GatewaySettings {
     pub upstream: UpstreamSettings,
     /// Largest accepted `/v1` request body (images make these large).
     pub max_body_bytes: usize,
+    /// Where usage goes while the database is unreachable.
+    pub usage_spill: usage_sink::SpillSettings,
 }
 
 impl Default for GatewaySettings {
@@ -65,6 +67,10 @@ impl Default for GatewaySettings {
             org_cache_capacity: 10_000,
             upstream: UpstreamSettings::default(),
             max_body_bytes: 32 * 1024 * 1024,
+            usage_spill: usage_sink::SpillSettings {
+                path: std::path::PathBuf::from("data/usage-spill.jsonl"),
+                memory_records: 50_000,
+            },
         }
     }
 }
@@ -109,7 +115,7 @@ impl GatewayState {
                 orgs: Arc::clone(&orgs),
             },
         );
-        let (usage, writer) = usage_sink::channel();
+        let (usage, writer) = usage_sink::channel(settings.usage_spill.clone());
         Ok(Self {
             store,
             keys,
@@ -150,10 +156,68 @@ impl GatewayState {
     }
 }
 
+impl GatewayState {
+    /// Prometheus text exposition of the data plane's counters.
+    pub fn metrics(&self) -> String {
+        use std::fmt::Write as _;
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = self.usage.stats();
+        // (name, type, help, value)
+        let metrics = [
+            (
+                "flo2_usage_queue_depth",
+                "gauge",
+                "Usage records not yet written (in memory or spilled).",
+                &s.pending,
+            ),
+            (
+                "flo2_usage_records_written_total",
+                "counter",
+                "Usage records written to the database.",
+                &s.written,
+            ),
+            (
+                "flo2_usage_records_dropped_total",
+                "counter",
+                "Usage records lost because the queue was full. Must stay 0.",
+                &s.dropped,
+            ),
+            (
+                "flo2_usage_records_spilled_total",
+                "counter",
+                "Usage records spilled to disk during a database outage.",
+                &s.spilled,
+            ),
+            (
+                "flo2_usage_write_errors_total",
+                "counter",
+                "Failed usage batch writes (each retried).",
+                &s.write_errors,
+            ),
+            (
+                "flo2_usage_last_flush_microseconds",
+                "gauge",
+                "Duration of the last successful usage batch write.",
+                &s.last_flush_micros,
+            ),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, value) in metrics {
+            let value = value.load(Relaxed);
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            );
+        }
+        out
+    }
+}
+
 /// The data plane's routes.
 pub fn router(state: GatewayState) -> Router {
     let limit = state.settings.max_body_bytes;
     Router::new()
+        .route("/metrics", get(metrics))
         .route("/v1/models", get(models::list))
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/messages", post(chat::messages))
@@ -178,5 +242,17 @@ pub fn method_not_allowed(path: &str, headers: &axum::http::HeaderMap) -> error:
         error::ApiFormat::detect(path, headers),
         error::ErrorKind::MethodNotAllowed,
         format!("{path} does not accept this method"),
+    )
+}
+
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<GatewayState>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics(),
     )
 }

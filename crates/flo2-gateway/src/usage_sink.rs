@@ -1,27 +1,57 @@
-//! Usage records leave the request path through a bounded queue; one task writes them in
-//! batches (at most every 200 ms), keeps a failed batch and retries it while the database is
-//! down, and drains everything at shutdown.
+//! Usage records leave the request path through a bounded queue; one writer task stores them in
+//! batches (at most every 200 ms) and loses none:
+//!
+//! - while the database is unreachable, records wait in memory and the batch is retried with
+//!   backoff;
+//! - past a memory bound they are appended, in arrival order, to a local spill file (JSON lines),
+//!   and once a spill file exists every new record goes behind them, so order is kept;
+//! - when the database is back the spill file is replayed from its start, then removed;
+//! - at shutdown everything queued is written, or, if the database is down, spilled, so the
+//!   process exits promptly and the next start replays the file;
+//! - inserts are idempotent by record id, so a batch retried after an unclear failure is not
+//!   duplicated.
 
+use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flo2_store::{Store, UsageRecord};
+use tokio::io::{AsyncBufReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// How many records may wait in memory.
+/// How many records may wait in the queue between requests and the writer.
 pub const QUEUE_CAPACITY: usize = 100_000;
 const BATCH: usize = 1_000;
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Counters for `/metrics` and tests.
 #[derive(Debug, Default)]
 pub struct UsageStats {
     /// Records written to the database.
     pub written: AtomicU64,
-    /// Records that could not be queued (queue full). Must stay 0.
+    /// Records that could not be queued (queue full or closed). Must stay 0.
     pub dropped: AtomicU64,
+    /// Records appended to the spill file.
+    pub spilled: AtomicU64,
+    /// Records waiting in memory or on disk.
+    pub pending: AtomicU64,
+    /// Failed write attempts.
+    pub write_errors: AtomicU64,
+    /// Duration of the last successful batch write, in microseconds.
+    pub last_flush_micros: AtomicU64,
+}
+
+/// Where and when to spill.
+#[derive(Clone, Debug)]
+pub struct SpillSettings {
+    /// The spill file.
+    pub path: PathBuf,
+    /// Records held in memory before spilling starts.
+    pub memory_records: usize,
 }
 
 /// The sending side, cloned into every request.
@@ -35,10 +65,11 @@ pub struct UsageSink {
 pub struct UsageWriter {
     rx: mpsc::Receiver<UsageRecord>,
     stats: Arc<UsageStats>,
+    spill: SpillSettings,
 }
 
 /// A connected sink and writer.
-pub fn channel() -> (UsageSink, UsageWriter) {
+pub fn channel(spill: SpillSettings) -> (UsageSink, UsageWriter) {
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
     let stats = Arc::new(UsageStats::default());
     (
@@ -46,71 +77,261 @@ pub fn channel() -> (UsageSink, UsageWriter) {
             tx,
             stats: Arc::clone(&stats),
         },
-        UsageWriter { rx, stats },
+        UsageWriter { rx, stats, spill },
     )
 }
 
 impl UsageSink {
     /// Queues a record without waiting (callable from `Drop`).
     pub fn record(&self, record: UsageRecord) {
-        if let Err(err) = self.tx.try_send(record) {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %err, "usage queue full or closed; a usage record was lost");
+        match self.tx.try_send(record) {
+            Ok(()) => {
+                self.stats.pending.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(err) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %err, "usage queue full or closed; a usage record was lost");
+            }
         }
     }
 
     /// The counters.
-    pub fn stats(&self) -> &UsageStats {
+    pub fn stats(&self) -> &Arc<UsageStats> {
         &self.stats
     }
 }
 
-impl UsageWriter {
-    /// Writes batches until `cancel` fires and every queued record is written.
-    pub async fn run(mut self, store: Store, cancel: CancellationToken) {
-        let mut batch: Vec<UsageRecord> = Vec::with_capacity(BATCH);
-        let mut backoff = FLUSH_EVERY;
-        loop {
-            let stopping = cancel.is_cancelled();
-            if batch.is_empty() {
-                tokio::select! {
-                    got = self.rx.recv_many(&mut batch, BATCH) => {
-                        if got == 0 {
-                            return; // every sender is gone and the queue is empty
-                        }
-                    }
-                    () = cancel.cancelled(), if !stopping => {
-                        // Stop accepting new waits; drain what is queued below.
-                        self.rx.close();
-                        continue;
-                    }
-                }
-                // Gather what arrives within the flush window into the same batch.
-                if !stopping && batch.len() < BATCH {
-                    tokio::time::sleep(FLUSH_EVERY.min(Duration::from_millis(50))).await;
-                }
-                let room = BATCH.saturating_sub(batch.len());
-                if room > 0 {
-                    while let Ok(r) = self.rx.try_recv() {
-                        batch.push(r);
-                        if batch.len() >= BATCH {
-                            break;
-                        }
-                    }
+/// The spill file: appended at the end, replayed from `offset`.
+struct SpillFile {
+    settings: SpillSettings,
+    /// Bytes of the file already replayed.
+    offset: u64,
+    /// Whether the file exists (new records must go behind it).
+    active: bool,
+}
+
+impl SpillFile {
+    async fn open(settings: SpillSettings) -> Self {
+        let active = tokio::fs::metadata(&settings.path).await.is_ok();
+        if active {
+            tracing::info!(path = %settings.path.display(), "replaying usage spilled by an earlier run");
+        }
+        Self {
+            settings,
+            offset: 0,
+            active,
+        }
+    }
+
+    async fn append(&mut self, records: &[UsageRecord]) -> std::io::Result<()> {
+        if let Some(dir) = self.settings.path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let mut text = String::new();
+        for r in records {
+            text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
+            text.push('\n');
+        }
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.settings.path)
+            .await?;
+        file.write_all(text.as_bytes()).await?;
+        file.sync_data().await?;
+        self.active = true;
+        Ok(())
+    }
+
+    /// Saves records that are older than everything in the file: they go in front of the part not
+    /// yet replayed (written to a new file, then renamed over the old one, so a crash leaves one
+    /// complete file or the other).
+    async fn save_before(&mut self, older: &[UsageRecord]) -> std::io::Result<()> {
+        if !self.active {
+            return self.append(older).await;
+        }
+        let mut rest = Vec::new();
+        {
+            let mut file = tokio::fs::File::open(&self.settings.path).await?;
+            file.seek(std::io::SeekFrom::Start(self.offset)).await?;
+            tokio::io::AsyncReadExt::read_to_end(&mut file, &mut rest).await?;
+        }
+        let mut text = String::new();
+        for r in older {
+            text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
+            text.push('\n');
+        }
+        let tmp = self.settings.path.with_extension("tmp");
+        let mut file = tokio::fs::File::create(&tmp).await?;
+        file.write_all(text.as_bytes()).await?;
+        file.write_all(&rest).await?;
+        file.sync_all().await?;
+        tokio::fs::rename(&tmp, &self.settings.path).await?;
+        self.offset = 0;
+        Ok(())
+    }
+
+    /// Up to `max` records from the replay position, and the position after them.
+    async fn read(&self, max: usize) -> std::io::Result<(Vec<UsageRecord>, u64)> {
+        let mut file = tokio::fs::File::open(&self.settings.path).await?;
+        file.seek(std::io::SeekFrom::Start(self.offset)).await?;
+        let mut reader = BufReader::new(file);
+        let mut out = Vec::new();
+        let mut offset = self.offset;
+        let mut line = String::new();
+        while out.len() < max {
+            line.clear();
+            let n = reader.read_line(&mut line).await?;
+            if n == 0 || !line.ends_with('\n') {
+                break; // end, or a line still being written (never, single writer) / torn by a crash
+            }
+            offset += n as u64;
+            match serde_json::from_str(line.trim_end()) {
+                Ok(r) => out.push(r),
+                Err(err) => {
+                    tracing::error!(error = %err, "skipping an unreadable spilled usage line")
                 }
             }
+        }
+        Ok((out, offset))
+    }
+
+    async fn finish_if_drained(&mut self) -> std::io::Result<()> {
+        let len = tokio::fs::metadata(&self.settings.path).await?.len();
+        if self.offset >= len {
+            tokio::fs::remove_file(&self.settings.path).await?;
+            self.offset = 0;
+            self.active = false;
+            tracing::info!("spilled usage fully replayed");
+        }
+        Ok(())
+    }
+}
+
+impl UsageWriter {
+    /// Writes until `cancel` fires and everything queued is stored or spilled.
+    pub async fn run(mut self, store: Store, cancel: CancellationToken) {
+        let stats = Arc::clone(&self.stats);
+        let mut spill = SpillFile::open(self.spill.clone()).await;
+        let mut memory: VecDeque<UsageRecord> = VecDeque::new();
+        let mut backoff = FLUSH_EVERY;
+        let mut stopping = false;
+        let mut incoming = Vec::with_capacity(BATCH);
+        loop {
+            // 1. Take what has arrived; when idle, wait for the next record or the stop signal.
+            if memory.is_empty() && !spill.active && !stopping {
+                tokio::select! {
+                    n = self.rx.recv_many(&mut incoming, BATCH) => {
+                        if n == 0 { stopping = true; }
+                        // Let a batch gather for a moment rather than writing one row at a time.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    () = cancel.cancelled() => { stopping = true; }
+                }
+            }
+            // The stop signal must also be noticed while a backlog is being retried.
+            if !stopping && cancel.is_cancelled() {
+                stopping = true;
+            }
+            if stopping {
+                self.rx.close();
+            }
+            while let Ok(r) = self.rx.try_recv() {
+                incoming.push(r);
+            }
+            // 2. Keep order: behind an active spill file, or past the memory bound, go to disk.
+            if !incoming.is_empty() {
+                if spill.active || memory.len() + incoming.len() > self.spill.memory_records {
+                    match spill.append(&incoming).await {
+                        Ok(()) => {
+                            stats
+                                .spilled
+                                .fetch_add(incoming.len() as u64, Ordering::Relaxed);
+                            incoming.clear();
+                        }
+                        Err(err) => {
+                            // The disk failed too: hold the records in memory rather than lose them.
+                            tracing::error!(error = %err, "cannot spill usage to disk; holding it in memory");
+                            memory.extend(incoming.drain(..));
+                        }
+                    }
+                } else {
+                    memory.extend(incoming.drain(..));
+                }
+            }
+            // 3. Write the oldest records: memory first (it is older than the file), then the file.
+            let (batch, next_offset) = if !memory.is_empty() {
+                (memory.iter().take(BATCH).cloned().collect::<Vec<_>>(), None)
+            } else if spill.active {
+                match spill.read(BATCH).await {
+                    Ok((records, offset)) => (records, Some(offset)),
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot read the usage spill file");
+                        (Vec::new(), None)
+                    }
+                }
+            } else if stopping {
+                return;
+            } else {
+                continue;
+            };
+            if batch.is_empty() {
+                if let Some(offset) = next_offset {
+                    spill.offset = offset;
+                }
+                if spill.active {
+                    if let Err(err) = spill.finish_if_drained().await {
+                        tracing::error!(error = %err, "cannot finish the usage spill file");
+                    }
+                }
+                if stopping && memory.is_empty() && !spill.active {
+                    return;
+                }
+                continue;
+            }
+            let started = Instant::now();
             match store.insert_usage(&batch).await {
                 Ok(()) => {
-                    self.stats
-                        .written
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    batch.clear();
+                    let n = batch.len();
+                    match next_offset {
+                        Some(offset) => spill.offset = offset,
+                        None => {
+                            memory.drain(..n);
+                        }
+                    }
+                    stats.written.fetch_add(n as u64, Ordering::Relaxed);
+                    stats.pending.fetch_sub(
+                        (n as u64).min(stats.pending.load(Ordering::Relaxed)),
+                        Ordering::Relaxed,
+                    );
+                    stats.last_flush_micros.store(
+                        u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                        Ordering::Relaxed,
+                    );
                     backoff = FLUSH_EVERY;
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, records = batch.len(), "cannot write usage; keeping the batch and retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                    if stopping {
+                        // Exit promptly: what is in memory goes to disk for the next start.
+                        let held: Vec<UsageRecord> = memory.drain(..).collect();
+                        if !held.is_empty() {
+                            tracing::warn!(
+                                records = held.len(),
+                                "database unreachable at shutdown; spilling usage to disk"
+                            );
+                            if let Err(e) = spill.save_before(&held).await {
+                                tracing::error!(error = %e, "cannot spill usage at shutdown; records are lost");
+                            }
+                        }
+                        return;
+                    }
+                    tracing::warn!(error = %err, records = batch.len(), "cannot write usage; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = cancel.cancelled() => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }

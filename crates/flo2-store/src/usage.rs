@@ -8,8 +8,9 @@ use crate::pool::on_pool;
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
 
-/// One upstream call.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One upstream call. Serializable so the usage pipeline can spill it to disk while the database
+/// is unreachable.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UsageRecord {
     /// Record id; inserting the same id twice keeps one row (replays are idempotent).
     pub id: Uuid,
