@@ -247,20 +247,110 @@ async fn the_price_api_validates_checks_roles_and_isolates_tenants() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
+/// The final usage object of an SSE body, whichever format it is in.
+fn final_usage(sse: &str) -> serde_json::Value {
+    sse.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter(|v| v["usage"].is_object() && v["type"] != "message_start")
+        .next_back()
+        .map(|v| v["usage"].clone())
+        .unwrap_or_else(|| panic!("no final usage in {sse}"))
+}
+
 #[tokio::test]
-async fn streamed_calls_are_priced_too() {
+async fn streamed_calls_are_priced_and_carry_their_cost_in_the_final_usage() {
     let s = setup().await;
-    s.fake.push(Scenario::text("a b c").usage(1_000, 2_000));
+    // 1000×0.15 + 2000×0.60 = 150 + 1200 = $0.00135 on GPT-4o mini;
+    // 1000×3 + 2000×15 = $0.033 on Claude Sonnet 4.5.
+    let cases = [
+        (
+            "/v1/chat/completions",
+            "openai/gpt-4o-mini",
+            "0.001350000000",
+        ), // passthrough
+        (
+            "/v1/chat/completions",
+            "anthropic/claude-sonnet-4-5",
+            "0.033000000000",
+        ), // translated
+        (
+            "/v1/messages",
+            "anthropic/claude-sonnet-4-5",
+            "0.033000000000",
+        ), // passthrough
+        ("/v1/messages", "openai/gpt-4o-mini", "0.001350000000"), // translated
+    ];
+    for (path, model, want) in cases {
+        s.fake.push(Scenario::text("a b c").usage(1_000, 2_000));
+        let body = json!({"model": model, "max_tokens": 10, "stream": true,
+            "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]});
+        let body = if path == "/v1/messages" {
+            let mut b = body;
+            b.as_object_mut().unwrap().remove("stream_options");
+            b
+        } else {
+            body
+        };
+        let resp = s
+            .app
+            .http
+            .post(s.app.url(path))
+            .header("x-api-key", &s.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let text = resp.text().await.unwrap();
+        let usage = final_usage(&text);
+        assert_eq!(usage["flo2_cost_usd"], want, "{path} {model}: {text}");
+    }
+    let rows = s.usage(4).await;
+    let costs: Vec<i64> = rows.iter().map(|r| r.cost_picousd).collect();
+    assert_eq!(
+        costs,
+        [1_350_000_000, 33_000_000_000, 33_000_000_000, 1_350_000_000]
+    );
+    assert!(rows.iter().all(|r| !r.tokens_estimated));
+}
+
+#[tokio::test]
+async fn a_stream_cut_short_records_a_marked_estimate() {
+    let s = setup().await;
+    // The upstream sends its opening and some text, then drops the connection: no usage event.
+    s.fake.push(
+        Scenario::text("abcdefgh abcdefgh abcdefgh abcdefgh")
+            .usage(1_000, 2_000)
+            .chunk_delay(Duration::from_millis(10))
+            .drop_after(3),
+    );
+    let prompt = "x".repeat(4_000);
     let resp = s
         .app
         .http
-        .post(s.app.url("/v1/messages"))
-        .header("x-api-key", &s.key)
-        .json(&json!({"model": "openai/gpt-4o-mini", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .post(s.app.url("/v1/chat/completions"))
+        .bearer_auth(&s.key)
+        .json(&json!({"model": "openai/gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": prompt}]}))
         .send()
         .await
         .unwrap();
-    let _: String = resp.text().await.unwrap();
-    // 1000×0.15 + 2000×0.60 = 150 + 1200 = $0.00135.
-    assert_eq!(s.usage(1).await[0].cost_picousd, 1_350_000_000);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("error"),
+        "the stream ends with an error event: {text}"
+    );
+    let row = &s.usage(1).await[0];
+    assert_eq!(row.status, 502);
+    assert!(
+        row.tokens_estimated,
+        "the record says its tokens are an estimate: {row:?}"
+    );
+    // About 4000/4 prompt tokens plus framing; some output from the text that did arrive.
+    assert!(
+        (1_000..1_020).contains(&row.input_tokens),
+        "{}",
+        row.input_tokens
+    );
+    assert!(row.output_tokens > 0);
+    assert!(row.cost_picousd > 0);
 }

@@ -120,6 +120,7 @@ async fn handle(
         .unwrap_or_default()
         .to_owned();
     let target = target_for(&state, &caller, &requested).await?;
+    let input_estimate = flo2_llm::estimate::prompt_tokens(&value);
     let mut plan = plan(format, &target, value).map_err(|e| translate_error(format, e))?;
     if plan.family == WireFamily::Anthropic {
         plan.extra_headers
@@ -133,6 +134,7 @@ async fn handle(
         &requested,
         &target,
     );
+    meter.estimate_input(input_estimate);
     let url = providers::chat_url(
         target.provider,
         &target.base_url,
@@ -151,6 +153,7 @@ async fn handle(
         meter.finish(err.status().as_u16(), Some("upstream_error"));
         return Err(err);
     }
+    meter.accepted();
     let served = [
         ("x-flo2-provider", target.provider.as_str().to_owned()),
         ("x-flo2-model", target.model.clone()),

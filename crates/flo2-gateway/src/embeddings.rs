@@ -6,6 +6,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use flo2_llm::common::Usage;
+use flo2_llm::estimate;
 use flo2_llm::providers::{self, WireFamily};
 use serde_json::{json, Value};
 
@@ -111,30 +112,14 @@ async fn run(
     Ok(resp)
 }
 
-/// A documented approximation: about four characters of text per token, plus a small overhead
-/// per message. Providers other than Anthropic have no counting endpoint, and an exact count
+/// A documented approximation ([`estimate`]): about four characters of text per token, plus a
+/// small overhead per message. Providers other than Anthropic have no counting endpoint, and an exact count
 /// would need each model's tokenizer.
 pub async fn count_tokens(caller: Caller, body: Bytes) -> Response {
     let format = ApiFormat::Anthropic;
     let _ = caller;
     match parse_body(format, &body) {
-        Ok(value) => {
-            let messages = value
-                .get("messages")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
-            let text_chars: usize = value
-                .get("messages")
-                .map_or(0, |m| m.to_string().chars().count())
-                + value
-                    .get("system")
-                    .map_or(0, |s| s.to_string().chars().count())
-                + value
-                    .get("tools")
-                    .map_or(0, |t| t.to_string().chars().count());
-            let estimate = text_chars.div_ceil(4) + 4 * messages;
-            Json(json!({"input_tokens": estimate})).into_response()
-        }
+        Ok(value) => Json(json!({"input_tokens": estimate::prompt_tokens(&value)})).into_response(),
         Err(e) => e.into_response(),
     }
 }

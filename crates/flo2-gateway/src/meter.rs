@@ -1,6 +1,10 @@
 //! One usage record per upstream call. A [`Meter`] is created when the call starts and writes
 //! its record exactly once: when the call is finished explicitly, or — if the caller went away
 //! mid-stream and the response was dropped — from `Drop`, with status 499.
+//!
+//! Tokens are the provider's count. Where an upstream accepted the call but never reported a
+//! count (a stream cut short before its usage event), the record holds the documented estimate
+//! of [`flo2_llm::estimate`] for the missing kind and says so with `tokens_estimated`.
 
 use std::time::Instant;
 
@@ -27,6 +31,12 @@ pub struct Meter {
     started: Instant,
     first_token: Option<Instant>,
     usage: Usage,
+    /// Estimated prompt tokens, used only if the provider reports none.
+    input_estimate: u64,
+    /// Characters of text and tool arguments streamed so far (for the output estimate).
+    output_chars: usize,
+    /// The upstream answered 2xx: it will bill the call, so missing counts are estimated.
+    accepted: bool,
 }
 
 impl Meter {
@@ -78,7 +88,25 @@ impl Meter {
             started: Instant::now(),
             first_token: None,
             usage: Usage::default(),
+            input_estimate: 0,
+            output_chars: 0,
+            accepted: false,
         }
+    }
+
+    /// The estimated prompt size, used if the provider never reports the input tokens.
+    pub fn estimate_input(&mut self, tokens: u64) {
+        self.input_estimate = tokens;
+    }
+
+    /// Notes that the upstream accepted the call (answered 2xx).
+    pub fn accepted(&mut self) {
+        self.accepted = true;
+    }
+
+    /// Counts streamed output text, for an estimate if the stream ends without usage.
+    pub fn output_text(&mut self, text: &str) {
+        self.output_chars = self.output_chars.saturating_add(text.chars().count());
     }
 
     /// Notes the first token of a stream (once).
@@ -96,21 +124,40 @@ impl Meter {
         self.usage = usage;
     }
 
-    fn tokens(&self) -> Tokens {
-        Tokens {
-            input: self.usage.input,
-            output: self.usage.output,
-            cached_input: self.usage.cached_input,
-            cache_write: self.usage.cache_write,
-            reasoning: self.usage.reasoning,
-        }
+    /// The provider's counts, with estimates filling the kinds it never reported; and whether any
+    /// estimate was used.
+    fn tokens(&self) -> (Tokens, bool) {
+        let u = &self.usage;
+        let prompt_reported = u.input + u.cached_input + u.cache_write > 0;
+        let output_estimate = flo2_llm::estimate::tokens_for_chars(self.output_chars);
+        let estimate_input = self.accepted && !prompt_reported && self.input_estimate > 0;
+        let estimate_output = self.accepted && u.output == 0 && output_estimate > 0;
+        let tokens = Tokens {
+            input: if estimate_input {
+                self.input_estimate
+            } else {
+                u.input
+            },
+            output: if estimate_output {
+                output_estimate
+            } else {
+                u.output
+            },
+            cached_input: u.cached_input,
+            cache_write: u.cache_write,
+            reasoning: u.reasoning,
+        };
+        (tokens, estimate_input || estimate_output)
     }
 
     /// The exact cost of the tokens seen so far at the call's price.
     pub fn cost(&self) -> PicoUsd {
-        self.price
-            .as_ref()
-            .map_or(PicoUsd::ZERO, |p| p.cost(&self.tokens()))
+        self.price_cost().unwrap_or(PicoUsd::ZERO)
+    }
+
+    /// The cost, or `None` when the organization has no price for the model.
+    pub fn price_cost(&self) -> Option<PicoUsd> {
+        self.price.as_ref().map(|p| p.cost(&self.tokens().0))
     }
 
     /// Writes the record with `status` (and `error_kind` for failures).
@@ -125,16 +172,18 @@ impl Meter {
         let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         record.status = status;
         record.error_kind = error_kind.map(str::to_owned);
-        record.input_tokens = to_i64(self.usage.input);
-        record.output_tokens = to_i64(self.usage.output);
-        record.cached_input_tokens = to_i64(self.usage.cached_input);
-        record.cache_write_tokens = to_i64(self.usage.cache_write);
-        record.reasoning_tokens = to_i64(self.usage.reasoning);
+        let (tokens, estimated) = self.tokens();
+        record.input_tokens = to_i64(tokens.input);
+        record.output_tokens = to_i64(tokens.output);
+        record.cached_input_tokens = to_i64(tokens.cached_input);
+        record.cache_write_tokens = to_i64(tokens.cache_write);
+        record.reasoning_tokens = to_i64(tokens.reasoning);
+        record.tokens_estimated = estimated;
         record.cost_picousd = self.cost().to_i64();
         record.baseline_cost_picousd = self
             .baseline
             .as_ref()
-            .map_or(PicoUsd::ZERO, |p| p.cost(&self.tokens()))
+            .map_or(PicoUsd::ZERO, |p| p.cost(&tokens))
             .to_i64();
         let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         record.latency_ms = ms(self.started.elapsed());

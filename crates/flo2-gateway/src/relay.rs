@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use flo2_llm::common::StreamEvent;
 use flo2_llm::providers::WireFamily;
 use flo2_llm::stream::decode::StreamDecoder;
-use flo2_llm::stream::encode::{AnthropicEncoder, OpenAiEncoder};
+use flo2_llm::stream::encode::{self, AnthropicEncoder, OpenAiEncoder};
 use flo2_llm::stream::sse::{self, SseDecoder, SseEvent};
 use futures_util::{Stream, StreamExt};
 
@@ -162,9 +162,15 @@ impl Relay {
             }
             for e in &decoded.events {
                 match e {
-                    StreamEvent::Text(_) | StreamEvent::ToolCallStart { .. } => {
-                        self.meter.first_token()
+                    StreamEvent::Text(text) => {
+                        self.meter.first_token();
+                        self.meter.output_text(text);
                     }
+                    StreamEvent::ToolCallStart { name, .. } => {
+                        self.meter.first_token();
+                        self.meter.output_text(name);
+                    }
+                    StreamEvent::ToolCallArgs { fragment, .. } => self.meter.output_text(fragment),
                     StreamEvent::Usage(u) => self.meter.usage(*u),
                     _ => {}
                 }
@@ -182,7 +188,22 @@ impl Relay {
                             .all(|e| matches!(e, StreamEvent::Usage(_)))
                         && !decoded.events.is_empty();
                     if !usage_only {
-                        sse::encode(out, event.event.as_deref(), &event.data);
+                        // The event with the final usage (not Anthropic's opening
+                        // `message_start`) also carries the call's cost.
+                        let final_usage = event.event.as_deref() != Some("message_start")
+                            && decoded
+                                .events
+                                .iter()
+                                .any(|e| matches!(e, StreamEvent::Usage(_)));
+                        let with_cost = final_usage
+                            .then(|| {
+                                self.meter.usage(self.decoder.usage());
+                                self.meter.price_cost()
+                            })
+                            .flatten()
+                            .and_then(|cost| encode::add_cost(&event.data, &cost.to_string()));
+                        let data = with_cost.as_deref().unwrap_or(&event.data);
+                        sse::encode(out, event.event.as_deref(), data);
                     }
                 }
                 Output::OpenAi(enc) => decoded.events.iter().for_each(|e| enc.event(e, out)),
@@ -202,12 +223,19 @@ impl Relay {
             return;
         }
         self.finished = true;
+        self.meter.usage(self.decoder.usage());
+        let cost = self.meter.price_cost().map(|c| c.to_string());
         match &mut self.output {
             Output::Passthrough { .. } => {}
-            Output::OpenAi(enc) => enc.finish(out),
-            Output::Anthropic(enc) => enc.finish(out),
+            Output::OpenAi(enc) => {
+                cost.into_iter().for_each(|c| enc.set_cost_usd(c));
+                enc.finish(out);
+            }
+            Output::Anthropic(enc) => {
+                cost.into_iter().for_each(|c| enc.set_cost_usd(c));
+                enc.finish(out);
+            }
         }
-        self.meter.usage(self.decoder.usage());
         self.meter.finish(200, None);
     }
 

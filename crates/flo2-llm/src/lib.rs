@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod common;
+pub mod estimate;
 pub mod providers;
 pub mod stream;
 pub mod translate;

@@ -18,6 +18,26 @@ pub struct OpenAiEncoder {
     include_usage: bool,
     started: bool,
     usage: Usage,
+    cost_usd: Option<String>,
+}
+
+/// The field flo2 adds to a stream's final usage object: the call's exact cost in USD, as a
+/// decimal string (JSON numbers would lose digits in most clients).
+pub const COST_FIELD: &str = "flo2_cost_usd";
+
+/// Adds [`COST_FIELD`] to the `usage` object of an event's JSON data; `None` if it has none.
+pub fn add_cost(data: &str, cost_usd: &str) -> Option<String> {
+    let mut value: Value = serde_json::from_str(data).ok()?;
+    let usage = value.get_mut("usage")?.as_object_mut()?;
+    usage.insert(COST_FIELD.to_owned(), Value::String(cost_usd.to_owned()));
+    Some(value.to_string())
+}
+
+fn usage_with_cost(mut usage: Value, cost_usd: Option<&String>) -> Value {
+    if let (Some(cost), Some(map)) = (cost_usd, usage.as_object_mut()) {
+        map.insert(COST_FIELD.to_owned(), Value::String(cost.clone()));
+    }
+    usage
 }
 
 impl OpenAiEncoder {
@@ -30,7 +50,13 @@ impl OpenAiEncoder {
             include_usage,
             started: false,
             usage: Usage::default(),
+            cost_usd: None,
         }
+    }
+
+    /// The cost to put in the final usage chunk.
+    pub fn set_cost_usd(&mut self, cost_usd: String) {
+        self.cost_usd = Some(cost_usd);
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>, out: &mut String) {
@@ -97,7 +123,7 @@ impl OpenAiEncoder {
         if self.include_usage {
             let chunk = json!({
                 "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "choices": [], "usage": openai::write_usage(&self.usage),
+                "choices": [], "usage": usage_with_cost(openai::write_usage(&self.usage), self.cost_usd.as_ref()),
             });
             encode(out, None, &chunk.to_string());
         }
@@ -123,6 +149,7 @@ pub struct AnthropicEncoder {
     tool_blocks: HashMap<usize, u64>,
     finish: Option<FinishReason>,
     usage: Usage,
+    cost_usd: Option<String>,
 }
 
 impl AnthropicEncoder {
@@ -138,7 +165,13 @@ impl AnthropicEncoder {
             tool_blocks: HashMap::new(),
             finish: None,
             usage: Usage::default(),
+            cost_usd: None,
         }
+    }
+
+    /// The cost to put in the final `message_delta` usage.
+    pub fn set_cost_usd(&mut self, cost_usd: String) {
+        self.cost_usd = Some(cost_usd);
     }
 
     fn ensure_started(&mut self, out: &mut String) {
@@ -232,7 +265,7 @@ impl AnthropicEncoder {
         self.close_block(out);
         let delta = json!({"type": "message_delta",
             "delta": {"stop_reason": anthropic::stop_name(self.finish.unwrap_or(FinishReason::Stop)), "stop_sequence": null},
-            "usage": anthropic::write_usage(&self.usage)});
+            "usage": usage_with_cost(anthropic::write_usage(&self.usage), self.cost_usd.as_ref())});
         encode(out, Some("message_delta"), &delta.to_string());
         encode(
             out,
