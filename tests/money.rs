@@ -252,8 +252,7 @@ fn final_usage(sse: &str) -> serde_json::Value {
     sse.lines()
         .filter_map(|l| l.strip_prefix("data: "))
         .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
-        .filter(|v| v["usage"].is_object() && v["type"] != "message_start")
-        .next_back()
+        .rfind(|v| v["usage"].is_object() && v["type"] != "message_start")
         .map(|v| v["usage"].clone())
         .unwrap_or_else(|| panic!("no final usage in {sse}"))
 }
