@@ -7,6 +7,7 @@ pub mod money;
 pub mod pricing;
 pub mod provider;
 pub mod role;
+pub mod route;
 pub mod secret;
 
 pub use ids::{CredentialId, GatewayKeyId, InviteId, OrgId, SessionId, TeamId, UserId};
@@ -14,4 +15,5 @@ pub use money::{MoneyError, PicoUsd, PricePerMtok};
 pub use pricing::{ModelPrice, Tokens};
 pub use provider::ProviderKind;
 pub use role::Role;
+pub use route::{RoutePolicy, RouteTarget, Strategy};
 pub use secret::Secret;

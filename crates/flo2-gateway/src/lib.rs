@@ -9,15 +9,18 @@ pub mod change_watcher;
 mod chat;
 mod embeddings;
 pub mod error;
+pub mod health;
 pub mod key_cache;
 pub mod key_usage;
 pub mod meter;
 mod models;
+pub mod needs;
 pub mod org_cache;
 pub mod plan;
 pub mod relay;
 pub mod request_id;
 pub mod resolve;
+pub mod routing;
 pub mod upstream;
 pub mod usage_sink;
 

@@ -1,11 +1,12 @@
 //! Each organization's gateway configuration, decrypted once and held in memory: the data plane
 //! reads provider keys from here, never from the database on a request.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use flo2_core::{CredentialId, ModelPrice, OrgId, ProviderKind, Secret};
+use flo2_core::{CredentialId, ModelPrice, OrgId, ProviderKind, RoutePolicy, Secret};
 use flo2_store::{PriceOverride, Store, StoreError};
 use flo2_vault::MasterKeyring;
 use moka::sync::Cache;
@@ -25,6 +26,19 @@ pub struct CredentialEntry {
     pub secret: Secret<String>,
 }
 
+/// A model's limits and features; `None` where nothing is known (such a target is not skipped).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Context window in tokens.
+    pub context_window: Option<u64>,
+    /// Tool calling.
+    pub tools: Option<bool>,
+    /// Image input.
+    pub vision: Option<bool>,
+    /// JSON mode / structured output.
+    pub json: Option<bool>,
+}
+
 /// What the data plane knows about an organization.
 #[derive(Debug, Default)]
 pub struct OrgConfig {
@@ -32,6 +46,8 @@ pub struct OrgConfig {
     pub credentials: Vec<CredentialEntry>,
     /// Its price overrides (all of them: which applies depends on the time of the call).
     pub prices: Vec<PriceOverride>,
+    /// Its routes by name.
+    pub routes: HashMap<String, Arc<RoutePolicy>>,
 }
 
 impl OrgConfig {
@@ -49,6 +65,31 @@ impl OrgConfig {
             .max_by_key(|p| p.effective_from)
             .map(|p| p.price.clone())
             .or_else(|| flo2_llm::catalog::find(provider, model).map(|m| m.price.clone()))
+    }
+
+    /// What `provider/model` can do, as the organization states it in its newest price in effect,
+    /// else as the catalog says; `None` where neither knows.
+    pub fn capabilities(
+        &self,
+        provider: ProviderKind,
+        model: &str,
+        at: DateTime<Utc>,
+    ) -> Capabilities {
+        let stated = self
+            .prices
+            .iter()
+            .filter(|p| p.provider == provider && p.model == model && p.effective_from <= at)
+            .max_by_key(|p| p.effective_from);
+        let catalog = flo2_llm::catalog::find(provider, model);
+        Capabilities {
+            context_window: stated
+                .and_then(|p| p.context_window)
+                .and_then(|w| u64::try_from(w).ok())
+                .or(catalog.map(|m| m.context_window)),
+            tools: stated.and_then(|p| p.tools).or(catalog.map(|m| m.tools)),
+            vision: stated.and_then(|p| p.vision).or(catalog.map(|m| m.vision)),
+            json: stated.and_then(|p| p.json).or(catalog.map(|m| m.json)),
+        }
     }
 
     /// The providers this organization holds at least one key for, in catalog order.
@@ -94,11 +135,19 @@ impl OrgCache {
 
     async fn load(&self, org: OrgId) -> Result<OrgConfig, StoreError> {
         let prices = self.store.prices(org).await?;
+        let routes = self
+            .store
+            .routes(org)
+            .await?
+            .into_iter()
+            .map(|r| (r.name, Arc::new(r.policy)))
+            .collect();
         let stored = self.store.credentials(org).await?;
         if stored.is_empty() {
             return Ok(OrgConfig {
                 credentials: Vec::new(),
                 prices,
+                routes,
             });
         }
         let data_key = self.store.data_key(org).await?;
@@ -114,6 +163,7 @@ impl OrgCache {
                 return Ok(OrgConfig {
                     credentials: Vec::new(),
                     prices,
+                    routes,
                 });
             }
         };
@@ -136,6 +186,7 @@ impl OrgCache {
         Ok(OrgConfig {
             credentials,
             prices,
+            routes,
         })
     }
 

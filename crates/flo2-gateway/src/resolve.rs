@@ -83,7 +83,8 @@ fn first_key(config: &OrgConfig, provider: ProviderKind) -> Option<&CredentialEn
     config.credentials.iter().find(|c| c.provider == provider)
 }
 
-fn target(provider: ProviderKind, model: &str, credential: &CredentialEntry) -> Target {
+/// The target `provider/model` with `credential` (its base URL or the provider's), unpriced.
+pub(crate) fn target(provider: ProviderKind, model: &str, credential: &CredentialEntry) -> Target {
     let base = credential
         .base_url
         .as_deref()
@@ -123,7 +124,7 @@ mod tests {
                 key(ProviderKind::OpenAi, "o"),
                 key(ProviderKind::OpenRouter, "r"),
             ],
-            prices: Vec::new(),
+            ..OrgConfig::default()
         };
         let t = resolve(&config, "openrouter/openai/gpt-4o").unwrap();
         assert!(
@@ -169,7 +170,7 @@ mod tests {
 
         let single = OrgConfig {
             credentials: vec![key(ProviderKind::OpenAiCompatible, "vllm")],
-            prices: Vec::new(),
+            ..OrgConfig::default()
         };
         assert_eq!(
             resolve(&single, "my-finetune").unwrap().model,

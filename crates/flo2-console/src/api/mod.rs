@@ -7,6 +7,7 @@ pub mod members;
 pub mod organizations;
 pub mod prices;
 pub mod provider_keys;
+pub mod routes;
 pub mod teams;
 pub mod usage;
 
@@ -21,7 +22,7 @@ use crate::ConsoleState;
 #[openapi(
     info(
         title = "flo2 management API",
-        description = "Accounts, organizations, members, teams, the provider-key vault and gateway keys. \
+        description = "Accounts, organizations, members, teams, the provider-key vault, gateway keys, prices, routes and usage reports. \
                        Authenticate with `Authorization: Bearer <token>` from /signup or /login. \
                        Errors are JSON `{code, message}` with a stable `code`."
     ),
@@ -74,6 +75,8 @@ pub fn routes() -> OpenApiRouter<ConsoleState> {
         .routes(routes!(api_keys::list, api_keys::create))
         .routes(routes!(api_keys::get, api_keys::revoke))
         .routes(routes!(prices::list, prices::create))
+        .routes(routes!(routes::list))
+        .routes(routes!(routes::get, routes::put, routes::delete))
         .routes(routes!(usage::get))
         .routes(routes!(usage::summary_csv))
         .routes(routes!(usage::export_csv));
