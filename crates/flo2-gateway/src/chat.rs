@@ -12,15 +12,19 @@ use flo2_llm::translate::{anthropic, gemini, openai};
 use futures_util::StreamExt;
 use serde_json::Value;
 
+use crate::attempt::{Answer, Request};
 use crate::auth::Caller;
+use crate::dispatch::{self, Policy, Trace};
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
-use crate::meter::Meter;
-use crate::plan::{plan, Mode, Plan};
-use crate::relay::Relay;
+use crate::needs::Needs;
+use crate::plan::{Mode, Plan};
 use crate::request_id::RequestId;
 use crate::resolve::{resolve, ResolveError, Target};
+use crate::routing::{self, Candidate};
 use crate::upstream::UpstreamError;
 use crate::GatewayState;
+use flo2_core::route::{FallbackSettings, RaceMode};
+use flo2_core::Strategy;
 
 /// Largest upstream JSON answer read into memory (streams are never read whole).
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -82,25 +86,11 @@ pub(crate) async fn target_for(
     caller: &Caller,
     requested: &str,
 ) -> Result<Target, GatewayError> {
-    let config = state.orgs.get(caller.key.org).await.map_err(|err| {
-        tracing::error!(error = %err, "loading organization configuration failed");
-        GatewayError::new(
-            caller.format,
-            ErrorKind::Unavailable,
-            "flo2 cannot load your configuration right now; retry shortly",
-        )
-    })?;
-    resolve(&config, requested).map_err(|e| {
-        let kind = if e == ResolveError::Missing {
-            ErrorKind::InvalidRequest
-        } else {
-            ErrorKind::NotFound
-        };
-        GatewayError::new(caller.format, kind, e.to_string())
-    })
+    let config = org_config(state, caller).await?;
+    resolve(&config, requested).map_err(|e| resolve_error(caller.format, &e))
 }
 
-fn translate_error(format: ApiFormat, e: TranslateError) -> GatewayError {
+pub(crate) fn translate_error(format: ApiFormat, e: TranslateError) -> GatewayError {
     GatewayError::new(format, ErrorKind::InvalidRequest, e.to_string())
 }
 
@@ -118,106 +108,172 @@ async fn handle(
         .get("model")
         .and_then(Value::as_str)
         .unwrap_or_default()
+        .trim()
         .to_owned();
-    let target = target_for(&state, &caller, &requested).await?;
-    let input_estimate = flo2_llm::estimate::prompt_tokens(&value);
-    let mut plan = plan(format, &target, value).map_err(|e| translate_error(format, e))?;
-    if plan.family == WireFamily::Anthropic {
-        plan.extra_headers
-            .extend(beta.map(|b| ("anthropic-beta", b)));
-    }
-    let mut meter = Meter::start(
-        &state.usage,
-        &caller,
-        format,
-        request_id.0,
-        &requested,
-        &target,
-    );
-    meter.estimate_input(input_estimate);
-    let url = providers::chat_url(
-        target.provider,
-        &target.base_url,
-        &target.model,
-        plan.stream,
-    );
-    let response = match send(&state, &target, &url, &plan, format).await {
-        Ok(r) => r,
-        Err(err) => {
-            meter.finish(err.status().as_u16(), Some("upstream_unreachable"));
-            return Err(err);
+    let config = org_config(&state, &caller).await?;
+    let needs = Needs::of(&value);
+    let now = chrono::Utc::now();
+    let (candidates, policy, route) = match config.routes.get(&requested) {
+        Some(route) => {
+            if route.strategy == Strategy::Race && route.race.mode == RaceMode::Best && needs.stream
+            {
+                return Err(GatewayError::new(
+                    format,
+                    ErrorKind::InvalidRequest,
+                    format!("route {requested} races for the best answer, which needs complete answers: call it without `stream`"),
+                ));
+            }
+            let candidates =
+                routing::select(&requested, route, &config, &needs, &state.health, now).map_err(
+                    |e| GatewayError::new(format, ErrorKind::InvalidRequest, e.to_string()),
+                )?;
+            let baseline = route
+                .baseline_model()
+                .and_then(|(provider, model)| config.price_at(provider, &model, now));
+            let policy = Policy {
+                fallback: route.fallback.clone(),
+                race: (route.strategy == Strategy::Race).then(|| route.race.clone()),
+            };
+            (candidates, policy, Some((requested.as_str(), baseline)))
         }
-    };
-    if !response.status().is_success() {
-        let err = upstream_error(format, &target, response).await;
-        meter.finish(err.status().as_u16(), Some("upstream_error"));
-        return Err(err);
-    }
-    meter.accepted();
-    let served = [
-        ("x-flo2-provider", target.provider.as_str().to_owned()),
-        ("x-flo2-model", target.model.clone()),
-    ];
-    if plan.stream {
-        let mut relay = Relay::new(
-            Box::pin(response.bytes_stream()),
-            plan.family,
-            plan.mode,
-            format,
-            &target.model,
-            plan.client_wants_stream_usage,
-            meter,
-        );
-        let prefix = relay.prefetch().await.map_err(|f| {
-            GatewayError::with_status(
-                format,
-                StatusCode::BAD_GATEWAY,
-                format!("{}: {}", target.provider, f.message),
+        None => {
+            let target = resolve(&config, &requested).map_err(|e| resolve_error(format, &e))?;
+            (
+                vec![Candidate::direct(&config, &target)],
+                direct_policy(&state),
+                None,
             )
-        })?;
-        let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(prefix) })
-            .chain(relay.into_stream());
-        let mut resp = Response::new(Body::from_stream(body));
-        let headers = resp.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        add_headers(&mut resp, &served);
-        return Ok(resp);
-    }
-    let bytes = read_limited(response).await.map_err(|e| {
-        meter.finish(502, Some("upstream_body"));
-        GatewayError::with_status(
-            format,
-            StatusCode::BAD_GATEWAY,
-            format!("{}: {e}", target.provider),
-        )
-    })?;
-    let (body, usage) = match answer(format, &plan, &target, &bytes) {
-        Ok(a) => a,
-        Err(message) => {
-            meter.finish(502, Some("upstream_malformed"));
-            return Err(GatewayError::with_status(
-                format,
-                StatusCode::BAD_GATEWAY,
-                format!("{}: {message}", target.provider),
-            ));
         }
     };
-    meter.usage(usage);
-    let cost = meter.cost();
-    meter.finish(200, None);
-    let mut resp = Response::new(Body::from(body));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+    let req = Request {
+        state: &state,
+        caller: &caller,
+        request_id: request_id.0,
+        requested: &requested,
+        route,
+        body: &value,
+        beta: beta.as_deref(),
+        needs,
+    };
+    let (success, trace) = match dispatch::serve(&req, &candidates, &policy).await {
+        Ok(served) => served,
+        Err((err, trace)) => {
+            let mut resp = err.into_response();
+            add_trace_headers(&mut resp, route_name(&req), None, &trace);
+            return Ok(resp);
+        }
+    };
+    let target = success.target;
+    let mut resp = match success.answer {
+        Answer::Complete { body, cost, .. } => {
+            let mut resp = Response::new(Body::from(body));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            // Exact USD (12 decimal places) at the organization's price for this model.
+            add_headers(&mut resp, &[("x-flo2-cost-usd", cost.to_string())]);
+            resp
+        }
+        Answer::Stream { prefix, relay } => {
+            let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(prefix) })
+                .chain(relay.into_stream());
+            let mut resp = Response::new(Body::from_stream(body));
+            let headers = resp.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            resp
+        }
+    };
+    add_headers(
+        &mut resp,
+        &[
+            ("x-flo2-provider", target.provider.as_str().to_owned()),
+            ("x-flo2-model", target.model.clone()),
+        ],
     );
-    add_headers(&mut resp, &served);
-    // Exact USD (12 decimal places) at the organization's price for this model.
-    add_headers(&mut resp, &[("x-flo2-cost-usd", cost.to_string())]);
+    add_trace_headers(&mut resp, route_name(&req), Some(&target), &trace);
     Ok(resp)
+}
+
+fn route_name<'a>(req: &Request<'a>) -> Option<&'a str> {
+    req.route.as_ref().map(|(name, _)| *name)
+}
+
+/// A directly addressed model: one target (its provider's keys as a pool), no fallback.
+fn direct_policy(state: &GatewayState) -> Policy {
+    let limit =
+        u64::try_from(state.settings.upstream.request_timeout.as_millis()).unwrap_or(u64::MAX);
+    Policy {
+        fallback: FallbackSettings {
+            enabled: false,
+            retries_per_target: 0,
+            deadline_ms: limit,
+            attempt_timeout_ms: limit,
+        },
+        race: None,
+    }
+}
+
+/// `x-flo2-route`, `x-flo2-target`, `x-flo2-credential`, `x-flo2-attempts` and, when some
+/// failed, `x-flo2-attempt-errors` (one `provider/model: why` per failure, `; `-separated).
+fn add_trace_headers(
+    resp: &mut Response,
+    route: Option<&str>,
+    target: Option<&Target>,
+    trace: &Trace,
+) {
+    let mut headers = vec![("x-flo2-attempts", trace.attempts.to_string())];
+    if let Some(route) = route {
+        headers.push(("x-flo2-route", route.to_owned()));
+    }
+    if let Some(t) = target {
+        headers.push(("x-flo2-target", format!("{}/{}", t.provider, t.model)));
+        headers.push(("x-flo2-credential", t.credential.id.to_string()));
+    }
+    if !trace.failures.is_empty() {
+        let joined: String = trace
+            .failures
+            .join("; ")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .take(2000)
+            .collect();
+        headers.push(("x-flo2-attempt-errors", joined));
+    }
+    add_headers(resp, &headers);
+}
+
+async fn org_config(
+    state: &GatewayState,
+    caller: &Caller,
+) -> Result<std::sync::Arc<crate::org_cache::OrgConfig>, GatewayError> {
+    state.orgs.get(caller.key.org).await.map_err(|err| {
+        tracing::error!(error = %err, "loading organization configuration failed");
+        GatewayError::new(
+            caller.format,
+            ErrorKind::Unavailable,
+            "flo2 cannot load your configuration right now; retry shortly",
+        )
+    })
+}
+
+fn resolve_error(format: ApiFormat, e: &ResolveError) -> GatewayError {
+    let kind = if *e == ResolveError::Missing {
+        ErrorKind::InvalidRequest
+    } else {
+        ErrorKind::NotFound
+    };
+    GatewayError::new(format, kind, e.to_string())
 }
 
 fn add_headers(resp: &mut Response, headers: &[(&'static str, String)]) {
@@ -229,7 +285,7 @@ fn add_headers(resp: &mut Response, headers: &[(&'static str, String)]) {
 }
 
 /// The answer body for the caller and the usage it reports.
-fn answer(
+pub(crate) fn answer(
     format: ApiFormat,
     plan: &Plan,
     target: &Target,
@@ -297,7 +353,7 @@ fn unreachable(format: ApiFormat, target: &Target, why: &str) -> GatewayError {
     )
 }
 
-async fn read_limited(response: reqwest::Response) -> Result<Bytes, String> {
+pub(crate) async fn read_limited(response: reqwest::Response) -> Result<Bytes, String> {
     if response
         .content_length()
         .is_some_and(|n| n > MAX_UPSTREAM_BODY as u64)

@@ -4,9 +4,11 @@
 //! [`key_cache`] and [`org_cache`], kept current by [`change_watcher`]; last-used times leave
 //! through [`key_usage`] in batches.
 
+pub mod attempt;
 pub mod auth;
 pub mod change_watcher;
 mod chat;
+pub mod dispatch;
 mod embeddings;
 pub mod error;
 pub mod health;
@@ -59,6 +61,8 @@ pub struct GatewaySettings {
     pub max_body_bytes: usize,
     /// Where usage goes while the database is unreachable.
     pub usage_spill: usage_sink::SpillSettings,
+    /// Circuit breakers and the retry budget.
+    pub health: health::HealthSettings,
 }
 
 impl Default for GatewaySettings {
@@ -74,6 +78,7 @@ impl Default for GatewaySettings {
                 path: std::path::PathBuf::from("data/usage-spill.jsonl"),
                 memory_records: 50_000,
             },
+            health: health::HealthSettings::default(),
         }
     }
 }
@@ -94,6 +99,8 @@ pub struct GatewayState {
     /// Where usage records go.
     pub usage: UsageSink,
     usage_writer: Arc<std::sync::Mutex<Option<UsageWriter>>>,
+    /// What this replica knows of its upstreams' health and speed.
+    pub health: Arc<health::Health>,
     /// Settings.
     pub settings: Arc<GatewaySettings>,
 }
@@ -127,6 +134,7 @@ impl GatewayState {
             upstream: Upstream::new(settings.upstream.clone())?,
             usage,
             usage_writer: Arc::new(std::sync::Mutex::new(Some(writer))),
+            health: Arc::new(health::Health::new(settings.health.clone())),
             settings: Arc::new(settings),
         })
     }

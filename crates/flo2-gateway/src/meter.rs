@@ -37,6 +37,10 @@ pub struct Meter {
     output_chars: usize,
     /// The upstream answered 2xx: it will bill the call, so missing counts are estimated.
     accepted: bool,
+    /// What a record written from `Drop` says happened.
+    cancel_kind: &'static str,
+    /// A cancelled attempt still bills the prompt (race participants: the upstream had it).
+    bill_prompt_on_cancel: bool,
 }
 
 impl Meter {
@@ -91,7 +95,32 @@ impl Meter {
             input_estimate: 0,
             output_chars: 0,
             accepted: false,
+            cancel_kind: "client_closed",
+            bill_prompt_on_cancel: false,
         }
+    }
+
+    /// Numbers this attempt within its request and says what role it plays (`primary`,
+    /// `fallback`, `race`).
+    pub fn attempt(&mut self, number: u32, role: &'static str) {
+        if let Some(r) = self.record.as_mut() {
+            r.attempt = i64::from(number);
+            r.attempt_role = role.to_owned();
+        }
+        if role == "race" {
+            // A race participant dropped before it finished lost the race; the upstream already
+            // had its prompt, so the estimate of it is recorded.
+            self.cancel_kind = "race_cancelled";
+            self.bill_prompt_on_cancel = true;
+        }
+    }
+
+    /// Records that the call served route `name`, whose baseline model is priced `baseline`.
+    pub fn route(&mut self, name: &str, baseline: Option<ModelPrice>) {
+        if let Some(r) = self.record.as_mut() {
+            r.route = Some(name.to_owned());
+        }
+        self.baseline = baseline;
     }
 
     /// The estimated prompt size, used if the provider never reports the input tokens.
@@ -196,7 +225,10 @@ impl Meter {
 impl Drop for Meter {
     fn drop(&mut self) {
         if self.record.is_some() {
-            self.write(CLIENT_CLOSED, Some("client_closed"));
+            if self.bill_prompt_on_cancel {
+                self.accepted = true;
+            }
+            self.write(CLIENT_CLOSED, Some(self.cancel_kind));
         }
     }
 }

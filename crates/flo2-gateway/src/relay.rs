@@ -104,6 +104,16 @@ impl Relay {
         Ok(Bytes::from(prefix))
     }
 
+    /// Gives up before anything reached the caller (e.g. no first token in time), recording the
+    /// call with `status` and `kind`; dropping the relay then closes the upstream connection.
+    pub fn abort(&mut self, status: u16, kind: &str) {
+        if !self.finished {
+            self.finished = true;
+            self.meter.usage(self.decoder.usage());
+            self.meter.finish(status, Some(kind));
+        }
+    }
+
     /// The rest of the stream, as a body.
     pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
         futures_util::stream::unfold(self, |mut relay| async move {

@@ -1,0 +1,366 @@
+//! One upstream attempt: plan the request for the target, send it with one key, and return
+//! either the caller's answer or a classified failure. Every attempt is metered on its own and
+//! reports to the replica's health view, so breakers and `fastest` learn from all traffic.
+//!
+//! A non-streamed attempt succeeds when its whole answer is read; a streamed one when the first
+//! token arrives (until then nothing has reached the caller, so a failure can still fall back).
+
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderValue, StatusCode};
+use flo2_core::{ModelPrice, PicoUsd};
+use flo2_llm::providers::{self, WireFamily};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::chat::{answer, read_limited, send, translate_error, upstream_error};
+use crate::error::{ApiFormat, ErrorKind, GatewayError};
+use crate::health::Outcome;
+use crate::meter::Meter;
+use crate::needs::Needs;
+use crate::plan::plan;
+use crate::relay::Relay;
+use crate::resolve::Target;
+use crate::GatewayState;
+
+/// Statuses worth trying again or elsewhere: the upstream, not the request, is the problem.
+const RETRYABLE: &[u16] = &[408, 429, 500, 502, 503, 504, 529];
+
+/// What every attempt of one request shares.
+pub struct Request<'a> {
+    /// The data plane.
+    pub state: &'a GatewayState,
+    /// Who is calling, in which format.
+    pub caller: &'a Caller,
+    /// The request id.
+    pub request_id: Uuid,
+    /// The `model` the caller asked for (a model or a route name).
+    pub requested: &'a str,
+    /// The route, with its baseline model's price.
+    pub route: Option<(&'a str, Option<ModelPrice>)>,
+    /// The caller's body.
+    pub body: &'a Value,
+    /// `anthropic-beta`, forwarded to Anthropic only.
+    pub beta: Option<&'a str>,
+    /// What the request needs.
+    pub needs: Needs,
+}
+
+impl Request<'_> {
+    /// The caller's format.
+    pub fn format(&self) -> ApiFormat {
+        self.caller.format
+    }
+}
+
+/// A successful attempt's answer.
+pub enum Answer {
+    /// A complete JSON answer in the caller's format.
+    Complete {
+        /// The body.
+        body: Bytes,
+        /// Its exact cost.
+        cost: PicoUsd,
+        /// The answer's text, for `best` races.
+        text: String,
+    },
+    /// A stream whose first token has arrived.
+    Stream {
+        /// What was read up to the first token, in the caller's format.
+        prefix: Bytes,
+        /// The rest.
+        relay: Box<Relay>,
+    },
+}
+
+/// A successful attempt.
+pub struct Success {
+    /// The answer.
+    pub answer: Answer,
+    /// Who served it.
+    pub target: Target,
+}
+
+/// A failed attempt.
+#[derive(Debug)]
+pub struct Failure {
+    /// What the caller gets if nothing else works.
+    pub error: GatewayError,
+    /// Another try (here or at another target) may succeed.
+    pub retryable: bool,
+    /// The target cannot serve this request at all (a feature it cannot express): try the next.
+    pub unsupported: bool,
+    /// 429: the key is rate-limited, the target may be fine.
+    pub rate_limited: bool,
+    /// The upstream's `retry-after`.
+    pub retry_after: Option<Duration>,
+    /// For headers and logs: `provider/model: why`.
+    pub summary: String,
+}
+
+impl Failure {
+    fn new(error: GatewayError, label: &str, why: &str) -> Self {
+        let status = error.status().as_u16();
+        Self {
+            retryable: RETRYABLE.contains(&status),
+            unsupported: false,
+            rate_limited: status == 429,
+            retry_after: None,
+            summary: format!("{label}: {why}"),
+            error,
+        }
+    }
+}
+
+/// Runs one attempt at `target`, at most `timeout` long.
+pub async fn run(
+    req: &Request<'_>,
+    target: Target,
+    label: &str,
+    number: u32,
+    role: &'static str,
+    timeout: Duration,
+) -> Result<Success, Failure> {
+    let format = req.format();
+    let state = req.state;
+    let credential = target.credential.id;
+    let mut plan = plan(format, &target, req.body.clone()).map_err(|e| Failure {
+        unsupported: true,
+        ..Failure::new(
+            translate_error(format, e),
+            label,
+            "cannot express the request",
+        )
+    })?;
+    if plan.family == WireFamily::Anthropic {
+        plan.extra_headers
+            .extend(req.beta.map(|b| ("anthropic-beta", b.to_owned())));
+    }
+    let mut meter = Meter::start(
+        &state.usage,
+        req.caller,
+        format,
+        req.request_id,
+        req.requested,
+        &target,
+    );
+    meter.attempt(number, role);
+    if let Some((name, baseline)) = &req.route {
+        meter.route(name, baseline.clone());
+    }
+    meter.estimate_input(req.needs.input_tokens);
+    let started = Instant::now();
+    let until = tokio::time::Instant::now() + timeout;
+    let timed_out = || {
+        let err = GatewayError::new(
+            format,
+            ErrorKind::Timeout,
+            format!(
+                "{} did not answer within {} ms",
+                target.provider,
+                timeout.as_millis()
+            ),
+        );
+        Failure::new(err, label, "timeout")
+    };
+    let result = async {
+        let url = providers::chat_url(
+            target.provider,
+            &target.base_url,
+            &target.model,
+            plan.stream,
+        );
+        let response =
+            match tokio::time::timeout_at(until, send(state, &target, &url, &plan, format)).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(err)) => {
+                    meter.finish(err.status().as_u16(), Some("upstream_unreachable"));
+                    let why = if err.status() == StatusCode::GATEWAY_TIMEOUT {
+                        "timeout"
+                    } else {
+                        "cannot connect"
+                    };
+                    return Err(Failure::new(err, label, why));
+                }
+                Err(_) => {
+                    meter.finish(504, Some("timeout"));
+                    return Err(timed_out());
+                }
+            };
+        if !response.status().is_success() {
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(parse_retry_after);
+            let err = tokio::time::timeout_at(until, upstream_error(format, &target, response))
+                .await
+                .unwrap_or_else(|_| {
+                    GatewayError::new(
+                        format,
+                        ErrorKind::Timeout,
+                        format!("{} did not finish its error answer", target.provider),
+                    )
+                });
+            let status = err.status().as_u16();
+            meter.finish(status, Some("upstream_error"));
+            let overloaded = err.message().to_ascii_lowercase().contains("overloaded");
+            let mut f = Failure::new(err, label, &status.to_string());
+            f.retryable |= overloaded;
+            f.retry_after = retry_after;
+            return Err(f);
+        }
+        meter.accepted();
+        if plan.stream {
+            let mut relay = Relay::new(
+                Box::pin(response.bytes_stream()),
+                plan.family,
+                plan.mode,
+                format,
+                &target.model,
+                plan.client_wants_stream_usage,
+                meter,
+            );
+            return match tokio::time::timeout_at(until, relay.prefetch()).await {
+                Ok(Ok(prefix)) => Ok(Answer::Stream {
+                    prefix,
+                    relay: Box::new(relay),
+                }),
+                Ok(Err(early)) => {
+                    let err = GatewayError::with_status(
+                        format,
+                        StatusCode::BAD_GATEWAY,
+                        format!("{}: {}", target.provider, early.message),
+                    );
+                    Err(Failure::new(
+                        err,
+                        label,
+                        "stream failed before the first token",
+                    ))
+                }
+                Err(_) => {
+                    relay.abort(504, "timeout");
+                    Err(timed_out())
+                }
+            };
+        }
+        let bytes = match tokio::time::timeout_at(until, read_limited(response)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                meter.finish(502, Some("upstream_body"));
+                let err = GatewayError::with_status(
+                    format,
+                    StatusCode::BAD_GATEWAY,
+                    format!("{}: {e}", target.provider),
+                );
+                return Err(Failure::new(err, label, "broken answer"));
+            }
+            Err(_) => {
+                meter.finish(504, Some("timeout"));
+                return Err(timed_out());
+            }
+        };
+        match answer(format, &plan, &target, &bytes) {
+            Ok((body, usage)) => {
+                meter.usage(usage);
+                let cost = meter.cost();
+                meter.finish(200, None);
+                let text = answer_text(format, &body);
+                Ok(Answer::Complete { body, cost, text })
+            }
+            Err(message) => {
+                meter.finish(502, Some("upstream_malformed"));
+                let err = GatewayError::with_status(
+                    format,
+                    StatusCode::BAD_GATEWAY,
+                    format!("{}: {message}", target.provider),
+                );
+                Err(Failure::new(err, label, "malformed answer"))
+            }
+        }
+    }
+    .await;
+    match result {
+        Ok(answer) => {
+            state
+                .health
+                .record(label, credential, Outcome::Success(started.elapsed()));
+            Ok(Success { answer, target })
+        }
+        Err(f) => {
+            let outcome = if f.rate_limited {
+                Some(Outcome::RateLimited(f.retry_after))
+            } else if f.retryable {
+                Some(Outcome::Failure(started.elapsed()))
+            } else {
+                // The request's own fault says nothing about the target's health.
+                None
+            };
+            if let Some(outcome) = outcome {
+                state.health.record(label, credential, outcome);
+            }
+            Err(f)
+        }
+    }
+}
+
+/// `retry-after` in seconds (HTTP dates are rare from LLM providers and are ignored).
+fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
+    let secs: f64 = value.to_str().ok()?.trim().parse().ok()?;
+    (0.0..86_400.0)
+        .contains(&secs)
+        .then(|| Duration::from_secs_f64(secs))
+}
+
+/// The text of a complete answer in the caller's format (for choosing the best race answer).
+fn answer_text(format: ApiFormat, body: &[u8]) -> String {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return String::new();
+    };
+    match format {
+        ApiFormat::OpenAi => value["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        ApiFormat::Anthropic => value["content"]
+            .as_array()
+            .map(|blocks| {
+                blocks
+                    .iter()
+                    .filter_map(|b| b.get("text").and_then(Value::as_str))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds() {
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("2")),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("0.5")),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT")),
+            None
+        );
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("-1")), None);
+    }
+
+    #[test]
+    fn answer_text_in_both_shapes() {
+        let openai = br#"{"choices":[{"message":{"content":"hi"}}]}"#;
+        assert_eq!(answer_text(ApiFormat::OpenAi, openai), "hi");
+        let anthropic = br#"{"content":[{"type":"text","text":"a"},{"type":"tool_use"},{"type":"text","text":"b"}]}"#;
+        assert_eq!(answer_text(ApiFormat::Anthropic, anthropic), "ab");
+    }
+}
