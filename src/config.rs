@@ -53,6 +53,8 @@ pub const SETTINGS: &[Setting] = &[
     s("FLO2_UPSTREAM_TIMEOUT_SECS", "600", "Whole-call timeout for non-streaming upstream calls."),
     s("FLO2_USAGE_SPILL_DIR", "<FLO2_DATA_DIR>", "Where usage records are spilled (usage-spill.jsonl) while the database is unreachable; replayed in order when it returns and at the next start."),
     s("FLO2_USAGE_MEMORY_RECORDS", "50000", "Usage records held in memory during a database outage before spilling to disk."),
+    s("FLO2_BREAKER_FAILURES", "5", "Consecutive retryable failures that open a target's or key's circuit breaker (so traffic skips it)."),
+    s("FLO2_BREAKER_OPEN_MS", "30000", "How long an open circuit breaker waits before letting one probe request through."),
     s("FLO2_GATEWAY_MAX_BODY_BYTES", "33554432", "Largest accepted /v1 request body (images make these large); larger ones get 413."),
 ];
 
@@ -112,6 +114,10 @@ pub struct Config {
     pub usage_spill_dir: Option<PathBuf>,
     /// Usage records held in memory before spilling.
     pub usage_memory_records: usize,
+    /// Consecutive failures that open a circuit breaker.
+    pub breaker_failures: u32,
+    /// How long a breaker stays open before a probe.
+    pub breaker_open: Duration,
 }
 
 /// A setting could not be read.
@@ -255,6 +261,9 @@ impl Config {
                 .map_err(|_| invalid("FLO2_USAGE_MEMORY_RECORDS", "too large"))?,
             gateway_max_body_bytes: usize::try_from(num("FLO2_GATEWAY_MAX_BODY_BYTES")?)
                 .map_err(|_| invalid("FLO2_GATEWAY_MAX_BODY_BYTES", "too large"))?,
+            breaker_failures: u32::try_from(num("FLO2_BREAKER_FAILURES")?.max(1))
+                .map_err(|_| invalid("FLO2_BREAKER_FAILURES", "too large"))?,
+            breaker_open: Duration::from_millis(num("FLO2_BREAKER_OPEN_MS")?.max(10)),
         })
     }
 

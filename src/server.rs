@@ -114,6 +114,11 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
                         .join("usage-spill.jsonl"),
                     memory_records: config.usage_memory_records,
                 },
+                health: flo2_gateway::health::HealthSettings {
+                    failures: config.breaker_failures,
+                    open_for: config.breaker_open,
+                    ..flo2_gateway::health::HealthSettings::default()
+                },
                 ..GatewaySettings::default()
             },
         )

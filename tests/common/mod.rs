@@ -122,6 +122,9 @@ pub fn config(db: &TestDb, key: &str) -> Config {
         ("FLO2_SHUTDOWN_GRACE_SECS".into(), "5".into()),
         // The fake upstream listens on loopback.
         ("FLO2_ALLOW_PRIVATE_UPSTREAMS".into(), "true".into()),
+        // Breakers that open and probe within a test's time.
+        ("FLO2_BREAKER_FAILURES".into(), "3".into()),
+        ("FLO2_BREAKER_OPEN_MS".into(), "500".into()),
     ];
     Config::load_from(None, &env).unwrap()
 }

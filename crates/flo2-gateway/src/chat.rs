@@ -133,6 +133,7 @@ async fn handle(
             let policy = Policy {
                 fallback: route.fallback.clone(),
                 race: (route.strategy == Strategy::Race).then(|| route.race.clone()),
+                breakers: true,
             };
             (candidates, policy, Some((requested.as_str(), baseline)))
         }
@@ -215,6 +216,7 @@ fn direct_policy(state: &GatewayState) -> Policy {
             attempt_timeout_ms: limit,
         },
         race: None,
+        breakers: false,
     }
 }
 

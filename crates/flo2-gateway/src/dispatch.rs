@@ -43,6 +43,9 @@ pub struct Policy {
     pub fallback: FallbackSettings,
     /// Race settings, when the route races.
     pub race: Option<RaceSettings>,
+    /// Skip targets behind an open breaker. A directly addressed model has nowhere else to go,
+    /// so it is always tried (its outcomes still teach the breakers routes use).
+    pub breakers: bool,
 }
 
 /// Backoff before the first retry of a target; doubles per retry, capped, fully jittered.
@@ -59,6 +62,16 @@ pub async fn serve(
     policy: &Policy,
 ) -> Result<(Success, Trace), (GatewayError, Trace)> {
     req.state.health.deposit();
+    // Targets behind an open breaker go last (a race's slots go to live targets); they are
+    // skipped when their turn comes unless the breaker is ready for a probe by then.
+    let mut ordered;
+    let candidates = if policy.breakers {
+        ordered = candidates.to_vec();
+        ordered.sort_by_key(|c| !req.state.health.target_available(&c.label));
+        &ordered[..]
+    } else {
+        candidates
+    };
     let deadline = Instant::now() + Duration::from_millis(policy.fallback.deadline_ms);
     let mut trace = Trace::default();
     let mut rest = candidates;
@@ -80,7 +93,7 @@ pub async fn serve(
             rest = &[];
         }
     }
-    match fallback(req, rest, &policy.fallback, deadline, &mut trace, last).await {
+    match fallback(req, rest, policy, deadline, &mut trace, last).await {
         Ok(success) => Ok((success, trace)),
         Err(f) => Err((finish_error(req, f, &trace), trace)),
     }
@@ -96,10 +109,14 @@ fn finish_error(req: &Request<'_>, last: Option<Failure>, trace: &Trace) -> Gate
         } else {
             trace.failures.join("; ")
         };
+        let what = match req.route {
+            Some((name, _)) => format!("route {name}"),
+            None => req.requested.to_owned(),
+        };
         return GatewayError::new(
             format,
             ErrorKind::Unavailable,
-            format!("{}: {why}", req.requested),
+            format!("{what}: no target is available: {why}"),
         );
     };
     match req.route {
@@ -122,12 +139,13 @@ fn finish_error(req: &Request<'_>, last: Option<Failure>, trace: &Trace) -> Gate
 async fn fallback(
     req: &Request<'_>,
     candidates: &[Candidate],
-    settings: &FallbackSettings,
+    policy: &Policy,
     deadline: Instant,
     trace: &mut Trace,
     mut last: Option<Failure>,
 ) -> Result<Success, Option<Failure>> {
     let health = &req.state.health;
+    let (settings, breakers) = (&policy.fallback, policy.breakers);
     for (i, candidate) in candidates.iter().enumerate() {
         if i > 0 && !settings.enabled {
             break;
@@ -142,7 +160,7 @@ async fn fallback(
                 trace.failures.push("retry budget spent".into());
                 return Err(last);
             }
-            if !health.acquire_target(&candidate.label) {
+            if breakers && !health.acquire_target(&candidate.label) {
                 trace
                     .failures
                     .push(format!("{}: circuit breaker open", candidate.label));

@@ -1,7 +1,7 @@
 //! Which targets may serve a request, and in which order they are tried.
 //!
 //! A route target qualifies when the organization holds a key for its provider (the pinned keys,
-//! if the target names some), its breaker is not open, and it meets the request's needs and the
+//! if the target names some) and it meets the request's needs and the
 //! route's bar: context window ≥ the prompt plus the caller's output limit, tools, images and
 //! JSON mode when the request uses them, and the route's price ceilings. A target flo2 knows
 //! nothing about (a custom model with no stated capabilities) is not skipped for lack of facts.
@@ -11,6 +11,9 @@
 //! the expected output), unpriced targets last; `fastest` by decaying average latency, targets
 //! without history first so they are measured, and with `explore_percent` chance a random other
 //! target goes first so a recovered target is noticed. Ties keep the listed order.
+//!
+//! Health is not a qualification: a target behind an open breaker still qualifies (so a route
+//! whose targets are all down answers 503, not 400), and [`crate::dispatch`] skips it.
 
 use chrono::{DateTime, Utc};
 use flo2_core::{ModelPrice, PicoUsd, ProviderKind, RoutePolicy, Strategy, Tokens};
@@ -130,8 +133,7 @@ pub fn select(
                 Some("no price known, and the route has a price ceiling".to_owned())
             }
             _ => None,
-        })
-        .or_else(|| (!health.target_available(&label)).then(|| "circuit breaker open".to_owned()));
+        });
         if let Some(why) = why_not {
             reasons.push(format!("{label}: {why}"));
             continue;

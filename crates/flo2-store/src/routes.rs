@@ -65,10 +65,11 @@ impl Store {
         let now = DbTime::now();
         let change = Change::org_config(org);
         let existed: bool = write_with_change!(self, &change, tx => {
-            let existed: Option<i64> = sqlx::query_scalar("SELECT 1 FROM routes WHERE org_id = $1 AND name = $2")
+            // COUNT(*) is a 64-bit integer on both databases (a bare `1` is 32-bit on PostgreSQL).
+            let existed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM routes WHERE org_id = $1 AND name = $2")
                 .bind(DbUuid::from(org))
                 .bind(name)
-                .fetch_optional(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?;
             sqlx::query(
                 "INSERT INTO routes (id, org_id, name, config, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) \
@@ -81,7 +82,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            existed.is_some()
+            existed > 0
         });
         Ok((self.route(org, name).await?, !existed))
     }

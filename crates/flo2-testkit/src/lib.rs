@@ -205,6 +205,11 @@ async fn handle(
             None,
         );
     };
+    // A caller that hangs up while we wait (e.g. a race loser) is counted as a disconnect.
+    let mut in_flight = HangUpGuard {
+        state: Arc::clone(&state),
+        done: false,
+    };
     let scenario = state
         .queue
         .lock()
@@ -215,6 +220,7 @@ async fn handle(
     if !scenario.first_byte_delay.is_zero() {
         tokio::time::sleep(scenario.first_byte_delay).await;
     }
+    in_flight.finish();
     if let Some((status, message)) = &scenario.error {
         let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = json_response(
@@ -244,6 +250,19 @@ async fn handle(
         Family::Gemini => path.contains(":streamGenerateContent"),
         _ => json.get("stream").and_then(Value::as_bool).unwrap_or(false),
     };
+    if !streaming && scenario.drop_after.is_some() {
+        // Headers and half an answer, then a broken connection.
+        let body = wire::answer(family, &scenario, &model, &json).to_string();
+        let half = body[..body.len() / 2].to_owned();
+        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(Bytes::from(half)),
+            Err(std::io::Error::other("scripted connection drop")),
+        ];
+        return Response::builder()
+            .header("content-type", "application/json")
+            .body(Body::from_stream(futures_util::stream::iter(chunks)))
+            .unwrap();
+    }
     if !streaming {
         return json_response(
             StatusCode::OK,

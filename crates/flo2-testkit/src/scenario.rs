@@ -120,7 +120,8 @@ impl Scenario {
         self
     }
 
-    /// Breaks the connection after `events` stream events, with no terminal event.
+    /// Breaks the connection after `events` stream events, with no terminal event (a
+    /// non-streamed answer breaks halfway through its body).
     pub fn drop_after(mut self, events: usize) -> Self {
         self.drop_after = Some(events);
         self

@@ -1,0 +1,700 @@
+//! Routes end to end: several fake upstreams posing as different providers, real HTTP in and
+//! out, on SQLite and PostgreSQL, through the OpenAI and the Anthropic inbound API.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{Account, TestApp};
+use flo2_testkit::{FakeUpstream, Scenario};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// One organization with one fake upstream per provider.
+struct Net {
+    app: TestApp,
+    owner: Account,
+    key: String,
+    fakes: HashMap<&'static str, FakeUpstream>,
+    credentials: HashMap<&'static str, String>,
+}
+
+async fn net(providers: &[&'static str]) -> Net {
+    let app = TestApp::start().await;
+    let owner = app.signup("ops@example.com", "Acme").await;
+    let mut fakes = HashMap::new();
+    let mut credentials = HashMap::new();
+    for provider in providers {
+        let fake = FakeUpstream::start().await;
+        fake.set_default(Scenario::text("ok").usage(100, 10));
+        let (status, body) = app
+            .post("/api/v1/provider-keys", &owner.token, json!({"provider": provider, "name": provider, "api_key": "sk-0123456789abcdef", "base_url": format!("{}/v1", fake.base_url())}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        credentials.insert(*provider, body["id"].as_str().unwrap().to_owned());
+        fakes.insert(*provider, fake);
+    }
+    let team = app.team(&owner.token, "t").await;
+    let (_, key) = app.api_key(&owner.token, &team, "k").await;
+    Net {
+        app,
+        owner,
+        key,
+        fakes,
+        credentials,
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Api {
+    OpenAi,
+    Anthropic,
+}
+
+const BOTH: [(Api, bool); 4] = [
+    (Api::OpenAi, false),
+    (Api::OpenAi, true),
+    (Api::Anthropic, false),
+    (Api::Anthropic, true),
+];
+
+impl Net {
+    fn fake(&self, provider: &str) -> &FakeUpstream {
+        &self.fakes[provider]
+    }
+
+    async fn route(&self, name: &str, policy: Value) {
+        let resp = self
+            .app
+            .http
+            .put(self.app.url(&format!("/api/v1/routes/{name}")))
+            .bearer_auth(&self.owner.token)
+            .json(&policy)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::OK,
+            "{status}: {}",
+            resp.text().await.unwrap()
+        );
+    }
+
+    async fn call(&self, api: Api, stream: bool, model: &str, extra: Value) -> reqwest::Response {
+        let mut body = json!({"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream, "max_tokens": 50});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let req = match api {
+            Api::OpenAi => self
+                .app
+                .http
+                .post(self.app.url("/v1/chat/completions"))
+                .bearer_auth(&self.key),
+            Api::Anthropic => self
+                .app
+                .http
+                .post(self.app.url("/v1/messages"))
+                .header("x-api-key", &self.key),
+        };
+        req.json(&body).send().await.unwrap()
+    }
+
+    /// A call that must succeed; returns `x-flo2-target` and the body text.
+    async fn ok(
+        &self,
+        api: Api,
+        stream: bool,
+        model: &str,
+        extra: Value,
+    ) -> (String, String, reqwest::header::HeaderMap) {
+        let resp = self.call(api, stream, model, extra).await;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{api:?} stream={stream}: {text} {headers:?}"
+        );
+        if stream {
+            assert!(!text.contains("\"error\""), "{text}");
+            assert!(text.contains("ok") || text.contains("data:"), "{text}");
+        }
+        (
+            headers["x-flo2-target"].to_str().unwrap().to_owned(),
+            text,
+            headers,
+        )
+    }
+
+    async fn usage(&self, at_least: usize) -> Vec<flo2_store::UsageRecord> {
+        let org = self.owner.org.parse().unwrap();
+        for _ in 0..200 {
+            let rows = self.app.store().usage_records(org, 100_000).await.unwrap();
+            if rows.len() >= at_least {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("expected {at_least} usage rows");
+    }
+}
+
+#[tokio::test]
+async fn the_routes_api_validates_checks_roles_and_isolates_tenants() {
+    let n = net(&["openai", "groq"]).await;
+    let app = &n.app;
+    let policy = json!({"strategy": "priority", "targets": [{"provider": "openai", "model": "gpt-4o-mini"}, {"provider": "groq", "model": "llama-3.1-8b-instant", "credentials": [n.credentials["groq"]]}]});
+    let put = |name: &str, token: &str, body: Value| {
+        app.http
+            .put(app.url(&format!("/api/v1/routes/{name}")))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let resp = put("chat", &n.owner.token, policy.clone()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let created: Value = resp.json().await.unwrap();
+    assert_eq!(created["name"], "chat");
+    assert_eq!(
+        created["fallback"]["enabled"], true,
+        "defaults are filled in: {created}"
+    );
+    assert_eq!(
+        put("chat", &n.owner.token, policy.clone())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK,
+        "replaced"
+    );
+    let (status, list) = app.get("/api/v1/routes", &n.owner.token).await;
+    assert_eq!(
+        (status, list.as_array().unwrap().len()),
+        (StatusCode::OK, 1)
+    );
+    let (status, one) = app.get("/api/v1/routes/chat", &n.owner.token).await;
+    assert_eq!(
+        (status, one["strategy"].as_str()),
+        (StatusCode::OK, Some("priority"))
+    );
+
+    // Bad input: a clear problem naming the field.
+    for (name, body, needle) in [
+        ("Bad.Name", policy.clone(), "route name"),
+        ("openai", policy.clone(), "provider name"),
+        (
+            "x",
+            json!({"strategy": "race", "targets": [{"provider": "openai", "model": "a"}]}),
+            "race",
+        ),
+        (
+            "x",
+            json!({"strategy": "cheapest", "targets": [{"provider": "nope", "model": "a"}]}),
+            "provider",
+        ),
+        (
+            "x",
+            json!({"strategy": "priority", "targets": [{"provider": "openai", "model": "a"}], "max_output_per_mtok": "-1"}),
+            "max_output_per_mtok",
+        ),
+        (
+            "x",
+            json!({"strategy": "priority", "targets": [{"provider": "openai", "model": "a", "credentials": [n.credentials["groq"]]}]}),
+            "not a openai key",
+        ),
+    ] {
+        let resp = put(name, &n.owner.token, body).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{name}");
+        let problem: Value = resp.json().await.unwrap();
+        assert!(
+            problem["message"].as_str().unwrap().contains(needle),
+            "{problem}"
+        );
+        assert!(problem["code"].is_string());
+    }
+
+    // Another tenant sees nothing and cannot pin our keys.
+    let other = app.signup("eve@example.com", "Evil").await;
+    assert_eq!(
+        app.get("/api/v1/routes/chat", &other.token).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.get("/api/v1/routes", &other.token).await.1, json!([]));
+    assert_eq!(
+        app.delete("/api/v1/routes/chat", &other.token).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let resp = put("steal", &other.token, json!({"strategy": "priority", "targets": [{"provider": "groq", "model": "m", "credentials": [n.credentials["groq"]]}]})).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // ... nor call our route with its own key.
+    let team = app.team(&other.token, "t").await;
+    let (_, other_key) = app.api_key(&other.token, &team, "k").await;
+    let resp = app
+        .http
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(&other_key)
+        .json(&json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+    // Roles: a member may read but not write.
+    let (status, invite) = app
+        .post("/api/v1/invites", &n.owner.token, json!({"role": "member"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{invite}");
+    let member = app.signup("mem@example.com", "Own").await;
+    let (status, _) = app
+        .post(
+            "/api/v1/invites/accept",
+            &member.token,
+            json!({"token": invite["token"]}),
+        )
+        .await;
+    assert!(status.is_success());
+    let (status, _) = app
+        .post(
+            "/api/v1/session/organization",
+            &member.token,
+            json!({"organization_id": n.owner.org}),
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+    assert_eq!(
+        app.get("/api/v1/routes/chat", &member.token).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        put("chat", &member.token, policy.clone())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.delete("/api/v1/routes/chat", &member.token).await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    assert_eq!(
+        app.delete("/api/v1/routes/chat", &n.owner.token).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.get("/api/v1/routes/chat", &n.owner.token).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, doc) = app.get("/api/v1/openapi.json", "").await;
+    assert!(doc["paths"]["/api/v1/routes/{name}"]["put"].is_object());
+}
+
+#[tokio::test]
+async fn cheapest_picks_the_cheapest_qualifying_target() {
+    let n = net(&["openai", "cerebras", "groq"]).await;
+    n.route(
+        "cheap",
+        json!({"strategy": "cheapest", "targets": [
+            {"provider": "openai", "model": "gpt-4o-mini"},       // $0.15 / $0.60, 128k
+            {"provider": "cerebras", "model": "llama3.1-8b"},     // $0.10 / $0.10, 32k
+            {"provider": "groq", "model": "llama-3.1-8b-instant"} // $0.05 / $0.08, 131k
+        ]}),
+    )
+    .await;
+    for (api, stream) in BOTH {
+        let (target, _, headers) = n.ok(api, stream, "cheap", json!({})).await;
+        assert_eq!(target, "groq/llama-3.1-8b-instant");
+        assert_eq!(headers["x-flo2-route"], "cheap");
+        assert_eq!(headers["x-flo2-attempts"], "1");
+        assert_eq!(
+            headers["x-flo2-credential"].to_str().unwrap(),
+            n.credentials["groq"]
+        );
+    }
+    // Groq gets dearer: Cerebras is now the cheapest.
+    let (status, body) = n.app.post("/api/v1/prices", &n.owner.token, json!({"provider": "groq", "model": "llama-3.1-8b-instant", "input_per_mtok": "1.00", "output_per_mtok": "1.00"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        n.ok(Api::OpenAi, false, "cheap", json!({})).await.0,
+        "cerebras/llama3.1-8b"
+    );
+    // About 40k prompt tokens: past Cerebras' 32k window, so GPT-4o mini (cheaper than Groq now).
+    let long = "word ".repeat(32_000);
+    let (target, _, _) = n
+        .ok(
+            Api::Anthropic,
+            false,
+            "cheap",
+            json!({"messages": [{"role": "user", "content": long}]}),
+        )
+        .await;
+    assert_eq!(target, "openai/gpt-4o-mini");
+    // Cerebras stated without tools: a request with tools skips it.
+    let (status, _) = n.app.post("/api/v1/prices", &n.owner.token, json!({"provider": "cerebras", "model": "llama3.1-8b", "input_per_mtok": "0.10", "output_per_mtok": "0.10", "tools": false})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let tools = json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]});
+    assert_eq!(
+        n.ok(Api::OpenAi, false, "cheap", tools).await.0,
+        "openai/gpt-4o-mini"
+    );
+    assert_eq!(
+        n.ok(Api::OpenAi, false, "cheap", json!({})).await.0,
+        "cerebras/llama3.1-8b"
+    );
+    // Nothing qualifies: a clear 400 in the caller's shape saying why.
+    let huge = "word ".repeat(140_000);
+    for api in [Api::OpenAi, Api::Anthropic] {
+        let resp = n
+            .call(
+                api,
+                false,
+                "cheap",
+                json!({"messages": [{"role": "user", "content": huge}]}),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let body: Value = resp.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("context window"), "{message}");
+        match api {
+            Api::OpenAi => assert_eq!(body["error"]["type"], "invalid_request_error"),
+            Api::Anthropic => assert_eq!(body["type"], "error"),
+        }
+    }
+    // Savings: every record's baseline is the route's first target, GPT-4o mini.
+    let rows = n.usage(8).await;
+    let groq = rows.iter().find(|r| r.provider == "groq").unwrap();
+    assert_eq!(groq.route.as_deref(), Some("cheap"));
+    assert!(groq.baseline_cost_picousd > groq.cost_picousd, "{groq:?}");
+}
+
+#[tokio::test]
+async fn fastest_settles_on_the_fastest_target_and_moves_when_it_slows() {
+    let n = net(&["openai", "groq", "mistral"]).await;
+    let delay = |provider: &str, ms: u64| {
+        n.fake(provider).set_default(
+            Scenario::text("ok")
+                .usage(10, 2)
+                .first_byte_delay(Duration::from_millis(ms)),
+        )
+    };
+    delay("openai", 120);
+    delay("groq", 5);
+    delay("mistral", 60);
+    n.route("quick", json!({"strategy": "fastest", "explore_percent": 0, "targets": [
+        {"provider": "openai", "model": "gpt-4o-mini"}, {"provider": "groq", "model": "llama-3.1-8b-instant"}, {"provider": "mistral", "model": "mistral-small-latest"}]}))
+    .await;
+    let mut served = Vec::new();
+    for _ in 0..8 {
+        served.push(n.ok(Api::OpenAi, false, "quick", json!({})).await.0);
+    }
+    // Three requests measure the three targets; from then on the fastest serves.
+    assert!(
+        served[3..].iter().all(|t| t == "groq/llama-3.1-8b-instant"),
+        "{served:?}"
+    );
+    delay("groq", 400);
+    let mut after = Vec::new();
+    for _ in 0..8 {
+        after.push(n.ok(Api::Anthropic, true, "quick", json!({})).await.0);
+    }
+    assert!(
+        after[4..]
+            .iter()
+            .all(|t| t == "mistral/mistral-small-latest"),
+        "moved within four requests: {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn fallback_hides_every_kind_of_upstream_failure() {
+    let n = net(&["openai", "anthropic", "groq"]).await;
+    // A key whose provider refuses connections.
+    let (status, _) = n.app.post("/api/v1/provider-keys", &n.owner.token, json!({"provider": "xai", "name": "dead", "api_key": "sk-0123456789abcdef", "base_url": "http://127.0.0.1:9/v1"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    n.route("safe", json!({"strategy": "priority", "fallback": {"retries_per_target": 0, "attempt_timeout_ms": 400, "deadline_ms": 5000},
+        "targets": [{"provider": "openai", "model": "gpt-4o-mini"}, {"provider": "anthropic", "model": "claude-haiku-4-5"}]}))
+    .await;
+    let openai = n.fake("openai");
+    let failures: Vec<(&str, Scenario)> = vec![
+        ("500", Scenario::error(500, "boom")),
+        ("429", Scenario::error(429, "slow down").retry_after(1)),
+        ("529", Scenario::error(529, "Overloaded")),
+        (
+            "timeout",
+            Scenario::text("late").first_byte_delay(Duration::from_secs(3)),
+        ),
+        (
+            "dropped",
+            Scenario::text("a b c d e f g")
+                .drop_after(1)
+                .chunk_delay(Duration::from_millis(5)),
+        ),
+    ];
+    for (api, stream) in BOTH {
+        for (why, scenario) in &failures {
+            openai.push(scenario.clone());
+            let (target, _, headers) = n.ok(api, stream, "safe", json!({})).await;
+            assert_eq!(
+                target, "anthropic/claude-haiku-4-5",
+                "{why} {api:?} {stream}"
+            );
+            assert_eq!(headers["x-flo2-attempts"], "2");
+            let errors = headers["x-flo2-attempt-errors"].to_str().unwrap();
+            assert!(errors.starts_with("openai/gpt-4o-mini: "), "{errors}");
+            // The 429's key cooled down for its retry-after; let it pass before the next case.
+            if *why == "429" {
+                tokio::time::sleep(Duration::from_millis(1100)).await;
+            }
+            // Healthy calls in between keep OpenAI's breaker closed (this test is about
+            // fallback; the breaker test is below).
+            for _ in 0..2 {
+                assert_eq!(
+                    n.ok(api, stream, "safe", json!({})).await.0,
+                    "openai/gpt-4o-mini"
+                );
+            }
+        }
+    }
+    // Connection refused.
+    n.route("refused", json!({"strategy": "priority", "targets": [{"provider": "xai", "model": "grok-3-mini"}, {"provider": "groq", "model": "llama-3.1-8b-instant"}]})).await;
+    // The route keeps the default of one retry per target: xai is tried twice, then groq serves;
+    // the third refusal opens xai's breaker and later calls skip it without an attempt.
+    let mut attempts = Vec::new();
+    for (api, stream) in BOTH {
+        let (target, _, headers) = n.ok(api, stream, "refused", json!({})).await;
+        assert_eq!(target, "groq/llama-3.1-8b-instant");
+        attempts.push(headers["x-flo2-attempts"].to_str().unwrap().to_owned());
+        if let Some(errors) = headers.get("x-flo2-attempt-errors") {
+            let errors = errors.to_str().unwrap();
+            assert!(
+                errors.contains("xai/grok-3-mini: cannot connect")
+                    || errors == "xai/grok-3-mini: circuit breaker open",
+                "{errors}"
+            );
+        }
+    }
+    assert_eq!(attempts, ["3", "2", "1", "1"]);
+    // A request the upstream rejects as bad is not retried elsewhere.
+    let before = n.fake("anthropic").request_count();
+    openai.push(Scenario::error(400, "bad request"));
+    let resp = n.call(Api::OpenAi, false, "safe", json!({})).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(n.fake("anthropic").request_count(), before);
+    // Everything down: one clear error in the caller's shape, within the deadline.
+    for fake in [openai, n.fake("anthropic")] {
+        fake.set_default(Scenario::error(503, "down"));
+    }
+    for (api, stream) in BOTH {
+        let started = Instant::now();
+        let resp = n.call(api, stream, "safe", json!({})).await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: Value = resp.json().await.unwrap();
+        let message = match api {
+            Api::OpenAi => body["error"]["message"].as_str().unwrap().to_owned(),
+            Api::Anthropic => {
+                assert_eq!(body["type"], "error");
+                body["error"]["message"].as_str().unwrap().to_owned()
+            }
+        };
+        assert!(
+            message.contains("route safe")
+                && message.contains("openai/gpt-4o-mini")
+                && message.contains("anthropic/claude-haiku-4-5"),
+            "{message}"
+        );
+        assert!(!message.contains("sk-0123456789abcdef"));
+    }
+    // Every attempt is in the usage table with its role.
+    let rows = n.usage(1).await;
+    assert!(rows
+        .iter()
+        .any(|r| r.attempt_role == "fallback" && r.status == 200));
+    assert!(rows
+        .iter()
+        .any(|r| r.attempt_role == "primary" && r.status == 500));
+}
+
+#[tokio::test]
+async fn an_open_breaker_stops_traffic_and_a_probe_lets_the_target_back() {
+    let n = net(&["openai", "groq"]).await;
+    n.route("guarded", json!({"strategy": "priority", "fallback": {"retries_per_target": 0},
+        "targets": [{"provider": "openai", "model": "gpt-4o-mini"}, {"provider": "groq", "model": "llama-3.1-8b-instant"}]}))
+    .await;
+    let dead = n.fake("openai");
+    dead.set_default(Scenario::error(500, "dead"));
+    // Three failures (FLO2_BREAKER_FAILURES in the tests) open the breaker.
+    for _ in 0..3 {
+        assert_eq!(
+            n.ok(Api::OpenAi, false, "guarded", json!({})).await.0,
+            "groq/llama-3.1-8b-instant"
+        );
+    }
+    assert_eq!(dead.request_count(), 3);
+    for (api, stream) in BOTH {
+        let (target, _, headers) = n.ok(api, stream, "guarded", json!({})).await;
+        assert_eq!(target, "groq/llama-3.1-8b-instant");
+        assert_eq!(
+            headers["x-flo2-attempts"], "1",
+            "the open breaker costs no attempt"
+        );
+    }
+    assert_eq!(
+        dead.request_count(),
+        3,
+        "no traffic to the dead target while the breaker is open"
+    );
+    // It recovers; after the open period one probe goes through and closes the breaker.
+    dead.set_default(Scenario::text("ok"));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        n.ok(Api::OpenAi, false, "guarded", json!({})).await.0,
+        "openai/gpt-4o-mini"
+    );
+    assert_eq!(
+        n.ok(Api::Anthropic, true, "guarded", json!({})).await.0,
+        "openai/gpt-4o-mini"
+    );
+    assert_eq!(dead.request_count(), 5);
+}
+
+#[tokio::test]
+async fn race_first_answers_at_the_fastest_pace_and_cancels_the_losers_at_once() {
+    let n = net(&["openai", "groq", "mistral"]).await;
+    n.fake("openai").set_default(
+        Scenario::text("fast")
+            .usage(100, 10)
+            .first_byte_delay(Duration::from_millis(50)),
+    );
+    for slow in ["groq", "mistral"] {
+        n.fake(slow).set_default(
+            Scenario::text("slow")
+                .usage(100, 10)
+                .first_byte_delay(Duration::from_secs(3)),
+        );
+    }
+    n.route("race", json!({"strategy": "race", "targets": [
+        {"provider": "groq", "model": "llama-3.1-8b-instant"}, {"provider": "openai", "model": "gpt-4o-mini"}, {"provider": "mistral", "model": "mistral-small-latest"}]}))
+    .await;
+    let mut rounds = 0;
+    for (api, stream) in BOTH {
+        rounds += 1;
+        let started = Instant::now();
+        let (target, text, headers) = n.ok(api, stream, "race", json!({})).await;
+        let answered = Instant::now();
+        assert_eq!(target, "openai/gpt-4o-mini");
+        assert!(text.contains("fast"), "{text}");
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(headers["x-flo2-attempts"], "3");
+        for slow in ["groq", "mistral"] {
+            let fake = n.fake(slow);
+            let closed = fake
+                .wait_for_disconnect(Duration::from_secs(2))
+                .await
+                .expect("the loser's connection is closed");
+            assert!(
+                closed.saturating_duration_since(answered) < Duration::from_millis(100),
+                "{slow} closed {:?} after the answer",
+                closed.saturating_duration_since(answered)
+            );
+            assert_eq!(fake.disconnects(), rounds, "{slow}");
+        }
+    }
+    // Every participant is metered: 4 winners and 8 cancelled losers, all role `race`.
+    let rows = n.usage(12).await;
+    assert_eq!(rows.len(), 12);
+    assert!(rows
+        .iter()
+        .all(|r| r.attempt_role == "race" && r.route.as_deref() == Some("race")));
+    let winners: Vec<_> = rows.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(winners.len(), 4);
+    assert!(winners
+        .iter()
+        .all(|r| r.provider == "openai" && r.cost_picousd > 0));
+    let losers: Vec<_> = rows.iter().filter(|r| r.status != 200).collect();
+    assert!(
+        losers
+            .iter()
+            .all(|r| r.error_kind.as_deref() == Some("race_cancelled")
+                && r.tokens_estimated
+                && r.cost_picousd > 0),
+        "{losers:?}"
+    );
+}
+
+#[tokio::test]
+async fn hedged_sends_a_second_request_only_when_the_first_is_slow() {
+    let n = net(&["openai", "groq"]).await;
+    n.route("hedge", json!({"strategy": "race", "race": {"mode": "hedged", "hedge_delay_ms": 300},
+        "targets": [{"provider": "openai", "model": "gpt-4o-mini"}, {"provider": "groq", "model": "llama-3.1-8b-instant"}]}))
+    .await;
+    n.fake("openai")
+        .set_default(Scenario::text("quick").first_byte_delay(Duration::from_millis(20)));
+    for (api, stream) in BOTH {
+        assert_eq!(
+            n.ok(api, stream, "hedge", json!({})).await.0,
+            "openai/gpt-4o-mini"
+        );
+    }
+    assert_eq!(
+        n.fake("groq").request_count(),
+        0,
+        "a fast first target is never hedged"
+    );
+    n.fake("openai")
+        .set_default(Scenario::text("sluggish").first_byte_delay(Duration::from_secs(2)));
+    for (api, stream) in BOTH {
+        let started = Instant::now();
+        let (target, _, headers) = n.ok(api, stream, "hedge", json!({})).await;
+        assert_eq!(target, "groq/llama-3.1-8b-instant");
+        assert_eq!(headers["x-flo2-attempts"], "2");
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(n.fake("groq").request_count(), 4);
+}
+
+#[tokio::test]
+async fn race_best_keeps_the_best_answer_by_its_rule() {
+    let n = net(&["openai", "groq"]).await;
+    n.fake("openai")
+        .set_default(Scenario::text("a long answer that is not json at all"));
+    n.fake("groq")
+        .set_default(Scenario::text("{\"answer\": 42}"));
+    n.route("best", json!({"strategy": "race", "race": {"mode": "best", "pick": "longest_json"},
+        "targets": [{"provider": "openai", "model": "gpt-4o-mini"}, {"provider": "groq", "model": "llama-3.1-8b-instant"}]}))
+    .await;
+    for api in [Api::OpenAi, Api::Anthropic] {
+        let (target, text, _) = n.ok(api, false, "best", json!({})).await;
+        assert_eq!(target, "groq/llama-3.1-8b-instant");
+        assert!(text.contains("42"), "{text}");
+    }
+    let resp = n.call(Api::OpenAi, true, "best", json!({})).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::BAD_REQUEST,
+        "best needs complete answers"
+    );
+    // Both participants completed and both are metered.
+    let rows = n.usage(4).await;
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.status == 200 && r.attempt_role == "race")
+            .count(),
+        4
+    );
+}
