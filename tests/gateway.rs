@@ -78,15 +78,7 @@ impl Setup {
 
     /// Waits for `n` usage rows and returns them.
     async fn usage(&self, n: usize) -> Vec<flo2_store::UsageRecord> {
-        let org = self.org.parse().unwrap();
-        for _ in 0..200 {
-            let rows = self.app.store().usage_records(org, 1000).await.unwrap();
-            if rows.len() >= n {
-                return rows;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("expected {n} usage rows");
+        self.app.usage_rows(&self.org, n).await
     }
 }
 

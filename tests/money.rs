@@ -58,15 +58,7 @@ impl Setup {
     }
 
     async fn usage(&self, n: usize) -> Vec<flo2_store::UsageRecord> {
-        let org = self.owner.org.parse().unwrap();
-        for _ in 0..200 {
-            let rows = self.app.store().usage_records(org, 1000).await.unwrap();
-            if rows.len() >= n {
-                return rows;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("expected {n} usage rows");
+        self.app.usage_rows(&self.owner.org, n).await
     }
 }
 

@@ -133,15 +133,7 @@ impl Net {
     }
 
     async fn usage(&self, at_least: usize) -> Vec<flo2_store::UsageRecord> {
-        let org = self.owner.org.parse().unwrap();
-        for _ in 0..200 {
-            let rows = self.app.store().usage_records(org, 100_000).await.unwrap();
-            if rows.len() >= at_least {
-                return rows;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("expected {at_least} usage rows");
+        self.app.usage_rows(&self.owner.org, at_least).await
     }
 }
 
@@ -372,6 +364,23 @@ async fn cheapest_picks_the_cheapest_qualifying_target() {
     let groq = rows.iter().find(|r| r.provider == "groq").unwrap();
     assert_eq!(groq.route.as_deref(), Some("cheap"));
     assert!(groq.baseline_cost_picousd > groq.cost_picousd, "{groq:?}");
+    // ... and the report shows them per route, as routing (not cache) savings, to the digit.
+    let (status, report) = n
+        .app
+        .get("/api/v1/usage?group_by=route", &n.owner.token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let row = &report["rows"][0];
+    assert_eq!(row["key"], "cheap");
+    let sum: i128 = rows
+        .iter()
+        .map(|r| i128::from(r.baseline_cost_picousd - r.cost_picousd))
+        .sum();
+    let savings = flo2_core::PicoUsd(sum).to_string();
+    assert_eq!(row["savings_usd"], savings.as_str());
+    assert_eq!(row["routing_savings_usd"], savings.as_str());
+    assert_eq!(row["cache_savings_usd"], "0.000000000000");
+    assert!(sum > 0);
 }
 
 #[tokio::test]

@@ -169,6 +169,20 @@ impl TestApp {
         (db, key)
     }
 
+    /// Waits (up to 4 s) until organization `org` has at least `at_least` usage rows; returns
+    /// them oldest first.
+    pub async fn usage_rows(&self, org: &str, at_least: usize) -> Vec<flo2_store::UsageRecord> {
+        let org = org.parse().unwrap();
+        for _ in 0..200 {
+            let rows = self.store().usage_records(org, 100_000).await.unwrap();
+            if rows.len() >= at_least {
+                return rows;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("expected {at_least} usage rows");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

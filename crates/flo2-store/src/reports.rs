@@ -113,6 +113,9 @@ pub struct UsageTotals {
     pub cost: PicoUsd,
     /// What the baseline models would have cost.
     pub baseline_cost: PicoUsd,
+    /// The part of `baseline_cost - cost` saved by answers served from the cache (the rest is
+    /// what routing saved).
+    pub cache_savings: PicoUsd,
 }
 
 impl UsageTotals {
@@ -126,6 +129,12 @@ impl UsageTotals {
         self.reasoning_tokens += other.reasoning_tokens;
         self.cost = self.cost + other.cost;
         self.baseline_cost = self.baseline_cost + other.baseline_cost;
+        self.cache_savings = self.cache_savings + other.cache_savings;
+    }
+
+    /// What routing saved: the savings not due to the cache.
+    pub fn routing_savings(&self) -> PicoUsd {
+        self.baseline_cost - self.cost - self.cache_savings
     }
 }
 
@@ -152,6 +161,7 @@ struct GroupRow {
     reasoning_tokens: i64,
     cost: String,
     baseline_cost: String,
+    cache_savings: String,
 }
 
 fn pico(text: &str) -> Result<PicoUsd, StoreError> {
@@ -267,7 +277,8 @@ impl Store {
              CAST(SUM(u.input_tokens) AS BIGINT) AS input_tokens, CAST(SUM(u.output_tokens) AS BIGINT) AS output_tokens, \
              CAST(SUM(u.cached_input_tokens) AS BIGINT) AS cached_input_tokens, CAST(SUM(u.cache_write_tokens) AS BIGINT) AS cache_write_tokens, \
              CAST(SUM(u.reasoning_tokens) AS BIGINT) AS reasoning_tokens, \
-             CAST(SUM(u.cost_picousd) AS TEXT) AS cost, CAST(SUM(u.baseline_cost_picousd) AS TEXT) AS baseline_cost \
+             CAST(SUM(u.cost_picousd) AS TEXT) AS cost, CAST(SUM(u.baseline_cost_picousd) AS TEXT) AS baseline_cost, \
+             CAST(SUM(CASE WHEN u.cache_hit THEN u.baseline_cost_picousd - u.cost_picousd ELSE 0 END) AS TEXT) AS cache_savings \
              FROM usage_records u LEFT JOIN teams t ON t.id = u.team_id LEFT JOIN gateway_keys k ON k.id = u.gateway_key_id"
         );
         let rows: Vec<GroupRow> = on_pool!(&self.pool, p => {
@@ -289,6 +300,7 @@ impl Store {
                     reasoning_tokens: r.reasoning_tokens,
                     cost: pico(&r.cost)?,
                     baseline_cost: pico(&r.baseline_cost)?,
+                    cache_savings: pico(&r.cache_savings)?,
                 };
                 totals.add(&t);
                 Ok(UsageGroup {

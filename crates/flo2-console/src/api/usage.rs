@@ -85,6 +85,10 @@ pub struct TotalsView {
     baseline_cost_usd: String,
     /// `baseline_cost_usd - cost_usd`.
     savings_usd: String,
+    /// The part of `savings_usd` due to routing (cheaper models than the baseline).
+    routing_savings_usd: String,
+    /// The part of `savings_usd` due to cache hits.
+    cache_savings_usd: String,
 }
 
 impl From<&UsageTotals> for TotalsView {
@@ -99,6 +103,8 @@ impl From<&UsageTotals> for TotalsView {
             cost_usd: t.cost.to_string(),
             baseline_cost_usd: t.baseline_cost.to_string(),
             savings_usd: (t.baseline_cost - t.cost).to_string(),
+            routing_savings_usd: t.routing_savings().to_string(),
+            cache_savings_usd: t.cache_savings.to_string(),
         }
     }
 }
@@ -174,7 +180,7 @@ fn csv_response(name: &str, body: Body) -> Response {
         .into_response()
 }
 
-const SUMMARY_HEADER: [&str; 11] = [
+const SUMMARY_HEADER: [&str; 13] = [
     "key",
     "label",
     "calls",
@@ -186,6 +192,8 @@ const SUMMARY_HEADER: [&str; 11] = [
     "cost_usd",
     "baseline_cost_usd",
     "savings_usd",
+    "routing_savings_usd",
+    "cache_savings_usd",
 ];
 
 /// The grouped report as CSV, one line per group.
@@ -212,6 +220,8 @@ pub async fn summary_csv(
             t.cost.to_string(),
             t.baseline_cost.to_string(),
             (t.baseline_cost - t.cost).to_string(),
+            t.routing_savings().to_string(),
+            t.cache_savings.to_string(),
         ]));
     }
     Ok(csv_response("flo2-usage-summary.csv", Body::from(out)))
