@@ -707,3 +707,74 @@ async fn race_best_keeps_the_best_answer_by_its_rule() {
         4
     );
 }
+
+#[tokio::test]
+async fn several_keys_form_a_balanced_pool_and_a_rate_limited_key_rests() {
+    let n = net(&["openai"]).await;
+    // A second OpenAI key, served by its own fake upstream.
+    let second = FakeUpstream::start().await;
+    second.set_default(Scenario::text("ok").usage(10, 2));
+    let (status, body) = n.app.post("/api/v1/provider-keys", &n.owner.token, json!({"provider": "openai", "name": "second", "api_key": "sk-second-0123456789", "base_url": format!("{}/v1", second.base_url())})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let first = n.fake("openai");
+    for (api, stream) in BOTH {
+        n.ok(api, stream, "openai/gpt-4o-mini", json!({})).await;
+        n.ok(api, stream, "openai/gpt-4o-mini", json!({})).await;
+    }
+    assert_eq!(
+        (first.request_count(), second.request_count()),
+        (4, 4),
+        "balanced"
+    );
+    // The first key hits its rate limit: the same call goes to the other key at once, and the
+    // first rests for its retry-after.
+    first.push(Scenario::error(429, "rate limited").retry_after(30));
+    for _ in 0..2 {
+        let (_, _, headers) = n
+            .ok(Api::OpenAi, false, "openai/gpt-4o-mini", json!({}))
+            .await;
+        assert_eq!(
+            headers["x-flo2-credential"].to_str().unwrap(),
+            body["id"].as_str().unwrap()
+        );
+    }
+    for (api, stream) in BOTH {
+        n.ok(api, stream, "openai/gpt-4o-mini", json!({})).await;
+    }
+    assert!(
+        first.request_count() <= 6,
+        "the resting key is left alone: {}",
+        first.request_count()
+    );
+    assert_eq!(
+        first.request_count() + second.request_count(),
+        4 + 4 + 2 + 4 + 1
+    );
+}
+
+#[tokio::test]
+async fn after_the_first_byte_a_stream_never_switches_silently() {
+    let n = net(&["openai", "anthropic"]).await;
+    n.route("safe", json!({"strategy": "priority", "targets": [{"provider": "openai", "model": "gpt-4o-mini"}, {"provider": "anthropic", "model": "claude-haiku-4-5"}]})).await;
+    for api in [Api::OpenAi, Api::Anthropic] {
+        n.fake("openai").push(
+            Scenario::text("one two three four five")
+                .chunk_delay(Duration::from_millis(10))
+                .drop_after(3),
+        );
+        let resp = n.call(api, true, "safe", json!({})).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["x-flo2-target"], "openai/gpt-4o-mini");
+        let text = resp.text().await.unwrap();
+        assert!(text.contains("one"), "{text}");
+        assert!(
+            text.contains("error"),
+            "the stream ends with an error event: {text}"
+        );
+    }
+    assert_eq!(
+        n.fake("anthropic").request_count(),
+        0,
+        "no second target after the first byte"
+    );
+}

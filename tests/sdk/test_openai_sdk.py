@@ -81,7 +81,7 @@ def test_typed_errors(client, flo2):
         client.chat.completions.create(model=UPSTREAMS["anthropic"], messages=[{"role": "user", "content": "[[error:429]]"}])
     assert e.value.response.headers.get("retry-after") == "3"
     with pytest.raises(openai.NotFoundError):
-        client.chat.completions.create(model="xai/grok-4", messages=[{"role": "user", "content": "hi"}])
+        client.chat.completions.create(model="mistral/mistral-large-latest", messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model=UPSTREAMS["anthropic"], n=2, messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(openai.InternalServerError):

@@ -4,7 +4,8 @@
 //! 408, 429, 5xx, 529, an overloaded error, a stream that failed before its first token) is
 //! retried on the same target up to `retries_per_target` times with jittered exponential backoff
 //! (or the upstream's `retry-after`, when that fits in the deadline), then the next target gets
-//! it. A 429 cools its key down and moves to the next key of the pool at once. A failure caused by
+//! it. A 429 rests its key for its `retry-after` and moves to the next key of the pool at once
+//! (also for a directly addressed model, which has no other target). A failure caused by
 //! the request itself (400, 401, 404, 413, 422, ...) returns at once. Every retry takes one unit of
 //! the replica's retry budget, so an outage cannot multiply traffic; the whole request has one
 //! deadline. Targets behind an open breaker are skipped without an attempt.
@@ -151,6 +152,7 @@ async fn fallback(
             break;
         }
         let mut tries = 0u32;
+        let mut key_switches = 0usize;
         loop {
             if Instant::now() >= deadline {
                 trace.failures.push("deadline reached".into());
@@ -166,10 +168,22 @@ async fn fallback(
                     .push(format!("{}: circuit breaker open", candidate.label));
                 break;
             }
-            let Some(credential) = health.pick_credential(&candidate.pool) else {
-                trace
-                    .failures
-                    .push(format!("{}: every key is cooling down", candidate.label));
+            // A direct model has nowhere else to go: with every key resting, it still tries one
+            // (the caller then sees the upstream's own 429 rather than a flo2 refusal).
+            let picked = health.pick_credential(&candidate.pool).or_else(|| {
+                (!breakers)
+                    .then(|| {
+                        candidate
+                            .pool
+                            .get(trace.attempts as usize % candidate.pool.len().max(1))
+                    })
+                    .flatten()
+            });
+            let Some(credential) = picked else {
+                trace.failures.push(format!(
+                    "{}: every key is resting or failing",
+                    candidate.label
+                ));
                 break;
             };
             let role = if trace.attempts == 0 {
@@ -197,9 +211,10 @@ async fn fallback(
                         return Err(last);
                     }
                     if rate_limited {
-                        // The key cools down; another key of the pool may go at once.
-                        if candidate.pool.len() > 1 && tries < settings.retries_per_target {
-                            tries += 1;
+                        // The key rests for its retry-after; every other key of the pool may be
+                        // tried at once (that is what a pool is for), then the next target.
+                        if key_switches + 1 < candidate.pool.len() {
+                            key_switches += 1;
                             continue;
                         }
                         break;
