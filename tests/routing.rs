@@ -637,7 +637,8 @@ async fn race_first_answers_at_the_fastest_pace_and_cancels_the_losers_at_once()
             .iter()
             .all(|r| r.error_kind.as_deref() == Some("race_cancelled")
                 && r.tokens_estimated
-                && r.cost_picousd > 0),
+                && r.cost_picousd > 0
+                && r.baseline_cost_picousd == 0),
         "{losers:?}"
     );
 }
@@ -692,19 +693,34 @@ async fn race_best_keeps_the_best_answer_by_its_rule() {
         assert_eq!(target, "groq/llama-3.1-8b-instant");
         assert!(text.contains("42"), "{text}");
     }
-    let resp = n.call(Api::OpenAi, true, "best", json!({})).await;
-    assert_eq!(
-        resp.status(),
-        StatusCode::BAD_REQUEST,
-        "best needs complete answers"
-    );
-    // Both participants completed and both are metered.
-    let rows = n.usage(4).await;
+    // A streaming caller gets the chosen answer as a proper stream in its format, cost included.
+    for api in [Api::OpenAi, Api::Anthropic] {
+        let (target, text, headers) = n
+            .ok(
+                api,
+                true,
+                "best",
+                json!({"stream_options": {"include_usage": true}}),
+            )
+            .await;
+        assert_eq!(target, "groq/llama-3.1-8b-instant");
+        assert_eq!(headers["content-type"], "text/event-stream");
+        assert!(
+            text.contains("42") && text.contains("flo2_cost_usd"),
+            "{text}"
+        );
+        match api {
+            Api::OpenAi => assert!(text.trim_end().ends_with("data: [DONE]"), "{text}"),
+            Api::Anthropic => assert!(text.contains("event: message_stop"), "{text}"),
+        }
+    }
+    // Every participant completed and is metered.
+    let rows = n.usage(8).await;
     assert_eq!(
         rows.iter()
             .filter(|r| r.status == 200 && r.attempt_role == "race")
             .count(),
-        4
+        8
     );
 }
 

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use flo2_llm::common::TranslateError;
 use flo2_llm::providers::{self, WireFamily};
+use flo2_llm::stream::encode::{self, AnthropicEncoder, OpenAiEncoder};
 use flo2_llm::translate::{anthropic, gemini, openai};
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -103,7 +104,7 @@ async fn handle(
     body: Bytes,
 ) -> Result<Response, GatewayError> {
     let caller = Caller { format, ..caller };
-    let value = parse_body(format, &body)?;
+    let mut value = parse_body(format, &body)?;
     let requested = value
         .get("model")
         .and_then(Value::as_str)
@@ -113,15 +114,15 @@ async fn handle(
     let config = org_config(&state, &caller).await?;
     let needs = Needs::of(&value);
     let now = chrono::Utc::now();
+    // A `best` race must see every complete answer before it chooses, so its participants are
+    // asked without streaming and a streaming caller gets the chosen answer replayed as a stream.
+    let mut replay_stream = None;
     let (candidates, policy, route) = match config.routes.get(&requested) {
         Some(route) => {
             if route.strategy == Strategy::Race && route.race.mode == RaceMode::Best && needs.stream
             {
-                return Err(GatewayError::new(
-                    format,
-                    ErrorKind::InvalidRequest,
-                    format!("route {requested} races for the best answer, which needs complete answers: call it without `stream`"),
-                ));
+                replay_stream = Some(wants_stream_usage(&value));
+                unstream(&mut value);
             }
             let candidates =
                 routing::select(&requested, route, &config, &needs, &state.health, now).map_err(
@@ -166,6 +167,12 @@ async fn handle(
     };
     let target = success.target;
     let mut resp = match success.answer {
+        Answer::Complete { body, cost, .. } if replay_stream.is_some() => {
+            let include_usage = replay_stream.unwrap_or(false);
+            let sse = replay_as_stream(format, &body, &target.model, include_usage, cost)
+                .map_err(|e| GatewayError::with_status(format, StatusCode::BAD_GATEWAY, e))?;
+            event_stream(Body::from(sse))
+        }
         Answer::Complete { body, cost, .. } => {
             let mut resp = Response::new(Body::from(body));
             resp.headers_mut().insert(
@@ -179,14 +186,7 @@ async fn handle(
         Answer::Stream { prefix, relay } => {
             let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(prefix) })
                 .chain(relay.into_stream());
-            let mut resp = Response::new(Body::from_stream(body));
-            let headers = resp.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            resp
+            event_stream(Body::from_stream(body))
         }
     };
     add_headers(
@@ -198,6 +198,67 @@ async fn handle(
     );
     add_trace_headers(&mut resp, route_name(&req), Some(&target), &trace);
     Ok(resp)
+}
+
+/// An SSE response.
+fn event_stream(body: Body) -> Response {
+    let mut resp = Response::new(body);
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+fn wants_stream_usage(body: &Value) -> bool {
+    body.get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// Turns a streaming request into a non-streaming one.
+fn unstream(body: &mut Value) {
+    if let Some(map) = body.as_object_mut() {
+        map.insert("stream".into(), Value::Bool(false));
+        map.remove("stream_options");
+    }
+}
+
+/// A complete answer in the caller's format, as that format's SSE stream, with its cost in the
+/// final usage.
+fn replay_as_stream(
+    format: ApiFormat,
+    body: &[u8],
+    model: &str,
+    include_usage: bool,
+    cost: flo2_core::PicoUsd,
+) -> Result<String, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let response = match format {
+        ApiFormat::OpenAi => openai::parse_response(&value),
+        ApiFormat::Anthropic => anthropic::parse_response(&value),
+    }
+    .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    let events = encode::replay(&response);
+    match format {
+        ApiFormat::OpenAi => {
+            let mut enc = OpenAiEncoder::new(model, chrono::Utc::now().timestamp(), include_usage);
+            events.iter().for_each(|e| enc.event(e, &mut out));
+            enc.set_cost_usd(cost.to_string());
+            enc.finish(&mut out);
+        }
+        ApiFormat::Anthropic => {
+            let mut enc = AnthropicEncoder::new(model);
+            events.iter().for_each(|e| enc.event(e, &mut out));
+            enc.set_cost_usd(cost.to_string());
+            enc.finish(&mut out);
+        }
+    }
+    Ok(out)
 }
 
 fn route_name<'a>(req: &Request<'a>) -> Option<&'a str> {

@@ -227,6 +227,9 @@ impl Drop for Meter {
         if self.record.is_some() {
             if self.bill_prompt_on_cancel {
                 self.accepted = true;
+                // A race loser is pure extra spend: without the race it would not exist, so it
+                // saves nothing against the baseline (its savings are minus its cost).
+                self.baseline = None;
             }
             self.write(CLIENT_CLOSED, Some(self.cancel_kind));
         }

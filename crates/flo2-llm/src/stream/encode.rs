@@ -9,6 +9,38 @@ use super::sse::encode;
 use crate::common::{FinishReason, StreamEvent, Usage};
 use crate::translate::{anthropic, openai};
 
+/// A complete answer as the events of a stream, for answering a streaming caller from a
+/// complete answer (a `best` race must see every answer before it can choose one).
+pub fn replay(response: &crate::common::ChatResponse) -> Vec<StreamEvent> {
+    use crate::common::Part;
+    let mut events = vec![StreamEvent::Start {
+        id: response.id.clone(),
+        model: response.model.clone(),
+    }];
+    let mut tool_index = 0;
+    for part in &response.parts {
+        match part {
+            Part::Text(text) => events.push(StreamEvent::Text(text.clone())),
+            Part::ToolCall(call) => {
+                events.push(StreamEvent::ToolCallStart {
+                    index: tool_index,
+                    id: call.id.clone(),
+                    name: call.name.clone(),
+                });
+                events.push(StreamEvent::ToolCallArgs {
+                    index: tool_index,
+                    fragment: call.arguments.clone(),
+                });
+                tool_index += 1;
+            }
+            Part::Image(_) | Part::ToolResult(_) => {}
+        }
+    }
+    events.push(StreamEvent::Finish(response.finish));
+    events.push(StreamEvent::Usage(response.usage));
+    events
+}
+
 /// Encodes a stream for an OpenAI Chat Completions caller.
 #[derive(Debug)]
 pub struct OpenAiEncoder {
