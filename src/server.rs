@@ -132,6 +132,13 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
         let console = ConsoleState {
             store: store.clone(),
             tokens: SessionTokens::new(&keyring.derive_subkeys("console-session"), ttl),
+            guard: Arc::new(flo2_console::web::guard::Guard::new(
+                keyring
+                    .derive_subkeys("console-csrf")
+                    .first()
+                    .copied()
+                    .unwrap_or_default(),
+            )),
             keyring: Arc::clone(&keyring),
             settings: Arc::new(ConsoleSettings {
                 public_url: config.effective_public_url(),
@@ -160,9 +167,13 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
         .map_err(|e| StartError::Listen(config.listen, e))?;
     let shutdown = cancel.clone();
     let serving = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
+        // Client addresses reach handlers for login throttling.
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
     });
     tracing::info!(%addr, ?mode, database = ?store.dialect(), "flo2 is listening");
     Ok(RunningServer {

@@ -136,6 +136,14 @@ impl FromRequestParts<ConsoleState> for Principal {
         state: &ConsoleState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or_else(ApiError::unauthenticated)?;
+        Principal::from_token(state, token).await
+    }
+}
+
+impl Principal {
+    /// The principal a session token (from a bearer header or the dashboard's cookie) stands
+    /// for; 401 unless its signature, expiry and session row all hold.
+    pub async fn from_token(state: &ConsoleState, token: &str) -> Result<Self, ApiError> {
         let (sid, user) = state
             .tokens
             .verify(token)

@@ -89,6 +89,11 @@ impl ApiError {
         self.code
     }
 
+    /// The human message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// Maps a store error where "not found" means `what` was not found.
     pub fn from_store(what: &str, err: StoreError) -> Self {
         match err {

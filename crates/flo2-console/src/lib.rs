@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 mod pages;
 pub mod validate;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -45,6 +46,8 @@ pub struct ConsoleState {
     pub tokens: SessionTokens,
     /// Operator settings.
     pub settings: Arc<ConsoleSettings>,
+    /// CSRF keys and login throttling.
+    pub guard: Arc<web::guard::Guard>,
 }
 
 /// The console's routes: `/api/v1/...`, `/api/v1/openapi.json`, and the pages.
@@ -68,7 +71,10 @@ pub fn router(state: ConsoleState) -> Result<Router, serde_json::Error> {
         )
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::map_response(no_store));
-    Ok(api.merge(pages::routes()).with_state(state))
+    Ok(api
+        .merge(pages::routes())
+        .merge(web::routes())
+        .with_state(state))
 }
 
 /// Management answers can carry secrets shown once (keys, tokens): never let a cache keep them.

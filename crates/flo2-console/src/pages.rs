@@ -13,18 +13,19 @@ const STYLESHEET: &str = include_str!("../../../static/flo2.css");
 #[derive(Template)]
 #[template(path = "index.html")]
 struct IndexPage {
-    version: &'static str,
+    chrome: crate::web::Chrome,
 }
 
 pub(crate) fn routes() -> Router<ConsoleState> {
     Router::new()
         .route("/", get(index))
         .route("/static/flo2.css", get(stylesheet))
+        .layer(axum::middleware::map_response(crate::web::security_headers))
 }
 
 async fn index() -> Response {
     let page = IndexPage {
-        version: env!("CARGO_PKG_VERSION"),
+        chrome: crate::web::Chrome::anonymous(),
     };
     match page.render() {
         Ok(html) => Html(html).into_response(),

@@ -1,6 +1,8 @@
 //! Sign up, log in, log out, who am I, change password.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -109,53 +111,95 @@ pub async fn signup(
     State(state): State<ConsoleState>,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> Result<(StatusCode, Json<SignupResponse>), ApiError> {
-    let email = validate::email(&req.email)?;
-    let secret = validate::password("password", req.password)?;
-    let org_name = validate::name("organization", &req.organization)?;
+    let done = sign_up(&state, &req.email, req.password, &req.organization).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SignupResponse {
+            user: UserView {
+                id: done.user,
+                email: done.email,
+            },
+            organization: OrganizationView {
+                id: done.organization,
+                name: done.organization_name,
+                role: Role::Owner,
+                created_at: Utc::now(),
+            },
+            token: done.token,
+            expires_at: done.expires_at,
+        }),
+    ))
+}
+
+/// A new account, its organization and its first session.
+pub(crate) struct SignedUp {
+    pub user: UserId,
+    pub email: String,
+    pub organization: OrgId,
+    pub organization_name: String,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Creates a user, their organization (they own it) and a session: the one sign-up for the API
+/// and the dashboard. Errors name the field.
+pub(crate) async fn sign_up(
+    state: &ConsoleState,
+    email: &str,
+    password: String,
+    organization: &str,
+) -> Result<SignedUp, ApiError> {
+    let email = validate::email(email)?;
+    let secret = validate::password("password", password)?;
+    let org_name = validate::name("organization", organization)?;
     let password_hash = blocking(move || password::hash(&secret)).await??;
     let user = NewUser {
         id: UserId::new(),
         email,
         password_hash,
     };
-    let org: NewOrganization = new_organization(&state, org_name)?;
+    let org: NewOrganization = new_organization(state, org_name)?;
     match state.store.signup(&user, &org).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
             return Err(ApiError::conflict(
-                "an account with that email already exists",
+                "`email`: an account with that email already exists",
             ))
         }
         Err(e) => return Err(e.into()),
     }
-    let (token, expires_at) = start_session(&state, user.id, Some(org.id)).await?;
+    let (token, expires_at) = start_session(state, user.id, Some(org.id)).await?;
     tracing::info!(user = %user.id, org = %org.id, "signed up");
-    Ok((
-        StatusCode::CREATED,
-        Json(SignupResponse {
-            user: UserView {
-                id: user.id,
-                email: user.email,
-            },
-            organization: OrganizationView {
-                id: org.id,
-                name: org.name,
-                role: Role::Owner,
-                created_at: Utc::now(),
-            },
-            token,
-            expires_at,
-        }),
-    ))
+    Ok(SignedUp {
+        user: user.id,
+        email: user.email,
+        organization: org.id,
+        organization_name: org.name,
+        token,
+        expires_at,
+    })
 }
 
 /// Exchange email and password for a management token.
 #[utoipa::path(post, path = "/login", tag = "accounts", request_body = LoginRequest,
-    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(state): State<ConsoleState>,
+    ConnectInfo(address): ConnectInfo<SocketAddr>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
+    let (token, expires_at) = log_in(&state, &req.email, req.password, address).await?;
+    Ok(Json(TokenResponse { token, expires_at }))
+}
+
+/// Checks email and password (throttled per email and per client address) and starts a
+/// session: the one login for the API and the dashboard.
+pub(crate) async fn log_in(
+    state: &ConsoleState,
+    email: &str,
+    password: String,
+    address: SocketAddr,
+) -> Result<(String, DateTime<Utc>), ApiError> {
     let invalid = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -163,11 +207,20 @@ pub async fn login(
             "email or password is wrong",
         )
     };
-    let email = req.email.trim().to_lowercase();
-    if req.password.chars().count() > password::MAX_LEN {
+    let email = email.trim().to_lowercase();
+    let address = address.ip().to_string();
+    if !state.guard.login_allowed(&email, &address) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "too many failed logins; wait 15 minutes and try again",
+        ));
+    }
+    if password.chars().count() > password::MAX_LEN {
+        state.guard.login_failed(&email, &address);
         return Err(invalid());
     }
-    let secret = flo2_core::Secret::new(req.password);
+    let secret = flo2_core::Secret::new(password);
     let user = match state.store.user_by_email(&email).await {
         Ok(user) => Some(user),
         Err(StoreError::NotFound) => None,
@@ -180,16 +233,17 @@ pub async fn login(
     );
     let matches = blocking(move || password::verify(&secret, &stored)).await?;
     let Some(user) = user.filter(|_| matches) else {
+        state.guard.login_failed(&email, &address);
         return Err(invalid());
     };
+    state.guard.login_succeeded(&email);
     let org = state
         .store
         .memberships(user.id)
         .await?
         .first()
         .map(|m| m.organization.id);
-    let (token, expires_at) = start_session(&state, user.id, org).await?;
-    Ok(Json(TokenResponse { token, expires_at }))
+    start_session(state, user.id, org).await
 }
 
 /// End the current session; its token stops working at once.
@@ -241,9 +295,20 @@ pub async fn change_password(
     principal: Principal,
     ApiJson(req): ApiJson<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
-    let new = validate::password("new_password", req.new_password)?;
+    set_password(&state, &principal, req.current_password, req.new_password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replaces the user's password after checking the current one; every session of the user ends.
+pub(crate) async fn set_password(
+    state: &ConsoleState,
+    principal: &Principal,
+    current: String,
+    new: String,
+) -> Result<(), ApiError> {
+    let new = validate::password("new_password", new)?;
     let user = state.store.user(principal.user).await?;
-    let current = flo2_core::Secret::new(req.current_password);
+    let current = flo2_core::Secret::new(current);
     let stored = user.password_hash.clone();
     if !blocking(move || password::verify(&current, &stored)).await? {
         return Err(ApiError::new(
@@ -254,5 +319,5 @@ pub async fn change_password(
     }
     let hash = blocking(move || password::hash(&new)).await??;
     state.store.change_password(user.id, &hash).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -1,0 +1,95 @@
+//! The dashboard: server-rendered pages over the same services as `/api/v1`.
+//!
+//! Every page answer carries security headers (a CSP without inline script, no framing, no
+//! referrer leaks, no sniffing). Forms post `application/x-www-form-urlencoded` with a CSRF
+//! token ([`guard`]); a failed form re-renders with the input kept and the error next to its
+//! field, with the status an API would use.
+
+pub mod account;
+pub mod guard;
+pub mod session;
+
+use askama::Template;
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::ConsoleState;
+
+/// What the layout shows on every page.
+pub struct Chrome {
+    /// flo2's version.
+    pub version: &'static str,
+    /// The logged-in user's email.
+    pub email: Option<String>,
+    /// Their current organization's name.
+    pub organization: Option<String>,
+    /// The CSRF token for the logout form.
+    pub csrf: String,
+}
+
+impl Chrome {
+    /// The chrome of a page nobody is logged in to.
+    pub fn anonymous() -> Self {
+        Self {
+            version: env!("CARGO_PKG_VERSION"),
+            email: None,
+            organization: None,
+            csrf: String::new(),
+        }
+    }
+}
+
+/// The dashboard's routes.
+pub(crate) fn routes() -> Router<ConsoleState> {
+    Router::new()
+        .route("/signup", get(account::signup_page).post(account::signup))
+        .route("/login", get(account::login_page).post(account::login))
+        .route("/logout", post(account::logout))
+        .route(
+            "/account/password",
+            get(account::password_page).post(account::change_password),
+        )
+        .route("/app", get(account::overview))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Renders a page with `status`.
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "rendering a page failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// The field an [`ApiError`] message names (messages of `validate` start with `` `field` ``).
+pub fn field_of(err: &ApiError) -> Option<&str> {
+    err.message().strip_prefix('`')?.split('`').next()
+}
+
+/// Page security headers: scripts only from flo2 itself (no inline script), no framing, no
+/// referrer outside, no MIME sniffing, and no caching of pages that may show a secret once.
+pub async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
+        h.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        headers,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+    );
+    set(headers, header::X_FRAME_OPTIONS, "DENY");
+    set(headers, header::REFERRER_POLICY, "same-origin");
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        set(headers, header::CACHE_CONTROL, "no-store");
+    }
+    response
+}

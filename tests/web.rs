@@ -1,0 +1,472 @@
+//! The dashboard's account pages over real HTTP: sessions in cookies, CSRF on every form,
+//! security headers, login throttling, logout and password change ending sessions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::TestApp;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::{Response, StatusCode};
+
+/// A browser-like client: keeps cookies by hand, never follows redirects.
+struct Browser<'a> {
+    app: &'a TestApp,
+    http: reqwest::Client,
+    cookies: Vec<(String, String)>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self {
+            app,
+            http,
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, resp: &Response) {
+        for c in resp.headers().get_all(SET_COOKIE) {
+            let c = c.to_str().unwrap();
+            let (pair, _) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(name, _)| name != k);
+            if !v.is_empty() && !c.contains("Max-Age=0") {
+                self.cookies.push((k.to_owned(), v.to_owned()));
+            }
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Response {
+        let resp = self
+            .http
+            .get(self.app.url(path))
+            .header(COOKIE, self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(&resp);
+        resp
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Response {
+        let resp = self
+            .http
+            .post(self.app.url(path))
+            .header(COOKIE, self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.keep(&resp);
+        resp
+    }
+
+    /// The CSRF token of the form on `path`.
+    async fn csrf(&mut self, path: &str) -> String {
+        let html = self.get(path).await.text().await.unwrap();
+        csrf_in(&html)
+    }
+
+    fn session(&self) -> Option<&str> {
+        self.cookies
+            .iter()
+            .find(|(k, _)| k == "flo2_session")
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn csrf_in(html: &str) -> String {
+    let at =
+        html.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+/// `POST /api/v1/login`.
+async fn api_login(app: &TestApp, email: &str, password: &str) -> (StatusCode, serde_json::Value) {
+    app.call(
+        reqwest::Method::POST,
+        "/api/v1/login",
+        None,
+        Some(serde_json::json!({"email": email, "password": password})),
+    )
+    .await
+}
+
+fn location(resp: &Response) -> &str {
+    resp.headers()[LOCATION].to_str().unwrap()
+}
+
+async fn sign_up<'a>(app: &'a TestApp, email: &str, org: &str) -> Browser<'a> {
+    let mut b = Browser::new(app);
+    let csrf = b.csrf("/signup").await;
+    let resp = b
+        .post(
+            "/signup",
+            &[
+                ("csrf", &csrf),
+                ("email", email),
+                ("password", common::PASSWORD),
+                ("organization", org),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), "/app");
+    b
+}
+
+#[tokio::test]
+async fn sign_up_lands_on_an_overview_that_says_what_to_do_next() {
+    let app = TestApp::start().await;
+    let mut b = Browser::new(&app);
+    let page = b.get("/signup").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let nonce = page
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|c| c.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("flo2_nonce="))
+        .unwrap();
+    assert!(
+        nonce.contains("HttpOnly") && nonce.contains("SameSite=Strict"),
+        "{nonce}"
+    );
+    let csrf = csrf_in(&page.text().await.unwrap());
+    let resp = b
+        .post(
+            "/signup",
+            &[
+                ("csrf", &csrf),
+                ("email", "Ada@Example.com"),
+                ("password", common::PASSWORD),
+                ("organization", "Analytical Engines"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let cookie = resp.headers()[SET_COOKIE].to_str().unwrap();
+    assert!(
+        cookie.starts_with("flo2_session=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http here; Secure is set behind https"
+    );
+    let overview = b.get("/app").await;
+    assert_eq!(overview.status(), StatusCode::OK);
+    let headers = overview.headers().clone();
+    let html = overview.text().await.unwrap();
+    assert!(
+        html.contains("Analytical Engines") && html.contains("ada@example.com"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Next: add a provider key"),
+        "an empty state that says what to do"
+    );
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'")
+            && !csp.contains("unsafe-inline")
+            && csp.contains("frame-ancestors 'none'")
+    );
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["referrer-policy"], "same-origin");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    // The landing page and the stylesheet carry the headers too.
+    let landing = b.get("/").await;
+    assert!(landing.headers().contains_key("content-security-policy"));
+}
+
+#[tokio::test]
+async fn forms_keep_their_input_and_show_errors_next_to_the_field() {
+    let app = TestApp::start().await;
+    sign_up(&app, "taken@example.com", "First").await;
+    let mut b = Browser::new(&app);
+    let csrf = b.csrf("/signup").await;
+    for (email, password, org, status, field_error) in [
+        (
+            "not-an-email",
+            common::PASSWORD,
+            "Keep Me",
+            StatusCode::BAD_REQUEST,
+            "`email` is not a valid email address",
+        ),
+        (
+            "new@example.com",
+            "short",
+            "Keep Me",
+            StatusCode::BAD_REQUEST,
+            "`password` must be",
+        ),
+        (
+            "taken@example.com",
+            common::PASSWORD,
+            "Keep Me",
+            StatusCode::CONFLICT,
+            "already exists",
+        ),
+        (
+            "new@example.com",
+            common::PASSWORD,
+            "",
+            StatusCode::BAD_REQUEST,
+            "`organization` must be",
+        ),
+    ] {
+        let resp = b
+            .post(
+                "/signup",
+                &[
+                    ("csrf", &csrf),
+                    ("email", email),
+                    ("password", password),
+                    ("organization", org),
+                ],
+            )
+            .await;
+        assert_eq!(resp.status(), status, "{email} {password} {org}");
+        let html = resp.text().await.unwrap();
+        assert!(
+            html.contains("class=\"field-error\"") && html.contains(field_error),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!("value=\"{email}\"")),
+            "the email is kept"
+        );
+        assert!(
+            !html.contains(password) || password == "short" && !html.contains("value=\"short\""),
+            "the password is never echoed"
+        );
+    }
+    // HTML in the input is escaped when the form comes back.
+    let resp = b
+        .post(
+            "/signup",
+            &[
+                ("csrf", &csrf),
+                ("email", "x"),
+                ("password", common::PASSWORD),
+                ("organization", "<script>alert(1)</script>"),
+            ],
+        )
+        .await;
+    let html = resp.text().await.unwrap();
+    assert!(!html.contains("<script>alert(1)"), "{html}");
+}
+
+#[tokio::test]
+async fn forged_posts_are_refused() {
+    let app = TestApp::start().await;
+    let mut b = sign_up(&app, "ada@example.com", "Acme").await;
+    // Another site's form: the session cookie may ride along, the token cannot.
+    for form in [vec![], vec![("csrf", "0000")]] {
+        let resp = b.post("/logout", &form).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let resp = b
+            .post(
+                "/account/password",
+                &[
+                    &form[..],
+                    &[
+                        ("current_password", common::PASSWORD),
+                        ("new_password", "a completely new one"),
+                    ],
+                ]
+                .concat(),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    }
+    assert_eq!(
+        b.get("/app").await.status(),
+        StatusCode::OK,
+        "still logged in, nothing changed"
+    );
+    // Anonymous forms: a token without its nonce cookie, or from another browser, fails.
+    let mut other = Browser::new(&app);
+    let theirs = other.csrf("/login").await;
+    let mut fresh = Browser::new(&app);
+    fresh.csrf("/login").await;
+    let resp = fresh
+        .post(
+            "/login",
+            &[
+                ("csrf", &theirs),
+                ("email", "ada@example.com"),
+                ("password", common::PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = Browser::new(&app)
+        .post(
+            "/signup",
+            &[
+                ("csrf", &theirs),
+                ("email", "eve@example.com"),
+                ("password", common::PASSWORD),
+                ("organization", "Evil"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_everywhere() {
+    let app = TestApp::start().await;
+    let mut b = sign_up(&app, "ada@example.com", "Acme").await;
+    let token = b.session().unwrap().to_owned();
+    let html = b.get("/app").await.text().await.unwrap();
+    let resp = b.post("/logout", &[("csrf", &csrf_in(&html))]).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), "/login");
+    assert!(b.session().is_none(), "the cookie is cleared");
+    // The old token is dead: as a cookie and as an API bearer token.
+    let mut replay = Browser::new(&app);
+    replay.cookies.push(("flo2_session".into(), token.clone()));
+    let resp = replay.get("/app").await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), "/login");
+    assert_eq!(
+        app.get("/api/v1/me", &token).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Pages need a session.
+    let resp = Browser::new(&app).get("/account/password").await;
+    assert_eq!(
+        (resp.status(), location(&resp)),
+        (StatusCode::SEE_OTHER, "/login")
+    );
+}
+
+#[tokio::test]
+async fn logins_are_throttled_after_repeated_failures() {
+    let app = TestApp::start().await;
+    sign_up(&app, "ada@example.com", "Acme").await;
+    let mut b = Browser::new(&app);
+    let csrf = b.csrf("/login").await;
+    for _ in 0..5 {
+        let resp = b
+            .post(
+                "/login",
+                &[
+                    ("csrf", &csrf),
+                    ("email", "ada@example.com"),
+                    ("password", "wrong password"),
+                ],
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        let html = resp.text().await.unwrap();
+        assert!(
+            html.contains("email or password is wrong")
+                && html.contains("value=\"ada@example.com\"")
+        );
+    }
+    // Now even the right password waits, on the page and on the API.
+    let resp = b
+        .post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("email", "ada@example.com"),
+                ("password", common::PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let (status, body) = api_login(&app, "ada@example.com", common::PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["code"], "too_many_attempts");
+    // Other accounts are unaffected.
+    sign_up(&app, "bob@example.com", "Bob").await;
+    let resp = b
+        .post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("email", "bob@example.com"),
+                ("password", common::PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_password_change_ends_every_session() {
+    let app = TestApp::start().await;
+    let mut b = sign_up(&app, "ada@example.com", "Acme").await;
+    let (status, other) = api_login(&app, "ada@example.com", common::PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = b.csrf("/account/password").await;
+    let resp = b
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current_password", "not it at all"),
+                ("new_password", "a completely new one"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("`current_password` is wrong"));
+    let resp = b
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current_password", common::PASSWORD),
+                ("new_password", "a completely new one"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), "/login?changed=1");
+    assert_eq!(b.get("/app").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get("/api/v1/me", other["token"].as_str().unwrap())
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut again = Browser::new(&app);
+    let csrf = again.csrf("/login?changed=1").await;
+    let resp = again
+        .post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("email", "ada@example.com"),
+                ("password", "a completely new one"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(again.get("/app").await.status(), StatusCode::OK);
+}
