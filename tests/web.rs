@@ -470,3 +470,144 @@ async fn a_password_change_ends_every_session() {
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(again.get("/app").await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn provider_and_api_keys_are_managed_from_the_dashboard() {
+    let app = TestApp::start().await;
+    let mut b = sign_up(&app, "ada@example.com", "Acme").await;
+    let page = b.get("/app/provider-keys").await.text().await.unwrap();
+    assert!(page.contains("No provider keys yet"));
+    let csrf = csrf_in(&page);
+    // A missing key comes back next to its field, the rest kept.
+    let resp = b
+        .post(
+            "/app/provider-keys",
+            &[
+                ("csrf", &csrf),
+                ("provider", "groq"),
+                ("name", "prod"),
+                ("api_key", ""),
+                ("base_url", ""),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("class=\"field-error\"")
+            && html.contains("value=\"prod\"")
+            && html.contains("value=\"groq\" selected"),
+        "{html}"
+    );
+    let secret = "sk-dashboard-secret-0123456789";
+    let resp = b
+        .post(
+            "/app/provider-keys",
+            &[
+                ("csrf", &csrf),
+                ("provider", "openai"),
+                ("name", "prod"),
+                ("api_key", secret),
+                ("base_url", ""),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let html = b.get(location(&resp)).await.text().await.unwrap();
+    assert!(html.contains("The key is stored") && html.contains("prod") && html.contains("6789"));
+    assert!(!html.contains(secret), "the key is never shown again");
+    // API keys: a new team and a key in one go; the secret is shown once, with snippets.
+    let page = b.get("/app/api-keys").await.text().await.unwrap();
+    let resp = b
+        .post(
+            "/app/api-keys",
+            &[
+                ("csrf", &csrf_in(&page)),
+                ("name", "web app"),
+                ("team", "new"),
+                ("new_team", "backend"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let html = resp.text().await.unwrap();
+    let at = html.find("<code id=\"new-key\">").unwrap() + "<code id=\"new-key\">".len();
+    let key = html[at..].split('<').next().unwrap().to_owned();
+    assert!(key.starts_with("flo2_"), "{key}");
+    for snippet in [
+        "from openai import OpenAI",
+        "from anthropic import Anthropic",
+        "import OpenAI from \"openai\"",
+        "curl ",
+    ] {
+        assert!(html.contains(snippet), "{snippet}");
+    }
+    assert!(html.contains("data-copy=\"new-key\""), "a copy button");
+    let listed = b.get("/app/api-keys").await.text().await.unwrap();
+    assert!(
+        listed.contains("web app")
+            && listed.contains("backend")
+            && listed.contains("never")
+            && !listed.contains(&key)
+    );
+    // The key works at the gateway until it is revoked.
+    assert_eq!(app.models(&key).await.0, StatusCode::OK);
+    let other = sign_up(&app, "eve@example.com", "Evil").await;
+    let (_, keys) = app.get("/api/v1/api-keys", b_token(&b)).await;
+    let key_id = keys[0]["id"].as_str().unwrap().to_owned();
+    let (_, creds) = app.get("/api/v1/provider-keys", b_token(&b)).await;
+    let cred_id = creds[0]["id"].as_str().unwrap().to_owned();
+    // Another tenant cannot revoke or delete them, even with a valid form of its own.
+    let mut other = other;
+    let their_csrf = csrf_in(&other.get("/app").await.text().await.unwrap());
+    for path in [
+        format!("/app/api-keys/{key_id}/revoke"),
+        format!("/app/provider-keys/{cred_id}/delete"),
+    ] {
+        let resp = other.post(&path, &[("csrf", &their_csrf)]).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    assert!(other
+        .get("/app/api-keys")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("No API keys yet"));
+    assert_eq!(app.models(&key).await.0, StatusCode::OK);
+    let csrf = csrf_in(&listed);
+    let resp = b
+        .post(
+            &format!("/app/api-keys/{key_id}/revoke"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(b
+        .get(location(&resp))
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("revoked"));
+    assert_eq!(app.models(&key).await.0, StatusCode::UNAUTHORIZED);
+    let resp = b
+        .post(
+            &format!("/app/provider-keys/{cred_id}/delete"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(b
+        .get("/app/provider-keys")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("No provider keys yet"));
+}
+
+/// The session token a browser holds (the API accepts it as a bearer token).
+fn b_token<'b>(b: &'b Browser<'_>) -> &'b str {
+    b.session().unwrap()
+}

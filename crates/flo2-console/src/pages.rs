@@ -9,6 +9,7 @@ use axum::Router;
 use crate::ConsoleState;
 
 const STYLESHEET: &str = include_str!("../../../static/flo2.css");
+const SCRIPT: &str = include_str!("../../../static/flo2.js");
 
 #[derive(Template)]
 #[template(path = "index.html")]
@@ -20,6 +21,7 @@ pub(crate) fn routes() -> Router<ConsoleState> {
     Router::new()
         .route("/", get(index))
         .route("/static/flo2.css", get(stylesheet))
+        .route("/static/flo2.js", get(script))
         .layer(axum::middleware::map_response(crate::web::security_headers))
 }
 
@@ -34,6 +36,17 @@ async fn index() -> Response {
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        SCRIPT,
+    )
+        .into_response()
 }
 
 async fn stylesheet() -> Response {

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use flo2_core::{GatewayKeyId, Role, TeamId};
+use flo2_core::{GatewayKeyId, OrgId, Role, TeamId, UserId};
 use flo2_store::{GatewayKey, NewGatewayKey, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -87,10 +87,28 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
     let org = principal.require(Role::Member)?;
-    let name = validate::name("name", &req.name)?;
+    let (created, minted) = mint_key(&state, org, principal.user, &req.name, req.team_id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKey {
+            view: created.into(),
+            key: minted.secret.into_inner(),
+        }),
+    ))
+}
+
+/// Mints a gateway key for a team of `org`; the secret is in the second value, shown once.
+pub(crate) async fn mint_key(
+    state: &ConsoleState,
+    org: OrgId,
+    user: UserId,
+    name: &str,
+    team: TeamId,
+) -> Result<(flo2_store::GatewayKey, flo2_vault::gateway_key::MintedKey), ApiError> {
+    let name = validate::name("name", name)?;
     state
         .store
-        .team(org, req.team_id)
+        .team(org, team)
         .await
         .map_err(|e| ApiError::from_store("team", e))?;
     let minted = flo2_vault::gateway_key::mint();
@@ -100,10 +118,10 @@ pub async fn create(
             org,
             &NewGatewayKey {
                 name,
-                team_id: req.team_id,
+                team_id: team,
                 key_hash: minted.hash.0.to_vec(),
-                hint: minted.hint,
-                created_by: Some(principal.user),
+                hint: minted.hint.clone(),
+                created_by: Some(user),
             },
         )
         .await
@@ -111,13 +129,7 @@ pub async fn create(
             StoreError::InvalidReference => ApiError::not_found("team"),
             other => key_err(other),
         })?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedApiKey {
-            view: created.into(),
-            key: minted.secret.into_inner(),
-        }),
-    ))
+    Ok((created, minted))
 }
 
 /// One gateway key.

@@ -107,6 +107,39 @@ fn check_base_url(
     Ok(url)
 }
 
+/// Encrypts and stores a provider key for `org` (the API and the dashboard both add keys here).
+pub(crate) async fn store_key(
+    state: &ConsoleState,
+    org: OrgId,
+    provider: ProviderKind,
+    name: &str,
+    api_key: String,
+    base_url: Option<&str>,
+) -> Result<Credential, ApiError> {
+    let name = validate::name("name", name)?;
+    let secret: Secret<String> = validate::api_key(api_key)?;
+    let base_url = check_base_url(provider, base_url)?;
+    let id = CredentialId::new();
+    let ciphertext = data_key(state, org)
+        .await?
+        .seal_credential(org, id, &secret)?;
+    state
+        .store
+        .create_credential(
+            org,
+            &NewCredential {
+                id,
+                provider,
+                name,
+                base_url,
+                ciphertext,
+                hint: validate::hint(&secret),
+            },
+        )
+        .await
+        .map_err(key_err)
+}
+
 /// Provider keys of the current organization.
 #[utoipa::path(get, path = "/provider-keys", tag = "provider-keys",
     responses((status = 200, body = [ProviderKeyView])), security(("bearer" = [])))]
@@ -129,28 +162,15 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateProviderKey>,
 ) -> Result<(StatusCode, Json<ProviderKeyView>), ApiError> {
     let org = principal.require(Role::Admin)?;
-    let name = validate::name("name", &req.name)?;
-    let secret: Secret<String> = validate::api_key(req.api_key)?;
-    let base_url = check_base_url(req.provider, req.base_url.as_deref())?;
-    let id = CredentialId::new();
-    let ciphertext = data_key(&state, org)
-        .await?
-        .seal_credential(org, id, &secret)?;
-    let created = state
-        .store
-        .create_credential(
-            org,
-            &NewCredential {
-                id,
-                provider: req.provider,
-                name,
-                base_url,
-                ciphertext,
-                hint: validate::hint(&secret),
-            },
-        )
-        .await
-        .map_err(key_err)?;
+    let created = store_key(
+        &state,
+        org,
+        req.provider,
+        &req.name,
+        req.api_key,
+        req.base_url.as_deref(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(created.into())))
 }
 

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod guard;
+pub mod keys;
 pub mod session;
 
 use askama::Template;
@@ -53,6 +54,19 @@ pub(crate) fn routes() -> Router<ConsoleState> {
             get(account::password_page).post(account::change_password),
         )
         .route("/app", get(account::overview))
+        .route(
+            "/app/provider-keys",
+            get(keys::provider_keys).post(keys::add_provider_key),
+        )
+        .route(
+            "/app/provider-keys/{id}/delete",
+            post(keys::delete_provider_key),
+        )
+        .route(
+            "/app/api-keys",
+            get(keys::api_keys).post(keys::create_api_key),
+        )
+        .route("/app/api-keys/{id}/revoke", post(keys::revoke_api_key))
         .layer(axum::middleware::map_response(security_headers))
 }
 
