@@ -611,3 +611,83 @@ async fn provider_and_api_keys_are_managed_from_the_dashboard() {
 fn b_token<'b>(b: &'b Browser<'_>) -> &'b str {
     b.session().unwrap()
 }
+
+#[tokio::test]
+async fn routes_are_created_edited_and_deleted_from_the_dashboard() {
+    let app = TestApp::start().await;
+    let mut b = sign_up(&app, "ada@example.com", "Acme").await;
+    let page = b.get("/app/routes").await.text().await.unwrap();
+    assert!(page.contains("No routes yet"));
+    let csrf = csrf_in(&page);
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("name", "chat"),
+        ("strategy", "race"),
+        ("targets", "openai/gpt-4o-mini"),
+        ("retries_per_target", "1"),
+        ("deadline_ms", "20000"),
+        ("attempt_timeout_ms", "5000"),
+        ("race_mode", "hedged"),
+        ("hedge_delay_ms", "250"),
+    ];
+    // A race of one target: the error sits next to the targets, the input stays.
+    let resp = b.post("/app/routes", &form).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("class=\"field-error\">a race needs at least two targets"),
+        "{html}"
+    );
+    assert!(html.contains("value=\"hedged\" selected") && html.contains("value=\"250\""));
+    for (targets, needle) in [
+        ("gpt-4o", "must be provider/model"),
+        ("openai/a weight=x", "is not weight=N"),
+    ] {
+        form[3] = ("targets", targets);
+        let html = b.post("/app/routes", &form).await.text().await.unwrap();
+        assert!(html.contains(needle), "{html}");
+    }
+    form[3] = (
+        "targets",
+        "openai/gpt-4o-mini\ngroq/llama-3.1-8b-instant weight=2",
+    );
+    let resp = b.post("/app/routes", &form).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let listed = b.get(location(&resp)).await.text().await.unwrap();
+    assert!(
+        listed.contains("Route saved")
+            && listed.contains("openai/gpt-4o-mini, groq/llama-3.1-8b-instant")
+    );
+    // The API sees exactly what the form said.
+    let (status, route) = app.get("/api/v1/routes/chat", b_token(&b)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(route["strategy"], "race");
+    assert_eq!(route["race"]["mode"], "hedged");
+    assert_eq!(route["race"]["hedge_delay_ms"], 250);
+    assert_eq!(route["targets"][1]["weight"], 2);
+    assert_eq!(route["fallback"]["deadline_ms"], 20000);
+    // The edit form comes back filled in.
+    let edit = b.get("/app/routes/chat").await.text().await.unwrap();
+    assert!(
+        edit.contains("Edit route chat") && edit.contains("groq/llama-3.1-8b-instant weight=2")
+    );
+    // Another tenant sees none of it.
+    let mut eve = sign_up(&app, "eve@example.com", "Evil").await;
+    assert_eq!(
+        eve.get("/app/routes/chat").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let their_csrf = csrf_in(&eve.get("/app/routes").await.text().await.unwrap());
+    assert_eq!(
+        eve.post("/app/routes/chat/delete", &[("csrf", &their_csrf)])
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let resp = b.post("/app/routes/chat/delete", &[("csrf", &csrf)]).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get("/api/v1/routes/chat", b_token(&b)).await.0,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -82,8 +82,27 @@ pub async fn put(
     let org = principal.require(Role::Admin)?;
     validate_name(&name).map_err(|e| ApiError::invalid(format!("route name: {e}")))?;
     policy.validate().map_err(|e| ApiError::invalid(e.0))?;
-    // Pinned credentials must be this organization's keys for the target's provider. Another
-    // tenant's id reads exactly like an unknown one.
+    check_credentials(&state, org, &policy).await?;
+    let (route, created) = state
+        .store
+        .put_route(org, &name, &policy)
+        .await
+        .map_err(route_err)?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(route.into())))
+}
+
+/// Pinned credentials must be the organization's keys for the target's provider. Another
+/// tenant's id reads exactly like an unknown one.
+pub(crate) async fn check_credentials(
+    state: &ConsoleState,
+    org: flo2_core::OrgId,
+    policy: &RoutePolicy,
+) -> Result<(), ApiError> {
     let credentials = state.store.credentials(org).await?;
     for (i, target) in policy.targets.iter().enumerate() {
         for id in &target.credentials {
@@ -103,17 +122,7 @@ pub async fn put(
             }
         }
     }
-    let (route, created) = state
-        .store
-        .put_route(org, &name, &policy)
-        .await
-        .map_err(route_err)?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(route.into())))
+    Ok(())
 }
 
 /// Delete a route (admin or owner). Requests naming it get 404 from then on.

@@ -13,7 +13,7 @@ use flo2_store::{GroupBy, UsageFilter};
 use serde::Deserialize;
 
 use super::session::{self, WebUser};
-use super::{field_of, render, Chrome};
+use super::{field_of, forbidden_form, render, Chrome};
 use crate::api::accounts;
 use crate::ConsoleState;
 
@@ -113,14 +113,6 @@ pub struct PasswordFields {
 #[derive(Deserialize)]
 pub struct LoginNotice {
     changed: Option<u8>,
-}
-
-fn forbidden_form() -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        "This form expired or did not come from flo2. Reload the page and try again.",
-    )
-        .into_response()
 }
 
 fn with_cookie(mut response: Response, cookie: Option<axum::http::HeaderValue>) -> Response {

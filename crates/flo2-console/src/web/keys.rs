@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::account::chrome;
 use super::session::WebUser;
-use super::{field_of, render, Chrome};
+use super::{field_of, forbidden_form, render, Chrome};
 use crate::api::{api_keys, provider_keys};
 use crate::error::ApiError;
 use crate::ConsoleState;
@@ -141,14 +141,6 @@ fn notice(done: Option<String>) -> Option<String> {
     }
 }
 
-fn forbidden() -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        "This form expired or did not come from flo2. Reload the page and try again.",
-    )
-        .into_response()
-}
-
 /// An error page for a failed write that has no form to show it in.
 fn error_page(err: &ApiError) -> Response {
     (err.status(), err.message().to_owned()).into_response()
@@ -162,7 +154,7 @@ async fn act(
     action: impl std::future::Future<Output = Result<(), ApiError>>,
 ) -> Response {
     if !user.csrf_ok(csrf) {
-        return forbidden();
+        return forbidden_form();
     }
     match action.await {
         Ok(()) => Redirect::to(done).into_response(),
@@ -232,7 +224,7 @@ pub async fn add_provider_key(
     Form(f): Form<ProviderKeyFields>,
 ) -> Response {
     if !user.csrf_ok(&f.csrf) {
-        return forbidden();
+        return forbidden_form();
     }
     let result = async {
         let org = user.principal.require(Role::Admin)?;
@@ -368,7 +360,7 @@ pub async fn create_api_key(
     Form(f): Form<ApiKeyFields>,
 ) -> Response {
     if !user.csrf_ok(&f.csrf) {
-        return forbidden();
+        return forbidden_form();
     }
     let result = async {
         let org = user.principal.require(Role::Member)?;

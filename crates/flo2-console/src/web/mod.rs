@@ -8,6 +8,7 @@
 pub mod account;
 pub mod guard;
 pub mod keys;
+pub mod routes;
 pub mod session;
 
 use askama::Template;
@@ -67,7 +68,19 @@ pub(crate) fn routes() -> Router<ConsoleState> {
             get(keys::api_keys).post(keys::create_api_key),
         )
         .route("/app/api-keys/{id}/revoke", post(keys::revoke_api_key))
+        .route("/app/routes", get(routes::list).post(routes::save))
+        .route("/app/routes/{name}", get(routes::edit))
+        .route("/app/routes/{name}/delete", post(routes::delete))
         .layer(axum::middleware::map_response(security_headers))
+}
+
+/// The answer to a form whose CSRF token is missing or wrong.
+pub fn forbidden_form() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        "This form expired or did not come from flo2. Reload the page and try again.",
+    )
+        .into_response()
 }
 
 /// Renders a page with `status`.

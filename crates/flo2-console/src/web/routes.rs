@@ -1,0 +1,418 @@
+//! The routes page: list, create or replace, edit and delete routes. The form is turned into the
+//! same [`RoutePolicy`] the API accepts and checked by the same validation; its messages come
+//! back next to the field they name.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use flo2_core::route::validate_name;
+use flo2_core::{Role, RoutePolicy};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::account::chrome;
+use super::session::WebUser;
+use super::{forbidden_form, render, Chrome};
+use crate::error::ApiError;
+use crate::ConsoleState;
+
+const STRATEGIES: [&str; 5] = ["cheapest", "fastest", "priority", "weighted", "race"];
+const RACE_MODES: [&str; 3] = ["first", "best", "hedged"];
+
+/// The route form, as typed.
+#[derive(Default, Deserialize)]
+pub struct RouteFields {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    strategy: String,
+    #[serde(default)]
+    targets: String,
+    #[serde(default)]
+    baseline: String,
+    #[serde(default)]
+    max_input_per_mtok: String,
+    #[serde(default)]
+    max_output_per_mtok: String,
+    #[serde(default)]
+    retries_per_target: String,
+    #[serde(default)]
+    deadline_ms: String,
+    #[serde(default)]
+    attempt_timeout_ms: String,
+    #[serde(default)]
+    race_mode: String,
+    #[serde(default)]
+    hedge_delay_ms: String,
+}
+
+/// The form with its errors.
+#[derive(Default)]
+pub struct RouteForm {
+    name: String,
+    targets: String,
+    baseline: String,
+    max_input_per_mtok: String,
+    max_output_per_mtok: String,
+    retries_per_target: String,
+    deadline_ms: String,
+    attempt_timeout_ms: String,
+    hedge_delay_ms: String,
+    error: Option<String>,
+    name_error: Option<String>,
+    targets_error: Option<String>,
+    baseline_error: Option<String>,
+    price_error: Option<String>,
+    fallback_error: Option<String>,
+    race_error: Option<String>,
+}
+
+/// A route in the list.
+pub struct RouteRow {
+    name: String,
+    strategy: String,
+    targets: String,
+}
+
+#[derive(Template)]
+#[template(path = "routes.html")]
+struct RoutesPage {
+    chrome: Chrome,
+    routes: Vec<RouteRow>,
+    can_edit: bool,
+    editing: bool,
+    strategies: Vec<(&'static str, bool)>,
+    race_modes: Vec<(&'static str, bool)>,
+    form: RouteForm,
+    notice: Option<String>,
+}
+
+/// `?done=...`.
+#[derive(Deserialize)]
+pub struct Done {
+    done: Option<String>,
+}
+
+/// A posted button.
+#[derive(Deserialize)]
+pub struct Button {
+    #[serde(default)]
+    csrf: String,
+}
+
+fn strategy_name(p: &RoutePolicy) -> String {
+    serde_json::to_value(p.strategy)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The form showing a stored policy.
+fn form_of(name: &str, p: &RoutePolicy) -> (RouteForm, String, String) {
+    let targets = p
+        .targets
+        .iter()
+        .map(|t| match t.weight {
+            Some(w) => format!("{} weight={w}", t.label()),
+            None => t.label(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let race = serde_json::to_value(p.race.mode)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let form = RouteForm {
+        name: name.to_owned(),
+        targets,
+        baseline: p.baseline.clone().unwrap_or_default(),
+        max_input_per_mtok: p.max_input_per_mtok.clone().unwrap_or_default(),
+        max_output_per_mtok: p.max_output_per_mtok.clone().unwrap_or_default(),
+        retries_per_target: p.fallback.retries_per_target.to_string(),
+        deadline_ms: p.fallback.deadline_ms.to_string(),
+        attempt_timeout_ms: p.fallback.attempt_timeout_ms.to_string(),
+        hedge_delay_ms: p
+            .race
+            .hedge_delay_ms
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+        ..RouteForm::default()
+    };
+    (form, strategy_name(p), race)
+}
+
+/// Builds the policy a form describes; errors name the field.
+fn policy_of(f: &RouteFields) -> Result<RoutePolicy, ApiError> {
+    let mut targets = Vec::new();
+    for (i, line) in f
+        .targets
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let mut parts = line.split_whitespace();
+        let label = parts.next().unwrap_or_default();
+        let (provider, model) = label.split_once('/').ok_or_else(|| {
+            ApiError::invalid(format!("`targets`: line {} must be provider/model", i + 1))
+        })?;
+        let mut target = json!({"provider": provider, "model": model});
+        for extra in parts {
+            let weight = extra
+                .strip_prefix("weight=")
+                .and_then(|w| w.parse::<u32>().ok())
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "`targets`: line {}: {extra:?} is not weight=N",
+                        i + 1
+                    ))
+                })?;
+            target["weight"] = json!(weight);
+        }
+        targets.push(target);
+    }
+    let number = |field: &str, text: &str| -> Result<Option<u64>, ApiError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid(format!("`{field}` must be a whole number")))
+    };
+    let mut fallback = Map::new();
+    for (field, text) in [
+        ("retries_per_target", &f.retries_per_target),
+        ("deadline_ms", &f.deadline_ms),
+        ("attempt_timeout_ms", &f.attempt_timeout_ms),
+    ] {
+        if let Some(n) = number(&format!("fallback.{field}"), text)? {
+            fallback.insert(field.to_owned(), json!(n));
+        }
+    }
+    let mut race =
+        json!({"mode": if f.race_mode.is_empty() { "first" } else { f.race_mode.as_str() }});
+    if let Some(d) = number("race.hedge_delay_ms", &f.hedge_delay_ms)? {
+        race["hedge_delay_ms"] = json!(d);
+    }
+    let mut policy =
+        json!({"strategy": f.strategy, "targets": targets, "fallback": fallback, "race": race});
+    for (field, text) in [
+        ("baseline", &f.baseline),
+        ("max_input_per_mtok", &f.max_input_per_mtok),
+        ("max_output_per_mtok", &f.max_output_per_mtok),
+    ] {
+        if !text.trim().is_empty() {
+            policy[field] = Value::String(text.trim().to_owned());
+        }
+    }
+    let policy: RoutePolicy =
+        serde_json::from_value(policy).map_err(|e| ApiError::invalid(format!("`targets`: {e}")))?;
+    policy.validate().map_err(|e| ApiError::invalid(e.0))?;
+    Ok(policy)
+}
+
+async fn page(
+    state: &ConsoleState,
+    user: &WebUser,
+    form: RouteForm,
+    chosen: (String, String),
+    editing: bool,
+    notice: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let (org, role) = match user.principal.org() {
+        Ok(o) => o,
+        Err(e) => return (e.status(), e.message().to_owned()).into_response(),
+    };
+    let routes = match state.store.routes(org).await {
+        Ok(r) => r,
+        Err(e) => {
+            let e: ApiError = e.into();
+            return (e.status(), e.message().to_owned()).into_response();
+        }
+    };
+    let (strategy, race_mode) = chosen;
+    let page = RoutesPage {
+        chrome: chrome(state, user).await,
+        routes: routes
+            .iter()
+            .map(|r| RouteRow {
+                name: r.name.clone(),
+                strategy: strategy_name(&r.policy),
+                targets: r
+                    .policy
+                    .targets
+                    .iter()
+                    .map(|t| t.label())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+            .collect(),
+        can_edit: role.at_least(Role::Admin),
+        editing,
+        strategies: STRATEGIES.iter().map(|s| (*s, *s == strategy)).collect(),
+        race_modes: RACE_MODES.iter().map(|m| (*m, *m == race_mode)).collect(),
+        form,
+        notice,
+    };
+    render(status, &page)
+}
+
+/// `GET /app/routes`.
+pub async fn list(
+    State(state): State<ConsoleState>,
+    user: WebUser,
+    Query(q): Query<Done>,
+) -> Response {
+    let notice = match q.done.as_deref() {
+        Some("saved") => Some("Route saved: apps can call it now.".to_owned()),
+        Some("deleted") => Some("Route deleted.".to_owned()),
+        _ => None,
+    };
+    let chosen = ("cheapest".to_owned(), "first".to_owned());
+    page(
+        &state,
+        &user,
+        RouteForm::default(),
+        chosen,
+        false,
+        notice,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// `GET /app/routes/{name}`: the form filled with the route.
+pub async fn edit(
+    State(state): State<ConsoleState>,
+    user: WebUser,
+    Path(name): Path<String>,
+) -> Response {
+    let route = match user.principal.require(Role::Viewer) {
+        Ok(org) => state
+            .store
+            .route(org, &name)
+            .await
+            .map_err(|e| ApiError::from_store("route", e)),
+        Err(e) => Err(e),
+    };
+    match route {
+        Ok(r) => {
+            let (form, strategy, race) = form_of(&r.name, &r.policy);
+            page(
+                &state,
+                &user,
+                form,
+                (strategy, race),
+                true,
+                None,
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(e) => (e.status(), e.message().to_owned()).into_response(),
+    }
+}
+
+/// `POST /app/routes`: create or replace.
+pub async fn save(
+    State(state): State<ConsoleState>,
+    user: WebUser,
+    Form(f): Form<RouteFields>,
+) -> Response {
+    if !user.csrf_ok(&f.csrf) {
+        return forbidden_form();
+    }
+    let result = async {
+        let org = user.principal.require(Role::Admin)?;
+        validate_name(f.name.trim()).map_err(|e| ApiError::invalid(format!("`name`: {e}")))?;
+        let policy = policy_of(&f)?;
+        crate::api::routes::check_credentials(&state, org, &policy).await?;
+        state
+            .store
+            .put_route(org, f.name.trim(), &policy)
+            .await
+            .map_err(|e| ApiError::from_store("route", e))
+    }
+    .await;
+    match result {
+        Ok(_) => Redirect::to("/app/routes?done=saved").into_response(),
+        Err(err) => {
+            let message = Some(err.message().to_owned());
+            let mut form = RouteForm {
+                name: f.name.clone(),
+                targets: f.targets.clone(),
+                baseline: f.baseline.clone(),
+                max_input_per_mtok: f.max_input_per_mtok.clone(),
+                max_output_per_mtok: f.max_output_per_mtok.clone(),
+                retries_per_target: f.retries_per_target.clone(),
+                deadline_ms: f.deadline_ms.clone(),
+                attempt_timeout_ms: f.attempt_timeout_ms.clone(),
+                hedge_delay_ms: f.hedge_delay_ms.clone(),
+                ..RouteForm::default()
+            };
+            let field = super::field_of(&err).unwrap_or_default().to_owned();
+            let text = err.message();
+            if field == "name" {
+                form.name_error = message;
+            } else if field.starts_with("targets") || text.contains("race needs") {
+                form.targets_error = message;
+            } else if field == "baseline" {
+                form.baseline_error = message;
+            } else if field.starts_with("max_") {
+                form.price_error = message;
+            } else if field.starts_with("fallback") {
+                form.fallback_error = message;
+            } else if field.starts_with("race") {
+                form.race_error = message;
+            } else {
+                form.error = message;
+            }
+            let race = if f.race_mode.is_empty() {
+                "first".to_owned()
+            } else {
+                f.race_mode.clone()
+            };
+            page(
+                &state,
+                &user,
+                form,
+                (f.strategy.clone(), race),
+                false,
+                None,
+                err.status(),
+            )
+            .await
+        }
+    }
+}
+
+/// `POST /app/routes/{name}/delete`.
+pub async fn delete(
+    State(state): State<ConsoleState>,
+    user: WebUser,
+    Path(name): Path<String>,
+    Form(b): Form<Button>,
+) -> Response {
+    if !user.csrf_ok(&b.csrf) {
+        return forbidden_form();
+    }
+    let result = async {
+        let org = user.principal.require(Role::Admin)?;
+        state
+            .store
+            .delete_route(org, &name)
+            .await
+            .map_err(|e| ApiError::from_store("route", e))
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to("/app/routes?done=deleted").into_response(),
+        Err(e) => (e.status(), e.message().to_owned()).into_response(),
+    }
+}
