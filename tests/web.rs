@@ -691,3 +691,142 @@ async fn routes_are_created_edited_and_deleted_from_the_dashboard() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn the_whole_journey_from_sign_up_to_the_csv() {
+    let app = TestApp::start().await;
+    let fake = flo2_testkit::FakeUpstream::start().await;
+    fake.set_default(flo2_testkit::Scenario::text("hi there").usage(1_000, 500));
+    let mut b = sign_up(&app, "ada@example.com", "Acme").await;
+    let csrf = csrf_in(&b.get("/app").await.text().await.unwrap());
+    let base = format!("{}/v1", fake.base_url());
+    let resp = b
+        .post(
+            "/app/provider-keys",
+            &[
+                ("csrf", &csrf),
+                ("provider", "openai"),
+                ("name", "prod"),
+                ("api_key", "sk-journey-0123456789"),
+                ("base_url", &base),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let resp = b
+        .post(
+            "/app/routes",
+            &[
+                ("csrf", &csrf),
+                ("name", "chat"),
+                ("strategy", "cheapest"),
+                ("targets", "openai/gpt-4o\nopenai/gpt-4o-mini"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let html = b
+        .post(
+            "/app/api-keys",
+            &[
+                ("csrf", &csrf),
+                ("name", "web"),
+                ("team", "new"),
+                ("new_team", "backend"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let at = html.find("<code id=\"new-key\">").unwrap() + "<code id=\"new-key\">".len();
+    let key = html[at..].split('<').next().unwrap().to_owned();
+    let resp = app.http.post(app.url("/v1/chat/completions")).bearer_auth(&key)
+        .json(&serde_json::json!({"model": "chat", "messages": [{"role": "user", "content": "hello"}]})).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let cost = resp.headers()["x-flo2-cost-usd"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // GPT-4o mini (the cheapest target): 1000 × $0.15 + 500 × $0.60 per million = $0.00045.
+    assert_eq!(cost, "0.000450000000");
+    // The usage page shows the call, its cost, its route decision and the savings.
+    let org = app.get("/api/v1/me", b_token(&b)).await.1["organization"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.usage_rows(&org, 1).await;
+    let page = b.get("/app/usage").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("$0.000450000000"), "{html}");
+    assert!(
+        html.contains("route chat")
+            && html.contains("openai/gpt-4o-mini")
+            && html.contains("primary")
+    );
+    assert!(html.contains("<svg") && html.contains("Request log"));
+    // Baseline GPT-4o: 1000 × 2.50 + 500 × 10 = $0.0075; saved $0.00705, all by routing.
+    assert!(
+        html.contains("$0.007050000000</span> saved (0.007050000000 routing, 0.000000000000 cache)"),
+        "{html}"
+    );
+    let by_model = b
+        .get("/app/usage?group_by=model&chart_by=provider")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(by_model.contains("<td>openai/gpt-4o-mini</td>"));
+    // Both downloads work with the dashboard session and agree with the page.
+    let csv = b.get("/app/usage/export.csv").await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(csv.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let text = csv.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[1].contains("chat")
+            && lines[1].contains("gpt-4o-mini")
+            && lines[1].contains("0.000450000000"),
+        "{text}"
+    );
+    let summary = b
+        .get("/app/usage/summary.csv?group_by=route")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        summary.contains("chat,") && summary.contains("0.000450000000"),
+        "{summary}"
+    );
+    // Filters narrow the page; a bad date is explained, not a crash.
+    let none = b.get("/app/usage?route=other").await.text().await.unwrap();
+    assert!(none.contains("No calls in this range"));
+    let bad = b.get("/app/usage?from=yesterday").await;
+    assert_eq!(bad.status(), StatusCode::OK);
+    assert!(bad.text().await.unwrap().contains("`from` must be a date"));
+    // Another tenant's usage page is empty, and its CSV holds only the header.
+    let mut eve = sign_up(&app, "eve@example.com", "Evil").await;
+    assert!(eve
+        .get("/app/usage")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("No calls in this range"));
+    assert_eq!(
+        eve.get("/app/usage/export.csv")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
+}

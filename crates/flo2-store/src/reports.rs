@@ -313,6 +313,45 @@ impl Store {
         Ok((groups, totals))
     }
 
+    /// Cost per `bucket` (hour, day or month) and `by` (model, provider, ...), for charts: rows of
+    /// (bucket, key, cost), ordered by bucket then key.
+    pub async fn usage_series(
+        &self,
+        org: OrgId,
+        filter: &UsageFilter,
+        bucket: GroupBy,
+        by: GroupBy,
+    ) -> Result<Vec<(String, String, PicoUsd)>, StoreError> {
+        let (b_expr, k_expr) = (bucket.expression(&self.pool), by.expression(&self.pool));
+        let head = format!(
+            "SELECT {b_expr} AS bucket, {k_expr} AS key, CAST(SUM(u.cost_picousd) AS TEXT) AS cost FROM usage_records u"
+        );
+        let rows: Vec<(String, String, String)> = on_pool!(&self.pool, p => {
+            let mut b = sqlx::QueryBuilder::new(head);
+            push_filters!(b, org, filter);
+            b.push(format!(" GROUP BY {b_expr}, {k_expr} ORDER BY {b_expr}, {k_expr}"));
+            b.build_query_as().fetch_all(p).await?
+        });
+        rows.into_iter()
+            .map(|(bucket, key, cost)| Ok((bucket, key, pico(&cost)?)))
+            .collect()
+    }
+
+    /// The newest `limit` calls matching `filter`, newest first (the request log).
+    pub async fn recent_usage(
+        &self,
+        org: OrgId,
+        filter: &UsageFilter,
+        limit: i64,
+    ) -> Result<Vec<ExportRow>, StoreError> {
+        Ok(on_pool!(&self.pool, p => {
+            let mut b = sqlx::QueryBuilder::new(EXPORT_COLUMNS);
+            push_filters!(b, org, filter);
+            b.push(" ORDER BY u.started_at DESC, u.id DESC LIMIT ").push_bind(limit);
+            b.build_query_as::<ExportRow>().fetch_all(p).await?
+        }))
+    }
+
     /// Streams `org`'s matching calls, oldest first, into `tx` (in batches, so memory stays
     /// flat however many rows there are). Stops early when the receiver goes away.
     pub async fn export_usage(

@@ -10,6 +10,7 @@ pub mod guard;
 pub mod keys;
 pub mod routes;
 pub mod session;
+pub mod usage;
 
 use askama::Template;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
@@ -71,6 +72,9 @@ pub(crate) fn routes() -> Router<ConsoleState> {
         .route("/app/routes", get(routes::list).post(routes::save))
         .route("/app/routes/{name}", get(routes::edit))
         .route("/app/routes/{name}/delete", post(routes::delete))
+        .route("/app/usage", get(usage::page))
+        .route("/app/usage/export.csv", get(usage::export))
+        .route("/app/usage/summary.csv", get(usage::summary))
         .layer(axum::middleware::map_response(security_headers))
 }
 
