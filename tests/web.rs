@@ -768,7 +768,9 @@ async fn the_whole_journey_from_sign_up_to_the_csv() {
     assert!(html.contains("<svg") && html.contains("Request log"));
     // Baseline GPT-4o: 1000 × 2.50 + 500 × 10 = $0.0075; saved $0.00705, all by routing.
     assert!(
-        html.contains("$0.007050000000</span> saved (0.007050000000 routing, 0.000000000000 cache)"),
+        html.contains(
+            "$0.007050000000</span> saved (0.007050000000 routing, 0.000000000000 cache)"
+        ),
         "{html}"
     );
     let by_model = b

@@ -2,20 +2,10 @@
 organization whose openai, anthropic and gemini keys point at the fake, with two routes over them."""
 
 import json
-import os
-import socket
-import subprocess
-import tempfile
-import time
 import urllib.request
 
+import flo2_harness
 import pytest
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _post(url, body, token=None, method="POST"):
@@ -29,34 +19,14 @@ def _post(url, body, token=None, method="POST"):
 
 @pytest.fixture(scope="session")
 def fake_upstream():
-    proc = subprocess.Popen([os.environ["FAKE_UPSTREAM_BIN"]], stdout=subprocess.PIPE, text=True)
-    base = proc.stdout.readline().strip()
+    proc, base = flo2_harness.start_fake_upstream()
     yield base
-    proc.terminate()
-    proc.wait(timeout=10)
+    flo2_harness.stop(proc)
 
 
 @pytest.fixture(scope="session")
 def flo2(fake_upstream):
-    data = tempfile.mkdtemp(prefix="flo2-sdk-")
-    port = _free_port()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "FLO2_LISTEN": f"127.0.0.1:{port}",
-        "FLO2_DATA_DIR": data,
-        "FLO2_ALLOW_PRIVATE_UPSTREAMS": "true",
-        "FLO2_LOG": "warn",
-    }
-    proc = subprocess.Popen([os.environ["FLO2_BIN"], "serve"], env=env, cwd=data)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(f"{base}/readyz")
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError("flo2 exited during start")
-            time.sleep(0.1)
+    proc, base = flo2_harness.start_flo2("flo2-sdk-")
     signup = _post(f"{base}/api/v1/signup", {"email": "sdk@example.com", "password": "a long passphrase", "organization": "SDK"})
     token = signup["token"]
     for provider, prefix in [("openai", "/v1"), ("anthropic", "/v1"), ("gemini", "/v1beta")]:
@@ -68,8 +38,7 @@ def flo2(fake_upstream):
     team = _post(f"{base}/api/v1/teams", {"name": "sdk"}, token)
     key = _post(f"{base}/api/v1/api-keys", {"name": "sdk", "team_id": team["id"]}, token)["key"]
     yield {"base": base, "key": key, "token": token}
-    proc.terminate()
-    assert proc.wait(timeout=30) == 0, "flo2 exits cleanly on SIGTERM"
+    flo2_harness.stop(proc, must_exit_cleanly=True)
 
 
 # One model per upstream family.

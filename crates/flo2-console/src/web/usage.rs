@@ -218,7 +218,7 @@ fn chart(series: &[(String, String, PicoUsd)]) -> String {
     let plot = height - top - bottom;
     let n = i128::try_from(buckets.len()).unwrap_or(1).max(1);
     let slot = (width - 2 * left) / n;
-    let bar = (slot * 7 / 10).max(2);
+    let bar = (slot * 7 / 10).clamp(2, 60);
     let legend_rows = i128::try_from(keys.len().div_ceil(3)).unwrap_or(0);
     let total_h = height + legend_rows * 18 + 10;
     let mut svg = format!("<svg viewBox=\"0 0 {width} {total_h}\" role=\"img\" aria-label=\"Cost per day\" xmlns=\"http://www.w3.org/2000/svg\">");
