@@ -832,3 +832,70 @@ async fn the_whole_journey_from_sign_up_to_the_csv() {
         1
     );
 }
+
+#[tokio::test]
+async fn prices_are_searched_and_set_from_the_dashboard() {
+    let app = TestApp::start().await;
+    let mut b = sign_up(&app, "ada@example.com", "Acme").await;
+    let html = b
+        .get("/app/prices?q=gpt-4o-mini&provider=openai")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("openai/gpt-4o-mini") && html.contains("0.15") && !html.contains("claude"),
+        "searchable"
+    );
+    let csrf = csrf_in(&html);
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("provider", "openai"),
+        ("model", "gpt-4o-mini"),
+        ("input_per_mtok", "abc"),
+        ("output_per_mtok", "0.50"),
+        ("effective_from", "2030-01-01T12:00"),
+    ];
+    let resp = b.post("/app/prices", &form).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("class=\"field-error\">`input_per_mtok`") && html.contains("value=\"abc\""),
+        "{html}"
+    );
+    form[3] = ("input_per_mtok", "0.10");
+    let resp = b.post("/app/prices", &form).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let html = b
+        .get("/app/prices?q=gpt-4o-mini")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("your price")
+            && html.contains("2030-01-01 12:00 UTC")
+            && html.contains("0.10"),
+        "{html}"
+    );
+    // The same price through the API, and none of it in another tenant's list.
+    let (_, prices) = app
+        .get("/api/v1/prices?q=gpt-4o-mini&provider=openai", b_token(&b))
+        .await;
+    assert!(
+        prices
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["source"] == "organization" && p["input_per_mtok"] == "0.100000"),
+        "{prices}"
+    );
+    let mut eve = sign_up(&app, "eve@example.com", "Evil").await;
+    assert!(!eve
+        .get("/app/prices?q=gpt-4o-mini")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("your price"));
+}

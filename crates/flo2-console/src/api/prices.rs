@@ -21,26 +21,26 @@ use crate::ConsoleState;
 #[derive(Serialize, ToSchema)]
 pub struct PriceView {
     /// `catalog` or `organization`.
-    source: &'static str,
+    pub(crate) source: &'static str,
     /// Override id (organization entries only).
-    id: Option<Uuid>,
-    provider: ProviderKind,
-    model: String,
-    input_per_mtok: String,
-    output_per_mtok: String,
-    cached_input_per_mtok: Option<String>,
-    cache_write_per_mtok: Option<String>,
-    reasoning_per_mtok: Option<String>,
-    context_window: Option<i64>,
-    tools: Option<bool>,
-    vision: Option<bool>,
-    json: Option<bool>,
+    pub(crate) id: Option<Uuid>,
+    pub(crate) provider: ProviderKind,
+    pub(crate) model: String,
+    pub(crate) input_per_mtok: String,
+    pub(crate) output_per_mtok: String,
+    pub(crate) cached_input_per_mtok: Option<String>,
+    pub(crate) cache_write_per_mtok: Option<String>,
+    pub(crate) reasoning_per_mtok: Option<String>,
+    pub(crate) context_window: Option<i64>,
+    pub(crate) tools: Option<bool>,
+    pub(crate) vision: Option<bool>,
+    pub(crate) json: Option<bool>,
     /// From when an override applies (catalog entries: always).
-    effective_from: Option<DateTime<Utc>>,
+    pub(crate) effective_from: Option<DateTime<Utc>>,
     /// For catalog entries: where and when the price was read.
-    price_source: Option<String>,
+    pub(crate) price_source: Option<String>,
     /// For catalog entries: when the price was last checked.
-    as_of: Option<String>,
+    pub(crate) as_of: Option<String>,
 }
 
 fn amounts(
@@ -89,9 +89,9 @@ impl From<PriceOverride> for PriceView {
 #[derive(Deserialize, IntoParams)]
 pub struct PriceQuery {
     /// Only this provider.
-    provider: Option<String>,
+    pub(crate) provider: Option<String>,
     /// Models whose id contains this text (case-insensitive).
-    q: Option<String>,
+    pub(crate) q: Option<String>,
 }
 
 /// A price override.

@@ -8,6 +8,7 @@
 pub mod account;
 pub mod guard;
 pub mod keys;
+pub mod prices;
 pub mod routes;
 pub mod session;
 pub mod usage;
@@ -72,6 +73,7 @@ pub(crate) fn routes() -> Router<ConsoleState> {
         .route("/app/routes", get(routes::list).post(routes::save))
         .route("/app/routes/{name}", get(routes::edit))
         .route("/app/routes/{name}/delete", post(routes::delete))
+        .route("/app/prices", get(prices::list).post(prices::save))
         .route("/app/usage", get(usage::page))
         .route("/app/usage/export.csv", get(usage::export))
         .route("/app/usage/summary.csv", get(usage::summary))

@@ -1,0 +1,261 @@
+//! The prices page: the catalog and the organization's own prices, searchable, and a form that
+//! sets a price from a point in time (through the API's own handler, so validation is shared).
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use flo2_core::{ProviderKind, Role};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::account::chrome;
+use super::session::WebUser;
+use super::{field_of, forbidden_form, render, Chrome};
+use crate::api::prices::{self, PriceQuery};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::ConsoleState;
+
+/// A price as shown.
+pub struct PriceRow {
+    ours: bool,
+    model: String,
+    input: String,
+    cached: String,
+    write: String,
+    output: String,
+    context: String,
+    from: String,
+    source: String,
+}
+
+/// The price form.
+#[derive(Default)]
+pub struct PriceForm {
+    model: String,
+    input: String,
+    output: String,
+    cached: String,
+    write: String,
+    from: String,
+    error: Option<String>,
+    model_error: Option<String>,
+    price_error: Option<String>,
+    from_error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "prices.html")]
+struct PricesPage {
+    chrome: Chrome,
+    q: String,
+    providers: Vec<(&'static str, bool)>,
+    form_providers: Vec<(&'static str, bool)>,
+    rows: Vec<PriceRow>,
+    can_edit: bool,
+    form: PriceForm,
+    notice: Option<String>,
+}
+
+/// The search.
+#[derive(Default, Deserialize)]
+pub struct Search {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    provider: String,
+    #[serde(default)]
+    done: Option<String>,
+}
+
+/// A posted price.
+#[derive(Deserialize)]
+pub struct PriceFields {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    provider: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    input_per_mtok: String,
+    #[serde(default)]
+    output_per_mtok: String,
+    #[serde(default)]
+    cached_input_per_mtok: String,
+    #[serde(default)]
+    cache_write_per_mtok: String,
+    #[serde(default)]
+    effective_from: String,
+}
+
+async fn page(
+    state: &ConsoleState,
+    user: &WebUser,
+    search: Search,
+    form: (PriceForm, String),
+    notice: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let role = match user.principal.org() {
+        Ok((_, role)) => role,
+        Err(e) => return (e.status(), e.message().to_owned()).into_response(),
+    };
+    let query = PriceQuery {
+        provider: Some(search.provider.clone()).filter(|p| !p.is_empty()),
+        q: Some(search.q.clone()).filter(|q| !q.is_empty()),
+    };
+    let listed = prices::list(
+        State(state.clone()),
+        user.principal.clone(),
+        ApiQuery(query),
+    )
+    .await;
+    let (rows, list_error) = match listed {
+        Ok(axum::Json(rows)) => (rows, None),
+        Err(e) => (Vec::new(), Some(e.message().to_owned())),
+    };
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".to_owned());
+    let (form, form_provider) = form;
+    let page = PricesPage {
+        chrome: chrome(state, user).await,
+        providers: ProviderKind::ALL
+            .iter()
+            .map(|p| (p.as_str(), p.as_str() == search.provider))
+            .collect(),
+        form_providers: ProviderKind::ALL
+            .iter()
+            .map(|p| (p.as_str(), p.as_str() == form_provider))
+            .collect(),
+        q: search.q,
+        rows: rows
+            .iter()
+            .map(|r| PriceRow {
+                ours: r.source == "organization",
+                model: format!("{}/{}", r.provider, r.model),
+                input: r.input_per_mtok.clone(),
+                cached: opt(&r.cached_input_per_mtok),
+                write: opt(&r.cache_write_per_mtok),
+                output: r.output_per_mtok.clone(),
+                context: r
+                    .context_window
+                    .map_or_else(|| "—".to_owned(), |c| c.to_string()),
+                from: r.effective_from.map_or_else(
+                    || "always".to_owned(),
+                    |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+                ),
+                source: if r.source == "organization" {
+                    "your price".to_owned()
+                } else {
+                    format!("catalog, {}", r.as_of.clone().unwrap_or_default())
+                },
+            })
+            .collect(),
+        can_edit: role.at_least(Role::Admin),
+        form: PriceForm {
+            error: form.error.or(list_error),
+            ..form
+        },
+        notice,
+    };
+    render(status, &page)
+}
+
+/// `GET /app/prices`.
+pub async fn list(
+    State(state): State<ConsoleState>,
+    user: WebUser,
+    Query(search): Query<Search>,
+) -> Response {
+    let notice = search
+        .done
+        .as_deref()
+        .map(|_| "Price saved. Calls from its start time are priced with it.".to_owned());
+    page(
+        &state,
+        &user,
+        search,
+        (PriceForm::default(), "openai".to_owned()),
+        notice,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// `POST /app/prices`.
+pub async fn save(
+    State(state): State<ConsoleState>,
+    user: WebUser,
+    Form(f): Form<PriceFields>,
+) -> Response {
+    if !user.csrf_ok(&f.csrf) {
+        return forbidden_form();
+    }
+    let mut body = json!({"provider": f.provider, "model": f.model, "input_per_mtok": f.input_per_mtok.trim(), "output_per_mtok": f.output_per_mtok.trim()});
+    for (k, v) in [
+        ("cached_input_per_mtok", &f.cached_input_per_mtok),
+        ("cache_write_per_mtok", &f.cache_write_per_mtok),
+    ] {
+        if !v.trim().is_empty() {
+            body[k] = Value::String(v.trim().to_owned());
+        }
+    }
+    let from = f.effective_from.trim();
+    let parsed_from = if from.is_empty() {
+        Ok(None)
+    } else {
+        // `datetime-local` sends `2026-11-24T12:00`; the form says it is UTC.
+        chrono::NaiveDateTime::parse_from_str(from, "%Y-%m-%dT%H:%M")
+            .map(|t| Some(t.and_utc().to_rfc3339()))
+            .map_err(|_| {
+                crate::error::ApiError::invalid("`effective_from` must be a date and time")
+            })
+    };
+    let result = match parsed_from {
+        Ok(from) => {
+            if let Some(from) = from {
+                body["effective_from"] = Value::String(from);
+            }
+            match serde_json::from_value(body) {
+                Ok(new) => {
+                    prices::create(State(state.clone()), user.principal.clone(), ApiJson(new))
+                        .await
+                        .map(|_| ())
+                }
+                Err(e) => Err(crate::error::ApiError::invalid(format!("`provider`: {e}"))),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Redirect::to("/app/prices?done=saved").into_response(),
+        Err(err) => {
+            let message = Some(err.message().to_owned());
+            let mut form = PriceForm {
+                model: f.model,
+                input: f.input_per_mtok,
+                output: f.output_per_mtok,
+                cached: f.cached_input_per_mtok,
+                write: f.cache_write_per_mtok,
+                from: f.effective_from,
+                ..PriceForm::default()
+            };
+            match field_of(&err) {
+                Some("model") => form.model_error = message,
+                Some(f) if f.ends_with("_per_mtok") => form.price_error = message,
+                Some("effective_from") => form.from_error = message,
+                _ => form.error = message,
+            }
+            page(
+                &state,
+                &user,
+                Search::default(),
+                (form, f.provider),
+                None,
+                err.status(),
+            )
+            .await
+        }
+    }
+}
