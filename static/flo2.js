@@ -9,3 +9,10 @@ document.addEventListener("click", function (event) {
     button.textContent = "Copied";
   });
 });
+
+// Invitation links carry their token after '#', so it never reaches server logs; copy it into
+// the form.
+document.addEventListener("DOMContentLoaded", function () {
+  var field = document.querySelector("[data-from-hash]");
+  if (field && location.hash.length > 1) field.value = decodeURIComponent(location.hash.slice(1));
+});

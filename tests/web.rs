@@ -516,6 +516,35 @@ async fn provider_and_api_keys_are_managed_from_the_dashboard() {
     let html = b.get(location(&resp)).await.text().await.unwrap();
     assert!(html.contains("The key is stored") && html.contains("prod") && html.contains("6789"));
     assert!(!html.contains(secret), "the key is never shown again");
+    // Rotation replaces the secret in place: same key id, new hint.
+    let (_, before) = app.get("/api/v1/provider-keys", b_token(&b)).await;
+    let id = before[0]["id"].as_str().unwrap().to_owned();
+    let resp = b
+        .post(
+            &format!("/app/provider-keys/{id}/rotate"),
+            &[("csrf", &csrf), ("api_key", "sk-rotated-secret-4242")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let html = b.get(location(&resp)).await.text().await.unwrap();
+    assert!(
+        html.contains("The key is replaced")
+            && html.contains("4242")
+            && !html.contains("sk-rotated-secret-4242")
+    );
+    let (_, after) = app.get("/api/v1/provider-keys", b_token(&b)).await;
+    assert_eq!(after[0]["id"], id.as_str());
+    let resp = b
+        .post(
+            &format!("/app/provider-keys/{id}/rotate"),
+            &[("csrf", &csrf), ("api_key", "")],
+        )
+        .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::BAD_REQUEST,
+        "an empty key is refused"
+    );
     // API keys: a new team and a key in one go; the secret is shown once, with snippets.
     let page = b.get("/app/api-keys").await.text().await.unwrap();
     let resp = b
@@ -898,4 +927,182 @@ async fn prices_are_searched_and_set_from_the_dashboard() {
         .await
         .unwrap()
         .contains("your price"));
+}
+
+#[tokio::test]
+async fn members_invitations_teams_and_the_organization_switcher() {
+    let app = TestApp::start().await;
+    let mut owner = sign_up(&app, "ada@example.com", "Acme").await;
+    let page = owner.get("/app/members").await.text().await.unwrap();
+    let csrf = csrf_in(&page);
+    // An invitation link, shown once.
+    let resp = owner
+        .post(
+            "/app/invites",
+            &[("csrf", &csrf), ("role", "member"), ("email", "")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let html = resp.text().await.unwrap();
+    let at = html.find("<code id=\"invite-link\">").unwrap() + "<code id=\"invite-link\">".len();
+    let link = html[at..].split('<').next().unwrap().to_owned();
+    let token = link.split('#').nth(1).unwrap().to_owned();
+    assert!(link.contains("/invite#flo2_inv_"), "{link}");
+    assert!(
+        !owner
+            .get("/app/members")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains(&token),
+        "shown once"
+    );
+    // Bob signs up in his own organization, then joins Acme through the link's page.
+    let mut bob = sign_up(&app, "bob@example.com", "Bob's").await;
+    let invite = bob.get("/invite").await.text().await.unwrap();
+    assert!(invite.contains("data-from-hash"));
+    let resp = bob
+        .post(
+            "/invite",
+            &[("csrf", &csrf_in(&invite)), ("token", "flo2_inv_wrong")],
+        )
+        .await;
+    assert!(resp.status().is_client_error());
+    let resp = bob
+        .post("/invite", &[("csrf", &csrf_in(&invite)), ("token", &token)])
+        .await;
+    assert_eq!(
+        (resp.status(), location(&resp)),
+        (StatusCode::SEE_OTHER, "/app")
+    );
+    let bob_page = bob.get("/app/members").await.text().await.unwrap();
+    assert!(
+        bob_page.contains("<h1>Acme</h1>") && bob_page.contains("Bob&#39;s"),
+        "{bob_page}"
+    );
+    assert!(
+        !bob_page.contains("Create invitation link"),
+        "a member cannot invite"
+    );
+    // Bob switches back to his own organization and again to Acme.
+    let (_, orgs) = app.get("/api/v1/organizations", b_token(&bob)).await;
+    let own = orgs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "Bob's")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = bob
+        .post(
+            "/app/organization/switch",
+            &[("csrf", &csrf_in(&bob_page)), ("organization_id", &own)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(
+        bob.get("/app")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("Bob&#39;s"),
+        "the overview is Bob's own organization"
+    );
+    let (_, me) = app.get("/api/v1/me", b_token(&bob)).await;
+    assert_eq!(me["organization"]["id"], own.as_str());
+    // The owner sees Bob, makes him admin, creates and deletes a team.
+    let page = owner.get("/app/members").await.text().await.unwrap();
+    assert!(page.contains("bob@example.com"));
+    let (_, members) = app.get("/api/v1/members", b_token(&owner)).await;
+    let bob_id = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["email"] == "bob@example.com")
+        .unwrap()["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = owner
+        .post(
+            &format!("/app/members/{bob_id}/role"),
+            &[("csrf", &csrf), ("role", "admin")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(owner
+        .get(location(&resp))
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("Role changed"));
+    let resp = owner
+        .post("/app/teams", &[("csrf", &csrf), ("name", "")])
+        .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::BAD_REQUEST,
+        "errors come back on the page"
+    );
+    let resp = owner
+        .post("/app/teams", &[("csrf", &csrf), ("name", "platform")])
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, teams) = app.get("/api/v1/teams", b_token(&owner)).await;
+    let team = teams[0]["id"].as_str().unwrap().to_owned();
+    // Eve, in another organization, can touch none of it.
+    let mut eve = sign_up(&app, "eve@example.com", "Evil").await;
+    let eve_csrf = csrf_in(&eve.get("/app/members").await.text().await.unwrap());
+    for path in [
+        format!("/app/members/{bob_id}/role"),
+        format!("/app/members/{bob_id}/remove"),
+        format!("/app/teams/{team}/delete"),
+    ] {
+        let resp = eve
+            .post(&path, &[("csrf", &eve_csrf), ("role", "owner")])
+            .await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let resp = eve
+        .post(
+            "/app/organization/switch",
+            &[("csrf", &eve_csrf), ("organization_id", &own)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = owner
+        .post(&format!("/app/teams/{team}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let resp = owner
+        .post(&format!("/app/members/{bob_id}/remove"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(!owner
+        .get("/app/members")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("bob@example.com"));
+    // A new organization from the page, worked in at once.
+    let resp = owner
+        .post(
+            "/app/organizations",
+            &[("csrf", &csrf), ("name", "Side project")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(owner
+        .get("/app")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("Side project"));
 }

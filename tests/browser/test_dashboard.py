@@ -88,6 +88,20 @@ def test_the_whole_journey(flo2, fake_upstream, new_page):
     assert len(rows) == 1
     row = rows[0]
     assert row["route"] == "chat" and row["model"] == "gpt-4o-mini" and row["cost_usd"] == cost, row
+
+    # The remaining pages render without console errors too.
+    p.click("text=Prices")
+    p.fill("input[name=q]", "gpt-4o-mini")
+    p.click("text=Search")
+    assert "openai/gpt-4o-mini" in p.inner_text("#prices")
+    w.shot("8-prices")
+    p.click("text=Organization")
+    assert "ada@example.com" in p.inner_text("#members")
+    p.click("text=Create invitation link")
+    assert "/invite#flo2_inv_" in p.inner_text("#invite-link")
+    w.shot("9-organization")
+    p.click("text=Password")
+    w.shot("10-password")
     assert w.errors == [], w.errors
 
 

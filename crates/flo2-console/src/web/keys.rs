@@ -136,6 +136,7 @@ fn notice(done: Option<String>) -> Option<String> {
     match done.as_deref() {
         Some("added") => Some("The key is stored, encrypted.".into()),
         Some("deleted") => Some("The key is deleted; routes and calls no longer use it.".into()),
+        Some("rotated") => Some("The key is replaced: calls use the new one from now on.".into()),
         Some("revoked") => Some("The key is revoked: it stops working at once.".into()),
         _ => None,
     }
@@ -278,6 +279,40 @@ pub async fn delete_provider_key(
             .map_err(|e| ApiError::from_store("provider key", e))
     };
     act(&user, &b.csrf, "/app/provider-keys?done=deleted", action).await
+}
+
+/// A posted rotation: the new key.
+#[derive(Deserialize)]
+pub struct RotateFields {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    api_key: String,
+}
+
+/// `POST /app/provider-keys/{id}/rotate`: replaces the secret, keeping name, id and routes.
+pub async fn rotate_provider_key(
+    State(state): State<ConsoleState>,
+    user: WebUser,
+    Path(id): Path<String>,
+    Form(f): Form<RotateFields>,
+) -> Response {
+    let action = async {
+        let id: CredentialId = id
+            .parse()
+            .map_err(|_| ApiError::not_found("provider key"))?;
+        let req = serde_json::from_value(serde_json::json!({"api_key": f.api_key}))
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        provider_keys::update(
+            State(state.clone()),
+            user.principal.clone(),
+            crate::extract::ApiPath(id),
+            crate::extract::ApiJson(req),
+        )
+        .await
+        .map(|_| ())
+    };
+    act(&user, &f.csrf, "/app/provider-keys?done=rotated", action).await
 }
 
 async fn api_keys_page(

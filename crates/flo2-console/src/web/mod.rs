@@ -8,6 +8,7 @@
 pub mod account;
 pub mod guard;
 pub mod keys;
+pub mod members;
 pub mod prices;
 pub mod routes;
 pub mod session;
@@ -66,6 +67,10 @@ pub(crate) fn routes() -> Router<ConsoleState> {
             post(keys::delete_provider_key),
         )
         .route(
+            "/app/provider-keys/{id}/rotate",
+            post(keys::rotate_provider_key),
+        )
+        .route(
             "/app/api-keys",
             get(keys::api_keys).post(keys::create_api_key),
         )
@@ -74,6 +79,16 @@ pub(crate) fn routes() -> Router<ConsoleState> {
         .route("/app/routes/{name}", get(routes::edit))
         .route("/app/routes/{name}/delete", post(routes::delete))
         .route("/app/prices", get(prices::list).post(prices::save))
+        .route("/app/members", get(members::show))
+        .route("/app/members/{id}/role", post(members::change_role))
+        .route("/app/members/{id}/remove", post(members::remove))
+        .route("/app/invites", post(members::create_invite))
+        .route("/app/invites/{id}/revoke", post(members::revoke_invite))
+        .route("/app/teams", post(members::create_team))
+        .route("/app/teams/{id}/delete", post(members::delete_team))
+        .route("/app/organization/switch", post(members::switch))
+        .route("/app/organizations", post(members::create_organization))
+        .route("/invite", get(members::invite_page).post(members::accept))
         .route("/app/usage", get(usage::page))
         .route("/app/usage/export.csv", get(usage::export))
         .route("/app/usage/summary.csv", get(usage::summary))
