@@ -93,6 +93,7 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
     let background = CancellationToken::new();
     let tracker = TaskTracker::new();
     let mut app = Router::new();
+    let mut key_tester: Option<Arc<dyn flo2_console::key_test::KeyTester>> = None;
     if mode != Mode::Console {
         let gateway = GatewayState::new(
             store.clone(),
@@ -124,6 +125,7 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
         )
         .map_err(|e| StartError::DataDir(e.to_string()))?;
         gateway.spawn_background(&tracker, &background);
+        key_tester = Some(Arc::new(KeyTester(gateway.clone())));
         app = app.merge(flo2_gateway::router(gateway));
     }
     if mode != Mode::Gateway {
@@ -139,6 +141,7 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
                     .copied()
                     .unwrap_or_default(),
             )),
+            key_tester: key_tester.clone(),
             keyring: Arc::clone(&keyring),
             settings: Arc::new(ConsoleSettings {
                 public_url: config.effective_public_url(),
@@ -270,5 +273,33 @@ async fn method_not_allowed(uri: Uri, headers: HeaderMap) -> Response {
         flo2_gateway::method_not_allowed(path, &headers).into_response()
     } else {
         (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response()
+    }
+}
+
+/// The dashboard's provider-key test, run by the data plane in this process.
+struct KeyTester(flo2_gateway::GatewayState);
+
+impl flo2_console::key_test::KeyTester for KeyTester {
+    fn test(
+        &self,
+        org: flo2_core::OrgId,
+        credential: flo2_core::CredentialId,
+    ) -> flo2_console::key_test::BoxFuture<'_, Result<flo2_console::key_test::KeyTestOutcome, String>>
+    {
+        Box::pin(async move {
+            let r = self
+                .0
+                .test_credential(org, credential)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(flo2_console::key_test::KeyTestOutcome {
+                ok: r.ok,
+                model: r.model,
+                status: r.status,
+                latency_ms: r.latency_ms,
+                detail: r.detail,
+                cost_usd: r.cost_usd,
+            })
+        })
     }
 }

@@ -742,6 +742,43 @@ async fn the_whole_journey_from_sign_up_to_the_csv() {
         )
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    // The test button makes one tiny real call with the key, metered with role `test`.
+    let (_, creds) = app.get("/api/v1/provider-keys", b_token(&b)).await;
+    let cred = creds[0]["id"].as_str().unwrap().to_owned();
+    let html = b
+        .post(
+            &format!("/app/provider-keys/{cred}/test"),
+            &[("csrf", &csrf)],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("The key works.") && html.contains("openai/gpt-4o-mini answered 200"),
+        "{html}"
+    );
+    let asked = fake.requests().last().unwrap().body.clone();
+    assert_eq!(asked["max_tokens"], 1, "the cheapest possible call");
+    fake.push(flo2_testkit::Scenario::error(
+        401,
+        "Incorrect API key provided: sk-journ...6789",
+    ));
+    let html = b
+        .post(
+            &format!("/app/provider-keys/{cred}/test"),
+            &[("csrf", &csrf)],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("The key test failed.")
+            && html.contains("401")
+            && !html.contains("sk-journey"),
+        "{html}"
+    );
     let resp = b
         .post(
             "/app/routes",
@@ -784,8 +821,14 @@ async fn the_whole_journey_from_sign_up_to_the_csv() {
         .as_str()
         .unwrap()
         .to_owned();
-    app.usage_rows(&org, 1).await;
-    let page = b.get("/app/usage").await;
+    app.usage_rows(&org, 3).await;
+    // Everything, the key tests included, is in the request log.
+    let all = b.get("/app/usage").await.text().await.unwrap();
+    assert!(
+        all.contains("<td>test</td>") && all.contains("<td>401</td>"),
+        "{all}"
+    );
+    let page = b.get("/app/usage?route=chat").await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(html.contains("$0.000450000000"), "{html}");
@@ -810,7 +853,7 @@ async fn the_whole_journey_from_sign_up_to_the_csv() {
         .unwrap();
     assert!(by_model.contains("<td>openai/gpt-4o-mini</td>"));
     // Both downloads work with the dashboard session and agree with the page.
-    let csv = b.get("/app/usage/export.csv").await;
+    let csv = b.get("/app/usage/export.csv?route=chat").await;
     assert_eq!(csv.status(), StatusCode::OK);
     assert!(csv.headers()["content-type"]
         .to_str()

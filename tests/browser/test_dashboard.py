@@ -36,6 +36,8 @@ def test_the_whole_journey(flo2, fake_upstream, new_page):
     p.click("text=Add key")
     p.wait_for_url("**/app/provider-keys?done=added")
     assert "6789" in p.content() and "sk-browser-0123456789" not in p.content()
+    p.click("button:has-text('Test')")
+    assert "The key works." in p.inner_text("#key-test")
     w.shot("3-provider-keys")
 
     p.click("text=Routes")
@@ -71,6 +73,9 @@ def test_the_whole_journey(flo2, fake_upstream, new_page):
         p.reload()
     log = p.inner_text("#request-log")
     assert "route chat" in log and "openai/gpt-4o-mini" in log and cost in log
+    assert "test" in log, "the key test is metered too"
+    p.fill("input[name=route]", "chat")
+    p.click("text=Apply")
     assert p.inner_text("#total-cost") == f"${cost}"
     assert p.locator(".chart svg rect").count() >= 1
     w.shot("6-usage")
@@ -85,7 +90,7 @@ def test_the_whole_journey(flo2, fake_upstream, new_page):
     with p.expect_download() as d:
         p.click("text=Download calls (CSV)")
     rows = list(csv.DictReader(io.StringIO(open(d.value.path(), encoding="utf-8").read())))
-    assert len(rows) == 1
+    assert len(rows) == 1, rows
     row = rows[0]
     assert row["route"] == "chat" and row["model"] == "gpt-4o-mini" and row["cost_usd"] == cost, row
 

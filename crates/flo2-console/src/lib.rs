@@ -6,6 +6,7 @@ pub mod auth;
 pub mod csv;
 pub mod error;
 pub mod extract;
+pub mod key_test;
 mod pages;
 pub mod validate;
 pub mod web;
@@ -48,6 +49,8 @@ pub struct ConsoleState {
     pub settings: Arc<ConsoleSettings>,
     /// CSRF keys and login throttling.
     pub guard: Arc<web::guard::Guard>,
+    /// Tests provider keys with a real call (absent: the dashboard has no test button).
+    pub key_tester: Option<Arc<dyn key_test::KeyTester>>,
 }
 
 /// The console's routes: `/api/v1/...`, `/api/v1/openapi.json`, and the pages.

@@ -13,6 +13,7 @@ mod embeddings;
 pub mod error;
 pub mod health;
 pub mod key_cache;
+pub mod key_test;
 pub mod key_usage;
 pub mod meter;
 mod models;

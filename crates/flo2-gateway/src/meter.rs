@@ -53,6 +53,25 @@ impl Meter {
         requested: &str,
         target: &Target,
     ) -> Self {
+        let mut meter =
+            Self::start_for_org(sink, caller.key.org, inbound, request_id, requested, target);
+        if let Some(r) = meter.record.as_mut() {
+            r.team_id = Some(caller.key.team);
+            r.gateway_key_id = Some(caller.key.id);
+        }
+        meter
+    }
+
+    /// Starts metering a call made for `org` by flo2 itself (a provider-key test from the
+    /// dashboard), with no team or gateway key.
+    pub fn start_for_org(
+        sink: &UsageSink,
+        org: flo2_core::OrgId,
+        inbound: ApiFormat,
+        request_id: Uuid,
+        requested: &str,
+        target: &Target,
+    ) -> Self {
         let now = Utc::now();
         Self {
             sink: sink.clone(),
@@ -61,9 +80,9 @@ impl Meter {
             baseline: target.price.clone(),
             record: Some(UsageRecord {
                 id: Uuid::now_v7(),
-                org_id: caller.key.org,
-                team_id: Some(caller.key.team),
-                gateway_key_id: Some(caller.key.id),
+                org_id: org,
+                team_id: None,
+                gateway_key_id: None,
                 request_id,
                 attempt: 1,
                 attempt_role: "primary".into(),

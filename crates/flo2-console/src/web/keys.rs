@@ -48,6 +48,8 @@ struct ProviderKeysPage {
     can_edit: bool,
     form: ProviderKeyForm,
     notice: Option<String>,
+    can_test: bool,
+    test: Option<crate::key_test::KeyTestOutcome>,
 }
 
 /// An API key row.
@@ -170,6 +172,17 @@ async fn provider_keys_page(
     notice: Option<String>,
     status: StatusCode,
 ) -> Response {
+    provider_keys_page_with(state, user, form, notice, None, status).await
+}
+
+async fn provider_keys_page_with(
+    state: &ConsoleState,
+    user: &WebUser,
+    form: ProviderKeyForm,
+    notice: Option<String>,
+    test: Option<crate::key_test::KeyTestOutcome>,
+    status: StatusCode,
+) -> Response {
     let (org, role) = match user.principal.org() {
         Ok(o) => o,
         Err(e) => return error_page(&e),
@@ -196,10 +209,56 @@ async fn provider_keys_page(
             .map(|p| (p.as_str(), p.as_str() == form.provider))
             .collect(),
         can_edit: role.at_least(Role::Admin),
+        can_test: role.at_least(Role::Admin) && state.key_tester.is_some(),
         form,
         notice,
+        test,
     };
     render(status, &page)
+}
+
+/// `POST /app/provider-keys/{id}/test`: one tiny real call with the key; the page shows how it
+/// went.
+pub async fn test_provider_key(
+    State(state): State<ConsoleState>,
+    user: WebUser,
+    Path(id): Path<String>,
+    Form(b): Form<Button>,
+) -> Response {
+    if !user.csrf_ok(&b.csrf) {
+        return forbidden_form();
+    }
+    let outcome = async {
+        let org = user.principal.require(Role::Admin)?;
+        let id: CredentialId = id
+            .parse()
+            .map_err(|_| ApiError::not_found("provider key"))?;
+        // The key must be this organization's (another tenant's id is just "not found").
+        state
+            .store
+            .credential(org, id)
+            .await
+            .map_err(|e| ApiError::from_store("provider key", e))?;
+        let tester = state.key_tester.as_ref().ok_or_else(|| {
+            ApiError::invalid("this flo2 runs without a data plane, so it cannot test keys")
+        })?;
+        tester.test(org, id).await.map_err(ApiError::invalid)
+    }
+    .await;
+    match outcome {
+        Ok(test) => {
+            provider_keys_page_with(
+                &state,
+                &user,
+                ProviderKeyForm::default(),
+                None,
+                Some(test),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(err) => error_page(&err),
+    }
 }
 
 /// `GET /app/provider-keys`.

@@ -71,6 +71,10 @@ pub(crate) fn routes() -> Router<ConsoleState> {
             post(keys::rotate_provider_key),
         )
         .route(
+            "/app/provider-keys/{id}/test",
+            post(keys::test_provider_key),
+        )
+        .route(
             "/app/api-keys",
             get(keys::api_keys).post(keys::create_api_key),
         )
