@@ -12,6 +12,7 @@ PASSWORD = "a long passphrase"
 def sign_up(w, base, email, org):
     p = w.page
     p.goto(f"{base}/signup")
+    w.shot("signup")
     p.fill("#email", email)
     p.fill("#password", PASSWORD)
     p.fill("#organization", org)
@@ -23,6 +24,8 @@ def test_the_whole_journey(flo2, fake_upstream, new_page):
     base = flo2
     w = new_page("journey")
     p = w.page
+    p.goto(f"{base}/")
+    w.shot("0-landing")
     sign_up(w, base, "ada@example.com", "Analytical Engines")
     assert "Next: add a provider key" in p.content()
     w.shot("1-overview")
@@ -107,6 +110,8 @@ def test_the_whole_journey(flo2, fake_upstream, new_page):
     w.shot("9-organization")
     p.click("text=Password")
     w.shot("10-password")
+    p.goto(f"{base}/invite")
+    w.shot("11-invite")
     assert w.errors == [], w.errors
 
 
@@ -148,6 +153,7 @@ def test_csrf_logout_and_tenant_isolation(flo2, new_page):
     cookies = a.page.context.cookies()
     a.page.click("text=Log out")
     a.page.wait_for_url(f"{base}/login")
+    a.shot("login")
     replay = new_page("replay")
     replay.page.context.add_cookies([c for c in cookies if c["name"] == "flo2_session"])
     replay.page.goto(f"{base}/app")
