@@ -91,13 +91,6 @@ pub struct LoginFields {
     password: String,
 }
 
-/// A posted form with only a CSRF token.
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// A posted password change.
 #[derive(Deserialize)]
 pub struct PasswordFields {
@@ -243,7 +236,7 @@ pub async fn login(
 pub async fn logout(
     State(state): State<ConsoleState>,
     user: WebUser,
-    Form(f): Form<CsrfOnly>,
+    Form(f): Form<super::CsrfForm>,
 ) -> Response {
     if !user.csrf_ok(&f.csrf) {
         return forbidden_form();

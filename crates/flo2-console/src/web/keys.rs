@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::account::chrome;
 use super::session::WebUser;
-use super::{field_of, forbidden_form, render, Chrome};
+use super::{act, error_page, field_of, forbidden_form, render, Chrome, CsrfForm};
 use crate::api::{api_keys, provider_keys};
 use crate::error::ApiError;
 use crate::ConsoleState;
@@ -121,13 +121,6 @@ pub struct ApiKeyFields {
     new_team: String,
 }
 
-/// A posted button.
-#[derive(Deserialize)]
-pub struct Button {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `?done=...` after a change.
 #[derive(Deserialize)]
 pub struct Done {
@@ -141,27 +134,6 @@ fn notice(done: Option<String>) -> Option<String> {
         Some("rotated") => Some("The key is replaced: calls use the new one from now on.".into()),
         Some("revoked") => Some("The key is revoked: it stops working at once.".into()),
         _ => None,
-    }
-}
-
-/// An error page for a failed write that has no form to show it in.
-fn error_page(err: &ApiError) -> Response {
-    (err.status(), err.message().to_owned()).into_response()
-}
-
-/// Runs a button's action if its form is genuine, then back to `done`.
-async fn act(
-    user: &WebUser,
-    csrf: &str,
-    done: &str,
-    action: impl std::future::Future<Output = Result<(), ApiError>>,
-) -> Response {
-    if !user.csrf_ok(csrf) {
-        return forbidden_form();
-    }
-    match action.await {
-        Ok(()) => Redirect::to(done).into_response(),
-        Err(err) => error_page(&err),
     }
 }
 
@@ -223,7 +195,7 @@ pub async fn test_provider_key(
     State(state): State<ConsoleState>,
     user: WebUser,
     Path(id): Path<String>,
-    Form(b): Form<Button>,
+    Form(b): Form<CsrfForm>,
 ) -> Response {
     if !user.csrf_ok(&b.csrf) {
         return forbidden_form();
@@ -324,7 +296,7 @@ pub async fn delete_provider_key(
     State(state): State<ConsoleState>,
     user: WebUser,
     Path(id): Path<String>,
-    Form(b): Form<Button>,
+    Form(b): Form<CsrfForm>,
 ) -> Response {
     let action = async {
         let org = user.principal.require(Role::Admin)?;
@@ -514,7 +486,7 @@ pub async fn revoke_api_key(
     State(state): State<ConsoleState>,
     user: WebUser,
     Path(id): Path<String>,
-    Form(b): Form<Button>,
+    Form(b): Form<CsrfForm>,
 ) -> Response {
     let action = async {
         let org = user.principal.require(Role::Member)?;

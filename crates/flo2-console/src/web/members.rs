@@ -113,7 +113,7 @@ async fn page(
 ) -> Response {
     let (org, role) = match user.principal.org() {
         Ok(o) => o,
-        Err(e) => return (e.status(), e.message().to_owned()).into_response(),
+        Err(e) => return super::error_page(&e),
     };
     let can_admin = role.at_least(Role::Admin);
     let loaded = async {
@@ -236,9 +236,7 @@ async fn write(
     }
     match action.await {
         Ok(()) => Redirect::to(&format!("/app/members?done={done}")).into_response(),
-        Err(e) if e.status() == StatusCode::NOT_FOUND => {
-            (e.status(), e.message().to_owned()).into_response()
-        }
+        Err(e) if e.status() == StatusCode::NOT_FOUND => super::error_page(&e),
         Err(e) => {
             page(
                 state,

@@ -108,6 +108,36 @@ pub fn forbidden_form() -> Response {
         .into_response()
 }
 
+/// A posted form that carries nothing but its CSRF token (buttons: log out, delete, revoke).
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    /// The form's CSRF token.
+    #[serde(default)]
+    pub csrf: String,
+}
+
+/// The answer to a failed write that has no form to show the error in.
+pub fn error_page(err: &ApiError) -> Response {
+    (err.status(), err.message().to_owned()).into_response()
+}
+
+/// Runs a button's action if its form is genuine, then redirects to `done`; an error becomes an
+/// error page.
+pub async fn act(
+    user: &session::WebUser,
+    csrf: &str,
+    done: &str,
+    action: impl std::future::Future<Output = Result<(), ApiError>>,
+) -> Response {
+    if !user.csrf_ok(csrf) {
+        return forbidden_form();
+    }
+    match action.await {
+        Ok(()) => axum::response::Redirect::to(done).into_response(),
+        Err(err) => error_page(&err),
+    }
+}
+
 /// Renders a page with `status`.
 pub fn render(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {

@@ -100,7 +100,7 @@ async fn page(
 ) -> Response {
     let role = match user.principal.org() {
         Ok((_, role)) => role,
-        Err(e) => return (e.status(), e.message().to_owned()).into_response(),
+        Err(e) => return super::error_page(&e),
     };
     let query = PriceQuery {
         provider: Some(search.provider.clone()).filter(|p| !p.is_empty()),

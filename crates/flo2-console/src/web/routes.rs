@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::account::chrome;
 use super::session::WebUser;
-use super::{forbidden_form, render, Chrome};
+use super::{act, error_page, forbidden_form, render, Chrome, CsrfForm};
 use crate::error::ApiError;
 use crate::ConsoleState;
 
@@ -95,13 +95,6 @@ struct RoutesPage {
 #[derive(Deserialize)]
 pub struct Done {
     done: Option<String>,
-}
-
-/// A posted button.
-#[derive(Deserialize)]
-pub struct Button {
-    #[serde(default)]
-    csrf: String,
 }
 
 fn strategy_name(p: &RoutePolicy) -> String {
@@ -227,14 +220,11 @@ async fn page(
 ) -> Response {
     let (org, role) = match user.principal.org() {
         Ok(o) => o,
-        Err(e) => return (e.status(), e.message().to_owned()).into_response(),
+        Err(e) => return error_page(&e),
     };
     let routes = match state.store.routes(org).await {
         Ok(r) => r,
-        Err(e) => {
-            let e: ApiError = e.into();
-            return (e.status(), e.message().to_owned()).into_response();
-        }
+        Err(e) => return error_page(&e.into()),
     };
     let (strategy, race_mode) = chosen;
     let page = RoutesPage {
@@ -315,7 +305,7 @@ pub async fn edit(
             )
             .await
         }
-        Err(e) => (e.status(), e.message().to_owned()).into_response(),
+        Err(e) => error_page(&e),
     }
 }
 
@@ -397,22 +387,15 @@ pub async fn delete(
     State(state): State<ConsoleState>,
     user: WebUser,
     Path(name): Path<String>,
-    Form(b): Form<Button>,
+    Form(b): Form<CsrfForm>,
 ) -> Response {
-    if !user.csrf_ok(&b.csrf) {
-        return forbidden_form();
-    }
-    let result = async {
+    let action = async {
         let org = user.principal.require(Role::Admin)?;
         state
             .store
             .delete_route(org, &name)
             .await
             .map_err(|e| ApiError::from_store("route", e))
-    }
-    .await;
-    match result {
-        Ok(()) => Redirect::to("/app/routes?done=deleted").into_response(),
-        Err(e) => (e.status(), e.message().to_owned()).into_response(),
-    }
+    };
+    act(&user, &b.csrf, "/app/routes?done=deleted", action).await
 }

@@ -261,7 +261,7 @@ pub async fn page(
 ) -> Response {
     let org = match user.principal.require(Role::Viewer) {
         Ok(o) => o,
-        Err(e) => return (e.status(), e.message().to_owned()).into_response(),
+        Err(e) => return super::error_page(&e),
     };
     let group_by = GROUP_BYS
         .iter()
