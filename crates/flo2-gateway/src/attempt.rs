@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderValue, StatusCode};
-use flo2_core::{ModelPrice, PicoUsd};
+use flo2_core::{ModelPrice, OrgId, PicoUsd};
 use flo2_llm::providers::{self, WireFamily};
 use serde_json::Value;
 use uuid::Uuid;
@@ -32,8 +32,13 @@ const RETRYABLE: &[u16] = &[408, 429, 500, 502, 503, 504, 529];
 pub struct Request<'a> {
     /// The data plane.
     pub state: &'a GatewayState,
-    /// Who is calling, in which format.
-    pub caller: &'a Caller,
+    /// Who is calling: the gateway key behind the request, or `None` for a call flo2 makes for
+    /// the organization itself (a provider-key test), metered without team or key.
+    pub caller: Option<&'a Caller>,
+    /// The organization the call is for and billed to.
+    pub org: OrgId,
+    /// The caller's API format.
+    pub format: ApiFormat,
     /// The request id.
     pub request_id: Uuid,
     /// The `model` the caller asked for (a model or a route name).
@@ -51,7 +56,7 @@ pub struct Request<'a> {
 impl Request<'_> {
     /// The caller's format.
     pub fn format(&self) -> ApiFormat {
-        self.caller.format
+        self.format
     }
 }
 
@@ -138,14 +143,24 @@ pub async fn run(
         plan.extra_headers
             .extend(req.beta.map(|b| ("anthropic-beta", b.to_owned())));
     }
-    let mut meter = Meter::start(
-        &state.usage,
-        req.caller,
-        format,
-        req.request_id,
-        req.requested,
-        &target,
-    );
+    let mut meter = match req.caller {
+        Some(caller) => Meter::start(
+            &state.usage,
+            caller,
+            format,
+            req.request_id,
+            req.requested,
+            &target,
+        ),
+        None => Meter::start_for_org(
+            &state.usage,
+            req.org,
+            format,
+            req.request_id,
+            req.requested,
+            &target,
+        ),
+    };
     meter.attempt(number, role);
     if let Some((name, baseline)) = &req.route {
         meter.route(name, baseline.clone());

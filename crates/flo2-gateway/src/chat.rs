@@ -149,7 +149,9 @@ async fn handle(
     };
     let req = Request {
         state: &state,
-        caller: &caller,
+        caller: Some(&caller),
+        org: caller.key.org,
+        format,
         request_id: request_id.0,
         requested: &requested,
         route,
@@ -157,7 +159,7 @@ async fn handle(
         beta: beta.as_deref(),
         needs,
     };
-    let (success, trace) = match dispatch::serve(&req, &candidates, &policy).await {
+    let (success, trace) = match dispatch::serve(&req, candidates, &policy).await {
         Ok(served) => served,
         Err((err, trace)) => {
             let mut resp = err.into_response();

@@ -59,20 +59,17 @@ const DEFAULT_HEDGE_DELAY: Duration = Duration::from_millis(500);
 /// Serves `req` from `candidates` under `policy`.
 pub async fn serve(
     req: &Request<'_>,
-    candidates: &[Candidate],
+    mut candidates: Vec<Candidate>,
     policy: &Policy,
 ) -> Result<(Success, Trace), (GatewayError, Trace)> {
     req.state.health.deposit();
     // Targets behind an open breaker go last (a race's slots go to live targets); they are
-    // skipped when their turn comes unless the breaker is ready for a probe by then.
-    let mut ordered;
-    let candidates = if policy.breakers {
-        ordered = candidates.to_vec();
-        ordered.sort_by_key(|c| !req.state.health.target_available(&c.label));
-        &ordered[..]
-    } else {
-        candidates
-    };
+    // skipped when their turn comes unless the breaker is ready for a probe by then. The sort is
+    // stable and asks the health view once per candidate.
+    if policy.breakers {
+        candidates.sort_by_cached_key(|c| !req.state.health.target_available(&c.label));
+    }
+    let candidates = &candidates[..];
     let deadline = Instant::now() + Duration::from_millis(policy.fallback.deadline_ms);
     let mut trace = Trace::default();
     let mut rest = candidates;

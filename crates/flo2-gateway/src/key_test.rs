@@ -5,13 +5,11 @@
 use std::time::Instant;
 
 use flo2_core::{CredentialId, OrgId};
-use flo2_llm::providers;
 use serde_json::json;
 
-use crate::chat::{answer, read_limited, send, upstream_error};
+use crate::attempt::{self, Answer, Request, Success};
 use crate::error::ApiFormat;
-use crate::meter::Meter;
-use crate::plan::plan;
+use crate::needs::Needs;
 use crate::resolve::target;
 use crate::GatewayState;
 
@@ -75,68 +73,54 @@ impl GatewayState {
         t.price = config.price_at(cred.provider, &model.id, chrono::Utc::now());
         let label = format!("{}/{}", t.provider, t.model);
         let body = json!({"model": label, "max_tokens": 1, "messages": [{"role": "user", "content": "Reply with OK."}]});
-        let format = ApiFormat::OpenAi;
-        let report = |ok, status, started: Instant, detail: String, cost: String| KeyTestReport {
-            ok,
-            model: label.clone(),
-            status,
-            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            detail,
-            cost_usd: cost,
+        // The same attempt machinery as every gateway call: planned for the target, metered
+        // (role `test`, no team or key), reported to the replica's health view.
+        let req = Request {
+            state: self,
+            caller: None,
+            org,
+            format: ApiFormat::OpenAi,
+            request_id: uuid::Uuid::now_v7(),
+            requested: &label,
+            route: None,
+            body: &body,
+            beta: None,
+            needs: Needs::of(&body),
         };
         let started = Instant::now();
-        let plan = match plan(format, &t, body) {
-            Ok(p) => p,
-            Err(e) => return Ok(report(false, 400, started, e.to_string(), "0".into())),
+        let outcome = attempt::run(
+            &req,
+            t,
+            &label,
+            1,
+            "test",
+            self.settings.upstream.request_timeout,
+        )
+        .await;
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (ok, status, detail, cost) = match outcome {
+            Ok(Success {
+                answer: Answer::Complete { cost, text, .. },
+                ..
+            }) => (true, 200, format!("answered {text:?}"), cost.to_string()),
+            Ok(Success {
+                answer: Answer::Stream { .. },
+                ..
+            }) => (true, 200, "answered".to_owned(), "0".to_owned()),
+            Err(f) => (
+                false,
+                f.error.status().as_u16(),
+                f.error.message().to_owned(),
+                "0".to_owned(),
+            ),
         };
-        let mut meter =
-            Meter::start_for_org(&self.usage, org, format, uuid::Uuid::now_v7(), &label, &t);
-        meter.attempt(1, "test");
-        // A failed call: metered with its status, reported with the upstream's (redacted) message.
-        let failed = |meter: &mut Meter, err: &crate::error::GatewayError, kind: &str| {
-            let status = err.status().as_u16();
-            meter.finish(status, Some(kind));
-            report(false, status, started, err.message().to_owned(), "0".into())
-        };
-        let url = providers::chat_url(t.provider, &t.base_url, &t.model, false);
-        let response = match send(self, &t, &url, &plan, format).await {
-            Ok(r) => r,
-            Err(err) => return Ok(failed(&mut meter, &err, "upstream_unreachable")),
-        };
-        if !response.status().is_success() {
-            let err = upstream_error(format, &t, response).await;
-            return Ok(failed(&mut meter, &err, "upstream_error"));
-        }
-        meter.accepted();
-        let parsed = match read_limited(response).await {
-            Ok(bytes) => answer(format, &plan, &t, &bytes),
-            Err(e) => Err(e),
-        };
-        match parsed {
-            Ok((body, usage)) => {
-                meter.usage(usage);
-                let cost = meter.cost().to_string();
-                meter.finish(200, None);
-                let text = serde_json::from_slice::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| {
-                        v["choices"][0]["message"]["content"]
-                            .as_str()
-                            .map(str::to_owned)
-                    })
-                    .unwrap_or_default();
-                Ok(report(
-                    true,
-                    200,
-                    started,
-                    format!("answered {text:?}"),
-                    cost,
-                ))
-            }
-            Err(message) => {
-                meter.finish(502, Some("upstream_malformed"));
-                Ok(report(false, 502, started, message, "0".into()))
-            }
-        }
+        Ok(KeyTestReport {
+            ok,
+            model: label,
+            status,
+            latency_ms,
+            detail,
+            cost_usd: cost,
+        })
     }
 }
