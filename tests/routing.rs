@@ -287,6 +287,35 @@ async fn the_routes_api_validates_checks_roles_and_isolates_tenants() {
     assert!(doc["paths"]["/api/v1/routes/{name}"]["put"].is_object());
 }
 
+/// Writers that read before they write (a route put checks whether the name exists) used to fail
+/// on SQLite with "database is locked" when another writer committed in between; they now queue.
+#[tokio::test]
+async fn concurrent_management_writes_all_succeed() {
+    let n = net(&["openai"]).await;
+    let app = &n.app;
+    let team = app.team(&n.owner.token, "writers").await;
+    let writes = (0..24).map(|i| {
+        let policy = json!({"strategy": "priority", "targets": [{"provider": "openai", "model": "gpt-4o-mini"}]});
+        let route = app
+            .http
+            .put(app.url(&format!("/api/v1/routes/r{i}")))
+            .bearer_auth(&n.owner.token)
+            .json(&policy)
+            .send();
+        let key = app.post(
+            "/api/v1/api-keys",
+            &n.owner.token,
+            json!({"name": format!("k{i}"), "team_id": team}),
+        );
+        async move { (route.await.unwrap().status(), key.await.0) }
+    });
+    for (route, key) in futures_util::future::join_all(writes).await {
+        assert_eq!((route, key), (StatusCode::CREATED, StatusCode::CREATED));
+    }
+    let (_, routes) = app.get("/api/v1/routes", &n.owner.token).await;
+    assert_eq!(routes.as_array().unwrap().len(), 24);
+}
+
 #[tokio::test]
 async fn cheapest_picks_the_cheapest_qualifying_target() {
     let n = net(&["openai", "cerebras", "groq"]).await;

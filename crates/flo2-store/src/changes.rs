@@ -124,7 +124,7 @@ macro_rules! write_with_change {
     ($store:expr, $change:expr, $tx:ident => $body:block) => {{
         let change: &$crate::changes::Change = $change;
         let out = $crate::pool::on_pool!(&$store.pool, p => {
-            let mut $tx = p.begin().await?;
+            let mut $tx = $crate::pool::BeginWrite::begin_write(p).await?;
             let out = $body;
             $crate::changes::record_change!($tx, change)?;
             $tx.commit().await?;

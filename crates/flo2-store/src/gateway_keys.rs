@@ -5,6 +5,7 @@ use flo2_core::{GatewayKeyId, OrgId, TeamId, UserId};
 
 use crate::changes::{write_with_change, Change};
 use crate::pool::on_pool;
+use crate::pool::BeginWrite as _;
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
 
@@ -171,7 +172,7 @@ impl Store {
         uses: &[(GatewayKeyId, DateTime<Utc>)],
     ) -> Result<(), StoreError> {
         on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             for (id, at) in uses {
                 sqlx::query("UPDATE gateway_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)")
                     .bind(DbUuid::from(*id))

@@ -5,6 +5,7 @@ use flo2_core::{InviteId, OrgId, Role, UserId};
 
 use crate::orgs::{insert_membership, parse_role};
 use crate::pool::on_pool;
+use crate::pool::BeginWrite as _;
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
 
@@ -144,7 +145,7 @@ impl Store {
     ) -> Result<(OrgId, Role), StoreError> {
         let now = DbTime::now();
         let accepted = on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let found: Option<(DbUuid, DbUuid, String)> = sqlx::query_as(
                 "SELECT id, org_id, role FROM invites WHERE token_hash = $1 \
                  AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $2",

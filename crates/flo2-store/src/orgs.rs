@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use flo2_core::{OrgId, Role, UserId};
 
 use crate::pool::on_pool;
+use crate::pool::BeginWrite as _;
 use crate::types::{DbTime, DbUuid};
 use crate::users::NewUser;
 use crate::{Store, StoreError};
@@ -111,7 +112,7 @@ impl Store {
     pub async fn signup(&self, user: &NewUser, org: &NewOrganization) -> Result<(), StoreError> {
         let now = DbTime::now();
         on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             sqlx::query("INSERT INTO users (id, email, password_hash, created_at, password_changed_at) VALUES ($1, $2, $3, $4, $4)")
                 .bind(DbUuid::from(user.id))
                 .bind(&user.email)
@@ -134,7 +135,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = DbTime::now();
         on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             insert_org!(tx, org, now);
             insert_membership!(tx, org.id, owner, Role::Owner, now);
             tx.commit().await

@@ -48,6 +48,33 @@ pub(crate) enum Pool {
     Postgres(PgPool),
 }
 
+/// Opening a transaction that will write. On SQLite a plain `BEGIN` is deferred: it reads
+/// under a snapshot and fails at once with SQLITE_BUSY when it later tries to write after
+/// another connection committed, without waiting out the busy timeout. `BEGIN IMMEDIATE` takes
+/// the write lock up front, so concurrent writers queue (up to the busy timeout) instead of
+/// failing. PostgreSQL's row locking needs nothing special.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
 /// Runs `$body` with `$p` bound to the native pool of either database. The body is compiled
 /// once per driver, so the same query text and binds are type-checked against both.
 macro_rules! on_pool {

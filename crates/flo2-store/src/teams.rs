@@ -5,6 +5,7 @@ use flo2_core::{OrgId, TeamId};
 
 use crate::changes::{record_change, Change};
 use crate::pool::on_pool;
+use crate::pool::BeginWrite as _;
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
 
@@ -105,7 +106,7 @@ impl Store {
     pub async fn delete_team(&self, org: OrgId, id: TeamId) -> Result<(), StoreError> {
         let change = Change::org_config(org);
         let hashes: Vec<Vec<u8>> = on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let hashes: Vec<Vec<u8>> = sqlx::query_scalar("SELECT key_hash FROM gateway_keys WHERE org_id = $1 AND team_id = $2")
                 .bind(DbUuid::from(org))
                 .bind(DbUuid::from(id))

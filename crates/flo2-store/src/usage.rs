@@ -5,6 +5,7 @@ use flo2_core::{CredentialId, GatewayKeyId, OrgId, TeamId};
 use uuid::Uuid;
 
 use crate::pool::on_pool;
+use crate::pool::BeginWrite as _;
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
 
@@ -187,7 +188,7 @@ impl Store {
             return Ok(());
         }
         on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             for chunk in records.chunks(ROWS_PER_STATEMENT) {
                 let mut builder = sqlx::QueryBuilder::new(format!("INSERT INTO usage_records ({COLUMNS}) "));
                 builder.push_values(chunk, |mut b, r| push_record!(b, r));

@@ -5,6 +5,7 @@ use flo2_core::{OrgId, Role, UserId};
 
 use crate::orgs::parse_role;
 use crate::pool::on_pool;
+use crate::pool::BeginWrite as _;
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
 
@@ -122,7 +123,7 @@ impl Store {
     pub async fn change_password(&self, id: UserId, password_hash: &str) -> Result<(), StoreError> {
         let now = DbTime::now();
         on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let done = sqlx::query("UPDATE users SET password_hash = $2, password_changed_at = $3 WHERE id = $1")
                 .bind(DbUuid::from(id))
                 .bind(password_hash)
@@ -194,7 +195,7 @@ impl Store {
         role: Option<Role>,
     ) -> Result<(), StoreError> {
         on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let done = match role {
                 Some(role) => sqlx::query("UPDATE memberships SET role = $3 WHERE org_id = $1 AND user_id = $2")
                     .bind(DbUuid::from(org))
