@@ -2,7 +2,7 @@
 //! polling the change log for changes made by other processes (the console, other replicas).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flo2_store::{Change, ChangeKind, Store};
@@ -22,9 +22,31 @@ pub struct Caches {
     pub keys: Arc<KeyCache>,
     /// Organization configurations.
     pub orgs: Arc<OrgCache>,
+    /// Sequence numbers of notices applied as this process published them, which the poller
+    /// then skips: without this, every change made through this process's console would be
+    /// applied twice, and a burst of them (ten thousand keys created) would invalidate the
+    /// caches a second time, seconds later, while traffic is warming them.
+    applied_here: Arc<Mutex<Vec<i64>>>,
 }
 
 impl Caches {
+    /// The caches to keep fresh.
+    pub fn new(keys: Arc<KeyCache>, orgs: Arc<OrgCache>) -> Self {
+        Self {
+            keys,
+            orgs,
+            applied_here: Arc::default(),
+        }
+    }
+
+    fn take_applied_here(&self) -> Vec<i64> {
+        let mut applied = match self.applied_here.lock() {
+            Ok(a) => a,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        std::mem::take(&mut *applied)
+    }
+
     fn apply(&self, change: &Change) {
         match change.kind {
             ChangeKind::GatewayKey => match decode_hash(&change.key) {
@@ -58,7 +80,21 @@ fn decode_hash(hex: &str) -> Option<[u8; 32]> {
 /// Subscribes the caches to changes committed through `store` in this process.
 pub fn subscribe(store: &Store, caches: &Caches) {
     let caches = caches.clone();
-    store.subscribe(move |change| caches.apply(change));
+    store.subscribe(move |change| {
+        caches.apply(change);
+        if change.seq > 0 {
+            let mut applied = match caches.applied_here.lock() {
+                Ok(a) => a,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            // Bounded in case nothing polls (the list is only an optimisation: a notice applied
+            // twice is harmless).
+            if applied.len() >= 100_000 {
+                applied.clear();
+            }
+            applied.push(change.seq);
+        }
+    });
 }
 
 /// Which sequence numbers have been applied. PostgreSQL sequence numbers can commit out of
@@ -135,6 +171,11 @@ pub async fn poll(store: Store, caches: Caches, interval: Duration, cancel: Canc
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
+        }
+        // Taken before the log is read: a notice published after this is applied again at
+        // worst, never missed.
+        for seq in caches.take_applied_here() {
+            cursor.mark(seq);
         }
         match store.changes_since(cursor.watermark, BATCH).await {
             Ok(changes) => {

@@ -2,10 +2,9 @@
 //!
 //! Found keys are cached until a change notice says otherwise; unknown hashes are cached
 //! briefly, so a flood of made-up (but well-formed) keys costs one database read each per
-//! minute at most. The change feed invalidates both, and an epoch counter stops a lookup that
-//! raced with an invalidation from caching what it read before the change.
+//! minute at most. The change feed invalidates both, and [`FreshCache`] stops a lookup that
+//! raced with an invalidation of the same key from caching what it read before the change.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +12,8 @@ use flo2_core::{GatewayKeyId, OrgId, TeamId};
 use flo2_store::{Store, StoreError};
 use flo2_vault::gateway_key::KeyHash;
 use moka::sync::Cache;
+
+use crate::fresh_cache::FreshCache;
 
 /// What the data plane needs to know about an authenticated key.
 #[derive(Clone, Debug)]
@@ -30,9 +31,8 @@ pub struct KeyEntry {
 /// The key cache.
 pub struct KeyCache {
     store: Store,
-    found: Cache<[u8; 32], Arc<KeyEntry>>,
-    unknown: Cache<[u8; 32], ()>,
-    epoch: AtomicU64,
+    found: FreshCache<[u8; 32], Arc<KeyEntry>>,
+    unknown: FreshCache<[u8; 32], ()>,
 }
 
 impl KeyCache {
@@ -40,12 +40,13 @@ impl KeyCache {
     pub fn new(store: Store, capacity: u64) -> Self {
         Self {
             store,
-            found: Cache::new(capacity),
-            unknown: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(Duration::from_secs(60))
-                .build(),
-            epoch: AtomicU64::new(0),
+            found: FreshCache::new(Cache::new(capacity)),
+            unknown: FreshCache::new(
+                Cache::builder()
+                    .max_capacity(capacity)
+                    .time_to_live(Duration::from_secs(60))
+                    .build(),
+            ),
         }
     }
 
@@ -54,40 +55,37 @@ impl KeyCache {
         if let Some(entry) = self.found.get(&hash.0) {
             return Ok(Some(entry));
         }
-        if self.unknown.contains_key(&hash.0) {
+        if self.unknown.contains(&hash.0) {
             return Ok(None);
         }
-        let epoch = self.epoch.load(Ordering::Acquire);
-        let result = match self.store.gateway_key_by_hash(&hash.0).await {
-            Ok(key) => Some(Arc::new(KeyEntry {
-                id: key.id,
-                org: key.org_id,
-                team: key.team_id,
-                revoked: key.revoked_at.is_some(),
-            })),
-            Err(StoreError::NotFound) => None,
-            Err(e) => return Err(e),
-        };
-        // Cache only if no invalidation happened while we read; otherwise the next request reads again.
-        if self.epoch.load(Ordering::Acquire) == epoch {
-            match &result {
-                Some(entry) => self.found.insert(hash.0, Arc::clone(entry)),
-                None => self.unknown.insert(hash.0, ()),
+        let (found_ticket, unknown_ticket) = (self.found.ticket(), self.unknown.ticket());
+        match self.store.gateway_key_by_hash(&hash.0).await {
+            Ok(key) => {
+                let entry = Arc::new(KeyEntry {
+                    id: key.id,
+                    org: key.org_id,
+                    team: key.team_id,
+                    revoked: key.revoked_at.is_some(),
+                });
+                self.found.insert(hash.0, Arc::clone(&entry), found_ticket);
+                Ok(Some(entry))
             }
+            Err(StoreError::NotFound) => {
+                self.unknown.insert(hash.0, (), unknown_ticket);
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
-        Ok(result)
     }
 
     /// Forgets what is known about one key hash.
     pub fn invalidate(&self, hash: &[u8; 32]) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.found.invalidate(hash);
         self.unknown.invalidate(hash);
     }
 
     /// Forgets everything (used when change notices may have been missed).
     pub fn invalidate_all(&self) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.found.invalidate_all();
         self.unknown.invalidate_all();
     }

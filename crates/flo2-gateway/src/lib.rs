@@ -11,6 +11,7 @@ mod chat;
 pub mod dispatch;
 mod embeddings;
 pub mod error;
+pub mod fresh_cache;
 pub mod health;
 pub mod key_cache;
 pub mod key_test;
@@ -100,6 +101,7 @@ pub struct GatewayState {
     /// Where usage records go.
     pub usage: UsageSink,
     usage_writer: Arc<std::sync::Mutex<Option<UsageWriter>>>,
+    caches: Caches,
     /// What this replica knows of its upstreams' health and speed.
     pub health: Arc<health::Health>,
     /// Settings.
@@ -119,13 +121,8 @@ impl GatewayState {
             keyring,
             settings.org_cache_capacity,
         ));
-        change_watcher::subscribe(
-            &store,
-            &Caches {
-                keys: Arc::clone(&keys),
-                orgs: Arc::clone(&orgs),
-            },
-        );
+        let caches = Caches::new(Arc::clone(&keys), Arc::clone(&orgs));
+        change_watcher::subscribe(&store, &caches);
         let (usage, writer) = usage_sink::channel(settings.usage_spill.clone());
         Ok(Self {
             store,
@@ -135,6 +132,7 @@ impl GatewayState {
             upstream: Upstream::new(settings.upstream.clone())?,
             usage,
             usage_writer: Arc::new(std::sync::Mutex::new(Some(writer))),
+            caches,
             health: Arc::new(health::Health::new(settings.health.clone())),
             settings: Arc::new(settings),
         })
@@ -143,13 +141,9 @@ impl GatewayState {
     /// Starts the background work (change polling, last-used batching) on `tracker`; it stops
     /// when `cancel` fires, after a final flush.
     pub fn spawn_background(&self, tracker: &TaskTracker, cancel: &CancellationToken) {
-        let caches = Caches {
-            keys: Arc::clone(&self.keys),
-            orgs: Arc::clone(&self.orgs),
-        };
         tracker.spawn(change_watcher::poll(
             self.store.clone(),
-            caches,
+            self.caches.clone(),
             self.settings.change_poll_interval,
             cancel.clone(),
         ));

@@ -2,7 +2,6 @@
 //! reads provider keys from here, never from the database on a request.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -10,6 +9,8 @@ use flo2_core::{CredentialId, ModelPrice, OrgId, ProviderKind, RoutePolicy, Secr
 use flo2_store::{PriceOverride, Store, StoreError};
 use flo2_vault::MasterKeyring;
 use moka::sync::Cache;
+
+use crate::fresh_cache::FreshCache;
 
 /// One usable provider credential, decrypted.
 #[derive(Clone, Debug)]
@@ -105,8 +106,11 @@ impl OrgConfig {
 pub struct OrgCache {
     store: Store,
     keyring: Arc<MasterKeyring>,
-    configs: Cache<OrgId, Arc<OrgConfig>>,
-    epoch: AtomicU64,
+    configs: FreshCache<OrgId, Arc<OrgConfig>>,
+    /// One load at a time per organization: when a busy organization's entry is invalidated,
+    /// the requests that miss wait for one load (of possibly thousands of routes) instead of
+    /// each reading and decrypting it again.
+    loading: Cache<OrgId, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl OrgCache {
@@ -115,8 +119,10 @@ impl OrgCache {
         Self {
             store,
             keyring,
-            configs: Cache::new(capacity),
-            epoch: AtomicU64::new(0),
+            configs: FreshCache::new(Cache::new(capacity)),
+            loading: Cache::builder()
+                .time_to_idle(std::time::Duration::from_secs(60))
+                .build(),
         }
     }
 
@@ -125,11 +131,14 @@ impl OrgCache {
         if let Some(config) = self.configs.get(&org) {
             return Ok(config);
         }
-        let epoch = self.epoch.load(Ordering::Acquire);
-        let config = Arc::new(self.load(org).await?);
-        if self.epoch.load(Ordering::Acquire) == epoch {
-            self.configs.insert(org, Arc::clone(&config));
+        let gate = self.loading.get_with(org, Arc::default);
+        let _one_at_a_time = gate.lock().await;
+        if let Some(config) = self.configs.get(&org) {
+            return Ok(config);
         }
+        let ticket = self.configs.ticket();
+        let config = Arc::new(self.load(org).await?);
+        self.configs.insert(org, Arc::clone(&config), ticket);
         Ok(config)
     }
 
@@ -192,13 +201,11 @@ impl OrgCache {
 
     /// Forgets `org`'s configuration.
     pub fn invalidate(&self, org: OrgId) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.configs.invalidate(&org);
     }
 
     /// Forgets every organization's configuration.
     pub fn invalidate_all(&self) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.configs.invalidate_all();
     }
 }

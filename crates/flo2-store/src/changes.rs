@@ -99,19 +99,22 @@ impl ChangeBus {
     }
 }
 
-/// Appends a change notice inside an open transaction `$tx` (either driver).
+/// Appends a change notice inside an open transaction `$tx` (either driver); evaluates to the
+/// notice with its sequence number, which is what gets published after commit (so a process's
+/// change watcher can tell the notices it already applied from other processes' ones).
 macro_rules! record_change {
     ($tx:expr, $change:expr) => {{
         let change: &$crate::changes::Change = $change;
-        sqlx::query(
-            "INSERT INTO change_log (org_id, kind, key, created_at) VALUES ($1, $2, $3, $4)",
+        sqlx::query_scalar::<_, i64>(
+            "INSERT INTO change_log (org_id, kind, key, created_at) VALUES ($1, $2, $3, $4) RETURNING seq",
         )
         .bind(change.org.map($crate::types::DbUuid::from))
         .bind(change.kind_str())
         .bind(&change.key)
         .bind($crate::types::DbTime::from(change.at))
-        .execute(&mut *$tx)
+        .fetch_one(&mut *$tx)
         .await
+        .map(|seq| $crate::changes::Change { seq, ..change.clone() })
     }};
 }
 pub(crate) use record_change;
@@ -123,14 +126,14 @@ pub(crate) use record_change;
 macro_rules! write_with_change {
     ($store:expr, $change:expr, $tx:ident => $body:block) => {{
         let change: &$crate::changes::Change = $change;
-        let out = $crate::pool::on_pool!(&$store.pool, p => {
+        let (out, recorded) = $crate::pool::on_pool!(&$store.pool, p => {
             let mut $tx = $crate::pool::BeginWrite::begin_write(p).await?;
             let out = $body;
-            $crate::changes::record_change!($tx, change)?;
+            let recorded = $crate::changes::record_change!($tx, change)?;
             $tx.commit().await?;
-            out
+            (out, recorded)
         });
-        $store.publish(change);
+        $store.publish(&recorded);
         out
     }};
 }

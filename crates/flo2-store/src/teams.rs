@@ -105,7 +105,7 @@ impl Store {
     /// stop working at once; their past usage records stay.
     pub async fn delete_team(&self, org: OrgId, id: TeamId) -> Result<(), StoreError> {
         let change = Change::org_config(org);
-        let hashes: Vec<Vec<u8>> = on_pool!(&self.pool, p => {
+        let recorded: Vec<Change> = on_pool!(&self.pool, p => {
             let mut tx = p.begin_write().await?;
             let hashes: Vec<Vec<u8>> = sqlx::query_scalar("SELECT key_hash FROM gateway_keys WHERE org_id = $1 AND team_id = $2")
                 .bind(DbUuid::from(org))
@@ -125,18 +125,17 @@ impl Store {
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
+            let mut recorded = Vec::with_capacity(hashes.len() + 1);
             for hash in &hashes {
-                let key_change = Change::gateway_key(org, hash);
-                record_change!(tx, &key_change)?;
+                recorded.push(record_change!(tx, &Change::gateway_key(org, hash))?);
             }
-            record_change!(tx, &change)?;
+            recorded.push(record_change!(tx, &change)?);
             tx.commit().await?;
-            hashes
+            recorded
         });
-        for hash in &hashes {
-            self.publish(&Change::gateway_key(org, hash));
+        for change in &recorded {
+            self.publish(change);
         }
-        self.publish(&change);
         Ok(())
     }
 }
