@@ -1,0 +1,230 @@
+//! The results and how they are written: `docs/benchmarks.json` (every figure) and
+//! `docs/benchmarks.md` (tables, and each target with whether this run met it).
+
+use serde_json::{json, Value};
+
+use crate::load::{Percentiles, RateRun};
+
+/// What the fake upstream does alone and behind the bare proxy (the same for every database).
+#[derive(Default)]
+pub struct Floor {
+    /// The fake's own latency at each rate.
+    pub direct: Vec<(u64, Percentiles)>,
+    /// Latency behind the bare proxy at each rate, and its errors.
+    pub proxy: Vec<(u64, Percentiles, u64)>,
+    pub stream_direct: Percentiles,
+    pub stream_proxy: Percentiles,
+    pub fake_rps: f64,
+    pub proxy_rps: f64,
+}
+
+impl Floor {
+    pub fn direct_at(&self, rate: u64) -> Percentiles {
+        self.direct
+            .iter()
+            .find(|(r, _)| *r == rate)
+            .map(|(_, p)| *p)
+            .unwrap_or_default()
+    }
+}
+
+/// One fixed-rate measurement through flo2.
+pub struct LatencyRow {
+    pub rate: u64,
+    pub path: String,
+    pub flo2: Percentiles,
+    pub added: Percentiles,
+    pub errors: u64,
+}
+
+impl LatencyRow {
+    pub fn new(rate: u64, path: &str, run: &RateRun, direct: Percentiles) -> Self {
+        Self {
+            rate,
+            path: path.to_owned(),
+            flo2: run.latency,
+            added: run.latency.minus(direct),
+            errors: run.errors,
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({"rate": self.rate, "path": self.path, "errors": self.errors, "flo2_us": pct(self.flo2), "added_us": pct(self.added)})
+    }
+
+    fn md(&self) -> String {
+        let a = self.added;
+        format!(
+            "| {}/s | {} | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} |\n",
+            self.rate, self.path, a.p50, a.p90, a.p99, a.p999, self.errors
+        )
+    }
+}
+
+/// Everything measured through flo2 on one database.
+#[derive(Default)]
+pub struct DbReport {
+    pub database: String,
+    pub scale: Option<LatencyRow>,
+    pub latency: Vec<LatencyRow>,
+    pub stream_added: Percentiles,
+    pub stream_errors: u64,
+    pub flo2_rps: f64,
+    /// Peak RSS from start through the scale run (configuration, warm-up, 1,000 req/s).
+    pub peak_rss_scale_mib: f64,
+    /// Peak RSS over the whole run, maximum throughput included.
+    pub peak_rss_mib: f64,
+    pub cpu_us_per_request: f64,
+    pub requests_sent: u64,
+    pub usage_rows: u64,
+}
+
+fn pct(p: Percentiles) -> Value {
+    json!({"p50": p.p50, "p90": p.p90, "p99": p.p99, "p99.9": p.p999})
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "**not met**"
+    }
+}
+
+pub fn write(floor: &Floor, reports: &[DbReport], secs: u64) {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_default();
+    let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+
+    let floor_json = json!({
+        "direct_us": floor.direct.iter().map(|(r, p)| json!({"rate": r, "latency": pct(*p)})).collect::<Vec<_>>(),
+        "bare_proxy_added_us": floor.proxy.iter().map(|(r, p, e)| json!({"rate": r, "added": pct(p.minus(floor.direct_at(*r))), "errors": e})).collect::<Vec<_>>(),
+        "stream_ttfb_direct_us": pct(floor.stream_direct),
+        "bare_proxy_stream_ttfb_added_us": pct(floor.stream_proxy.minus(floor.stream_direct)),
+        "max_throughput_rps": {"fake_alone": floor.fake_rps, "bare_proxy": floor.proxy_rps},
+    });
+    let results: Vec<Value> = reports.iter().map(|r| json!({
+        "database": r.database,
+        "scale_run": r.scale.as_ref().map(LatencyRow::json),
+        "latency": r.latency.iter().map(LatencyRow::json).collect::<Vec<_>>(),
+        "streaming_ttfb_added_us": pct(r.stream_added),
+        "streaming_errors": r.stream_errors,
+        "max_throughput_rps": {"through_flo2": r.flo2_rps, "ratio_to_bare_proxy": r.flo2_rps / floor.proxy_rps},
+        "peak_rss_mib_through_scale_run": r.peak_rss_scale_mib,
+        "peak_rss_mib": r.peak_rss_mib,
+        "cpu_us_per_request": r.cpu_us_per_request,
+        "requests_sent": r.requests_sent,
+        "usage_rows": r.usage_rows,
+    })).collect();
+    let doc = json!({"date": date, "machine": {"cpus": cpus, "cpu": cpu_model}, "seconds_per_run": secs,
+        "floor": floor_json, "results": results});
+    std::fs::write(
+        "docs/benchmarks.json",
+        serde_json::to_string_pretty(&doc).unwrap(),
+    )
+    .unwrap();
+
+    let mut md = format!(
+        "# Benchmarks\n\n{date} · {cpus} CPUs ({cpu_model}) · {secs} s per measurement · load generator, \
+fake upstream, bare proxy and flo2 on the same machine, sharing its cores (release builds). Produced by \
+`bash bench/run.sh`; every figure is also in `benchmarks.json`.\n\n\
+Added latency is a percentile through flo2 minus the fake upstream's own percentile at the same rate \
+(open-loop arrivals, 1 KB bodies, non-streaming). Percentiles do not subtract exactly, so a tail figure \
+can come out below a lower one, or negative, when the difference is within the noise.\n\n\
+flo2 runs with one tenant holding 10,000 gateway keys and 1,000 routes; the caches are warmed with one \
+request per key first. The fixed-rate rows use one key and a provider/model name; the scale row spreads \
+its requests over every key and route.\n"
+    );
+    md.push_str("\n## Floor: a bare hyper reverse proxy\n\n| rate | added p50 | p90 | p99 | p99.9 | errors |\n|---|---|---|---|---|---|\n");
+    for (rate, p, errors) in &floor.proxy {
+        let a = p.minus(floor.direct_at(*rate));
+        md.push_str(&format!(
+            "| {rate}/s | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {errors} |\n",
+            a.p50, a.p90, a.p99, a.p999
+        ));
+    }
+    let sp = floor.stream_proxy.minus(floor.stream_direct);
+    md.push_str(&format!(
+        "\n- streaming time-to-first-byte added: p50 {:.0} µs, p99 {:.0} µs ({} req/s)\n- maximum throughput, 64 connections: {:.0} req/s behind the proxy, {:.0} req/s from the fake alone\n",
+        sp.p50, sp.p99, crate::STREAM_RATE, floor.proxy_rps, floor.fake_rps
+    ));
+    for r in reports {
+        md.push_str(&format!("\n## flo2 on {}\n\n| rate | path | added p50 | p90 | p99 | p99.9 | errors |\n|---|---|---|---|---|---|---|\n", r.database));
+        for row in r.scale.iter().chain(&r.latency) {
+            md.push_str(&row.md());
+        }
+        md.push_str(&format!(
+            "\n- streaming time-to-first-byte added: p50 {:.0} µs, p99 {:.0} µs ({} req/s, {} errors)\n\
+- maximum throughput, 64 connections: {:.0} req/s, {:.0} % of the bare proxy's\n\
+- peak RSS {:.1} MiB through configuration, warm-up and the scale run; {:.1} MiB over the whole run\n\
+- CPU {:.0} µs per request (flo2's user and system time over the measured runs)\n\
+- usage rows {} for {} requests sent\n",
+            r.stream_added.p50, r.stream_added.p99, crate::STREAM_RATE, r.stream_errors,
+            r.flo2_rps, 100.0 * r.flo2_rps / floor.proxy_rps,
+            r.peak_rss_scale_mib, r.peak_rss_mib, r.cpu_us_per_request, r.usage_rows, r.requests_sent
+        ));
+    }
+    md.push_str("\n## Targets\n\n| target | database | this run | |\n|---|---|---|---|\n");
+    for r in reports {
+        let db = &r.database;
+        let at_1000: Vec<&LatencyRow> = r
+            .scale
+            .iter()
+            .chain(&r.latency)
+            .filter(|row| row.rate == crate::SCALE_RATE)
+            .collect();
+        let worst_p50 = at_1000
+            .iter()
+            .map(|row| row.added.p50)
+            .fold(f64::MIN, f64::max);
+        let worst_p99 = at_1000
+            .iter()
+            .map(|row| row.added.p99)
+            .fold(f64::MIN, f64::max);
+        let ratio = r.flo2_rps / floor.proxy_rps;
+        for (target, figure, ok) in [
+            (
+                "added p50 ≤ 150 µs at 1,000 req/s (worst row)",
+                format!("{worst_p50:.0} µs"),
+                worst_p50 <= 150.0,
+            ),
+            (
+                "added p99 ≤ 1 ms at 1,000 req/s (worst row)",
+                format!("{worst_p99:.0} µs"),
+                worst_p99 <= 1000.0,
+            ),
+            (
+                "throughput ≥ 70 % of the bare proxy's",
+                format!("{:.0} %", ratio * 100.0),
+                ratio >= 0.7,
+            ),
+            (
+                "peak RSS ≤ 64 MiB at 1,000 req/s, 10,000 keys, 1,000 routes",
+                format!("{:.1} MiB", r.peak_rss_scale_mib),
+                r.peak_rss_scale_mib <= 64.0,
+            ),
+            (
+                "streaming TTFB overhead ≤ 1 ms at p99",
+                format!("{:.0} µs", r.stream_added.p99),
+                r.stream_added.p99 <= 1000.0,
+            ),
+            (
+                "usage rows = requests",
+                format!("{} / {}", r.usage_rows, r.requests_sent),
+                r.usage_rows == r.requests_sent,
+            ),
+        ] {
+            md.push_str(&format!("| {target} | {db} | {figure} | {} |\n", met(ok)));
+        }
+    }
+    std::fs::write("docs/benchmarks.md", md).unwrap();
+    eprintln!("wrote docs/benchmarks.md and docs/benchmarks.json");
+}
