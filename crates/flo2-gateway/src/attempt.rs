@@ -68,8 +68,8 @@ pub enum Answer {
         body: Bytes,
         /// Its exact cost.
         cost: PicoUsd,
-        /// The answer's text, for `best` races.
-        text: String,
+        /// The body's format (the caller's).
+        format: ApiFormat,
     },
     /// A stream whose first token has arrived.
     Stream {
@@ -78,6 +78,17 @@ pub enum Answer {
         /// The rest.
         relay: Box<Relay>,
     },
+}
+
+impl Answer {
+    /// The text of a complete answer (for choosing the best race answer; parsed only when
+    /// asked, so the common single-answer path never reads its answer twice).
+    pub fn text(&self) -> String {
+        match self {
+            Answer::Complete { body, format, .. } => answer_text(*format, body),
+            Answer::Stream { .. } => String::new(),
+        }
+    }
 }
 
 /// A successful attempt.
@@ -281,8 +292,7 @@ pub async fn run(
                 meter.usage(usage);
                 let cost = meter.cost();
                 meter.finish(200, None);
-                let text = answer_text(format, &body);
-                Ok(Answer::Complete { body, cost, text })
+                Ok(Answer::Complete { body, cost, format })
             }
             Err(message) => {
                 meter.finish(502, Some("upstream_malformed"));

@@ -350,21 +350,30 @@ fn add_headers(resp: &mut Response, headers: &[(&'static str, String)]) {
 }
 
 /// The answer body for the caller and the usage it reports.
+/// The one part of a passed-through answer that flo2 reads.
+#[derive(serde::Deserialize)]
+struct UsageOnly {
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
 pub(crate) fn answer(
     format: ApiFormat,
     plan: &Plan,
     target: &Target,
     bytes: &Bytes,
 ) -> Result<(Bytes, flo2_llm::common::Usage), String> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|_| "the upstream answered with malformed JSON".to_owned())?;
+    let malformed = |_| "the upstream answered with malformed JSON".to_owned();
     if plan.mode == Mode::Passthrough {
+        // Forwarded as it came: only `usage` is built; the rest is checked and skipped.
+        let only: UsageOnly = serde_json::from_slice(bytes).map_err(malformed)?;
         let usage = match plan.family {
-            WireFamily::Anthropic => value.get("usage").map(anthropic::parse_usage),
-            _ => value.get("usage").map(openai::parse_usage),
+            WireFamily::Anthropic => only.usage.as_ref().map(anthropic::parse_usage),
+            _ => only.usage.as_ref().map(openai::parse_usage),
         };
         return Ok((bytes.clone(), usage.unwrap_or_default()));
     }
+    let value: Value = serde_json::from_slice(bytes).map_err(malformed)?;
     let common = match plan.family {
         WireFamily::OpenAi => openai::parse_response(&value),
         WireFamily::Anthropic => anthropic::parse_response(&value),

@@ -24,7 +24,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use crate::attempt::{self, Answer, Failure, Request, Success};
+use crate::attempt::{self, Failure, Request, Success};
 use crate::error::{ErrorKind, GatewayError};
 use crate::routing::Candidate;
 
@@ -349,12 +349,8 @@ async fn run_race(
 
 /// The best complete answer by `rule`; ties go to the earliest.
 fn pick(answers: Vec<Success>, rule: RacePick) -> Option<Success> {
-    let text = |s: &Success| match &s.answer {
-        Answer::Complete { text, .. } => text.clone(),
-        Answer::Stream { .. } => String::new(),
-    };
     let score = |s: &Success| -> (bool, i64) {
-        let t = text(s);
+        let t = s.answer.text();
         let len = i64::try_from(t.chars().count()).unwrap_or(i64::MAX);
         match rule {
             RacePick::LongestJson => (

@@ -9,7 +9,7 @@
 //! reports (its request was cancelled) is replaced after another `open_for`.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flo2_core::CredentialId;
@@ -216,7 +216,10 @@ impl Health {
 
     /// The next credential of the pool to use: round robin over those neither cooling down after
     /// a 429 nor behind an open breaker. `None` when all are unavailable.
-    pub fn pick_credential<'a>(&self, pool: &'a [CredentialEntry]) -> Option<&'a CredentialEntry> {
+    pub fn pick_credential<'a>(
+        &self,
+        pool: &'a [Arc<CredentialEntry>],
+    ) -> Option<&'a Arc<CredentialEntry>> {
         if pool.is_empty() {
             return None;
         }
@@ -345,14 +348,14 @@ mod tests {
         }
     }
 
-    fn cred() -> CredentialEntry {
-        CredentialEntry {
+    fn cred() -> Arc<CredentialEntry> {
+        Arc::new(CredentialEntry {
             id: CredentialId::new(),
             provider: ProviderKind::OpenAi,
             name: "k".into(),
             base_url: None,
             secret: Secret::new("sk".into()),
-        }
+        })
     }
 
     #[test]

@@ -100,9 +100,14 @@ impl GatewayState {
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let (ok, status, detail, cost) = match outcome {
             Ok(Success {
-                answer: Answer::Complete { cost, text, .. },
+                answer: answer @ Answer::Complete { cost, .. },
                 ..
-            }) => (true, 200, format!("answered {text:?}"), cost.to_string()),
+            }) => (
+                true,
+                200,
+                format!("answered {:?}", answer.text()),
+                cost.to_string(),
+            ),
             Ok(Success {
                 answer: Answer::Stream { .. },
                 ..

@@ -44,7 +44,7 @@ pub struct Capabilities {
 #[derive(Debug, Default)]
 pub struct OrgConfig {
     /// Its credentials, by name.
-    pub credentials: Vec<CredentialEntry>,
+    pub credentials: Vec<Arc<CredentialEntry>>,
     /// Its price overrides (all of them: which applies depends on the time of the call).
     pub prices: Vec<PriceOverride>,
     /// Its routes by name.
@@ -179,13 +179,13 @@ impl OrgCache {
         let credentials = stored
             .into_iter()
             .filter_map(|c| match dek.open_credential(org, c.id, &c.ciphertext) {
-                Ok(secret) => Some(CredentialEntry {
+                Ok(secret) => Some(Arc::new(CredentialEntry {
                     id: c.id,
                     provider: c.provider,
                     name: c.name,
                     base_url: c.base_url,
                     secret,
-                }),
+                })),
                 Err(err) => {
                     tracing::error!(%org, credential = %c.id, error = %err, "cannot decrypt provider key; skipping it");
                     None

@@ -164,13 +164,13 @@ mod tests {
         Target {
             provider,
             model: model.into(),
-            credential: CredentialEntry {
+            credential: std::sync::Arc::new(CredentialEntry {
                 id: CredentialId::new(),
                 provider,
                 name: "k".into(),
                 base_url: None,
                 secret: Secret::new("k".into()),
-            },
+            }),
             base_url: "http://x".into(),
             price: None,
         }

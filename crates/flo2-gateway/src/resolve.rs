@@ -9,6 +9,8 @@
 //!
 //! Among several keys for one provider, the first by name serves (key pools come with routing).
 
+use std::sync::Arc;
+
 use flo2_core::ProviderKind;
 
 use crate::org_cache::{CredentialEntry, OrgConfig};
@@ -21,7 +23,7 @@ pub struct Target {
     /// The provider's model id.
     pub model: String,
     /// The key to use.
-    pub credential: CredentialEntry,
+    pub credential: Arc<CredentialEntry>,
     /// Where to send it (no trailing slash).
     pub base_url: String,
     /// Its price for this call (override or list price); `None` when flo2 knows none.
@@ -79,12 +81,16 @@ fn resolve_unpriced(config: &OrgConfig, requested: &str) -> Result<Target, Resol
     Ok(target(provider, requested, credential))
 }
 
-fn first_key(config: &OrgConfig, provider: ProviderKind) -> Option<&CredentialEntry> {
+fn first_key(config: &OrgConfig, provider: ProviderKind) -> Option<&Arc<CredentialEntry>> {
     config.credentials.iter().find(|c| c.provider == provider)
 }
 
 /// The target `provider/model` with `credential` (its base URL or the provider's), unpriced.
-pub(crate) fn target(provider: ProviderKind, model: &str, credential: &CredentialEntry) -> Target {
+pub(crate) fn target(
+    provider: ProviderKind,
+    model: &str,
+    credential: &Arc<CredentialEntry>,
+) -> Target {
     let base = credential
         .base_url
         .as_deref()
@@ -95,7 +101,7 @@ pub(crate) fn target(provider: ProviderKind, model: &str, credential: &Credentia
     Target {
         provider,
         model: model.to_owned(),
-        credential: credential.clone(),
+        credential: Arc::clone(credential),
         base_url: base,
         price: None,
     }
@@ -106,14 +112,14 @@ mod tests {
     use super::*;
     use flo2_core::{CredentialId, Secret};
 
-    fn key(provider: ProviderKind, name: &str) -> CredentialEntry {
-        CredentialEntry {
+    fn key(provider: ProviderKind, name: &str) -> Arc<CredentialEntry> {
+        Arc::new(CredentialEntry {
             id: CredentialId::new(),
             provider,
             name: name.into(),
             base_url: None,
             secret: Secret::new("k".into()),
-        }
+        })
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! Health is not a qualification: a target behind an open breaker still qualifies (so a route
 //! whose targets are all down answers 503, not 400), and [`crate::dispatch`] skips it.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use flo2_core::{ModelPrice, PicoUsd, ProviderKind, RoutePolicy, Strategy, Tokens};
 
@@ -38,14 +40,14 @@ pub struct Candidate {
     /// `provider/model`.
     pub label: String,
     /// The keys it may use, balanced.
-    pub pool: Vec<CredentialEntry>,
+    pub pool: Vec<Arc<CredentialEntry>>,
     /// Its price now.
     pub price: Option<ModelPrice>,
 }
 
 impl Candidate {
     /// The concrete target for one attempt with `credential`.
-    pub fn target(&self, credential: &CredentialEntry) -> Target {
+    pub fn target(&self, credential: &Arc<CredentialEntry>) -> Target {
         let mut t = resolve::target(self.provider, &self.model, credential);
         t.price = self.price.clone();
         t
@@ -93,7 +95,7 @@ pub fn select(
     let mut qualified: Vec<(Candidate, u32)> = Vec::new();
     for t in &policy.targets {
         let label = t.label();
-        let pool: Vec<CredentialEntry> = config
+        let pool: Vec<Arc<CredentialEntry>> = config
             .credentials
             .iter()
             .filter(|c| {
@@ -232,12 +234,14 @@ mod tests {
     use serde_json::json;
 
     fn config() -> OrgConfig {
-        let key = |provider| CredentialEntry {
-            id: CredentialId::new(),
-            provider,
-            name: "k".into(),
-            base_url: None,
-            secret: Secret::new("k".into()),
+        let key = |provider| {
+            Arc::new(CredentialEntry {
+                id: CredentialId::new(),
+                provider,
+                name: "k".into(),
+                base_url: None,
+                secret: Secret::new("k".into()),
+            })
         };
         OrgConfig {
             credentials: vec![
