@@ -108,6 +108,8 @@ async fn bench() {
         false,
     )
     .await;
+    let (_, proxy_cpu_start) = proxy_proc.stats();
+    let mut proxy_sent = 0;
     for &rate in rates.iter().chain([SCALE_RATE].iter()) {
         if floor.direct.iter().any(|(r, _)| *r == rate) {
             continue;
@@ -136,6 +138,7 @@ async fn bench() {
             behind.latency.p99 - direct.latency.p99
         );
         floor.direct.push((rate, direct.latency));
+        proxy_sent += behind.sent;
         floor.proxy.push((rate, behind.latency, behind.errors));
     }
     let streamed = body("gpt-4o-mini", true);
@@ -148,15 +151,16 @@ async fn bench() {
     )
     .await
     .latency;
-    floor.stream_proxy = fixed_rate(
+    let stream_proxy = fixed_rate(
         &http,
         &Load::one(proxy_url.clone(), None, streamed),
         STREAM_RATE,
         secs,
         true,
     )
-    .await
-    .latency;
+    .await;
+    proxy_sent += stream_proxy.sent;
+    floor.stream_proxy = stream_proxy.latency;
     floor.fake_rps = max_throughput(
         &http,
         &Load::one(direct_url.clone(), None, plain.clone()),
@@ -165,17 +169,20 @@ async fn bench() {
     )
     .await
     .0;
-    floor.proxy_rps = max_throughput(
+    let (proxy_rps, n) = max_throughput(
         &http,
         &Load::one(proxy_url.clone(), None, plain.clone()),
         CONNECTIONS,
         secs,
     )
-    .await
-    .0;
+    .await;
+    floor.proxy_rps = proxy_rps;
+    proxy_sent += n;
+    floor.proxy_cpu_us_per_request =
+        (proxy_proc.stats().1 - proxy_cpu_start) * 1e6 / proxy_sent.max(1) as f64;
     eprintln!(
-        "max throughput: fake alone {:.0}/s, bare proxy {:.0}/s",
-        floor.fake_rps, floor.proxy_rps
+        "max throughput: fake alone {:.0}/s, bare proxy {:.0}/s; bare proxy CPU {:.0} µs/request",
+        floor.fake_rps, floor.proxy_rps, floor.proxy_cpu_us_per_request
     );
     drop(proxy_proc);
 
@@ -202,8 +209,16 @@ async fn bench() {
                     .collect(),
             ),
         };
-        // Warm-up: each key once, so the caches hold what a long-running replica would.
-        let warm = fixed_rate(&http, &scale, 2_000, (keys as u64).div_ceil(2_000), false).await;
+        // Warm-up: each key once, at the scale run's rate, so the caches hold what a
+        // long-running replica's would.
+        let warm = fixed_rate(
+            &http,
+            &scale,
+            SCALE_RATE,
+            (keys as u64).div_ceil(SCALE_RATE),
+            false,
+        )
+        .await;
         sent += warm.sent;
         eprintln!(
             "{db} warm-up: {} errors, p99 {:.0}µs; peak RSS so far {:.1} MiB",

@@ -16,6 +16,8 @@ pub struct Floor {
     pub stream_proxy: Percentiles,
     pub fake_rps: f64,
     pub proxy_rps: f64,
+    /// The bare proxy's CPU time per request over its runs.
+    pub proxy_cpu_us_per_request: f64,
 }
 
 impl Floor {
@@ -110,6 +112,7 @@ pub fn write(floor: &Floor, reports: &[DbReport], secs: u64) {
         "stream_ttfb_direct_us": pct(floor.stream_direct),
         "bare_proxy_stream_ttfb_added_us": pct(floor.stream_proxy.minus(floor.stream_direct)),
         "max_throughput_rps": {"fake_alone": floor.fake_rps, "bare_proxy": floor.proxy_rps},
+        "bare_proxy_cpu_us_per_request": floor.proxy_cpu_us_per_request,
     });
     let results: Vec<Value> = reports.iter().map(|r| json!({
         "database": r.database,
@@ -153,8 +156,8 @@ its requests over every key and route.\n"
     }
     let sp = floor.stream_proxy.minus(floor.stream_direct);
     md.push_str(&format!(
-        "\n- streaming time-to-first-byte added: p50 {:.0} µs, p99 {:.0} µs ({} req/s)\n- maximum throughput, 64 connections: {:.0} req/s behind the proxy, {:.0} req/s from the fake alone\n",
-        sp.p50, sp.p99, crate::STREAM_RATE, floor.proxy_rps, floor.fake_rps
+        "\n- streaming time-to-first-byte added: p50 {:.0} µs, p99 {:.0} µs ({} req/s)\n- maximum throughput, 64 connections: {:.0} req/s behind the proxy, {:.0} req/s from the fake alone\n- proxy CPU {:.0} µs per request\n",
+        sp.p50, sp.p99, crate::STREAM_RATE, floor.proxy_rps, floor.fake_rps, floor.proxy_cpu_us_per_request
     ));
     for r in reports {
         md.push_str(&format!("\n## flo2 on {}\n\n| rate | path | added p50 | p90 | p99 | p99.9 | errors |\n|---|---|---|---|---|---|---|\n", r.database));
