@@ -4,6 +4,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use flo2_testkit::postgres::with_database;
 use std::path::PathBuf;
 
 use flo2::{Config, Mode, RunningServer};
@@ -64,21 +65,6 @@ impl TestDb {
             .await
             .unwrap()
     }
-}
-
-fn with_database(base: &str, name: &str) -> String {
-    let (head, query) = match base.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (base, None),
-    };
-    let after_scheme = head.find("://").map_or(0, |i| i + 3);
-    let host = head[after_scheme..].split('/').next().unwrap_or("");
-    let mut url = format!("{}{host}/{name}", &head[..after_scheme]);
-    if let Some(q) = query {
-        url.push('?');
-        url.push_str(q);
-    }
-    url
 }
 
 impl Drop for TestDb {
@@ -329,22 +315,6 @@ pub struct Account {
     pub token: String,
     pub org: String,
     pub user: String,
-}
-
-#[test]
-fn database_names_replace_the_path() {
-    assert_eq!(
-        with_database("postgres://u@h:5432/test", "x"),
-        "postgres://u@h:5432/x"
-    );
-    assert_eq!(
-        with_database("postgres://u@h:5432/test?sslmode=disable", "x"),
-        "postgres://u@h:5432/x?sslmode=disable"
-    );
-    assert_eq!(
-        with_database("postgres://u@h:5432", "x"),
-        "postgres://u@h:5432/x"
-    );
 }
 
 /// Runs raw SQL (no parameters) against the test database, whichever dialect it is; used to

@@ -30,7 +30,9 @@ use serde_json::json;
 
 use load::{fixed_rate, max_throughput, Call, Load};
 use report::{DbReport, Floor, LatencyRow};
-use setup::{free_port, start_flo2, wait_ready, Proc, CROSS_FORMAT_MODEL, SAME_FORMAT_MODEL};
+use setup::{
+    free_port, start_flo2, wait_ready, FreshPostgres, Proc, CROSS_FORMAT_MODEL, SAME_FORMAT_MODEL,
+};
 
 /// The rate the scale run exercises every key and route at.
 const SCALE_RATE: u64 = 1_000;
@@ -189,7 +191,19 @@ async fn bench() {
     let mut reports = Vec::new();
     for (db, url) in &databases {
         eprintln!("== {db}: configuring {keys} keys and {routes} routes");
-        let f = start_flo2(&http, &flo2_bin, &fake, url.as_deref(), keys, routes).await;
+        let postgres = match url {
+            Some(base) => Some(FreshPostgres::create(base).await),
+            None => None,
+        };
+        let f = start_flo2(
+            &http,
+            &flo2_bin,
+            &fake,
+            postgres.as_ref().map(|p| p.url.as_str()),
+            keys,
+            routes,
+        )
+        .await;
         let gateway = format!("{}/v1/chat/completions", f.base);
         let mut sent = 0u64;
         let mut r = DbReport {
@@ -229,9 +243,17 @@ async fn bench() {
         let (_, cpu_start) = f.proc.stats();
         let measured_from = sent;
 
+        // Each flo2 measurement is read against the fake measured just before it: the
+        // machine's speed drifts over a run (neighbours on shared cores), and a baseline
+        // minutes old would put that drift into the added figures.
+        let direct_now = |rate| {
+            let load = Load::one(direct_url.clone(), None, plain.clone());
+            let http = http.clone();
+            async move { fixed_rate(&http, &load, rate, secs, false).await.latency }
+        };
+        let direct = direct_now(SCALE_RATE).await;
         let at_scale = fixed_rate(&http, &scale, SCALE_RATE, secs, false).await;
         sent += at_scale.sent;
-        let direct = floor.direct_at(SCALE_RATE);
         r.scale = Some(LatencyRow::new(
             SCALE_RATE,
             &format!("{keys} keys × {routes} routes"),
@@ -243,6 +265,7 @@ async fn bench() {
             at_scale.latency.p50 - direct.p50, at_scale.latency.p99 - direct.p99, at_scale.errors, r.peak_rss_scale_mib);
 
         for &rate in &rates {
+            let direct = direct_now(rate).await;
             for (label, model) in [
                 ("same-format (OpenAI→OpenAI)", SAME_FORMAT_MODEL),
                 ("cross-format (OpenAI→Anthropic)", CROSS_FORMAT_MODEL),
@@ -256,7 +279,7 @@ async fn bench() {
                 )
                 .await;
                 sent += run.sent;
-                let row = LatencyRow::new(rate, label, &run, floor.direct_at(rate));
+                let row = LatencyRow::new(rate, label, &run, direct);
                 eprintln!(
                     "{db} {rate}/s {label}: added p50 {:.0}µs p99 {:.0}µs, errors {}",
                     row.added.p50, row.added.p99, run.errors
@@ -264,6 +287,15 @@ async fn bench() {
                 r.latency.push(row);
             }
         }
+        let stream_direct = fixed_rate(
+            &http,
+            &Load::one(direct_url.clone(), None, body("gpt-4o-mini", true)),
+            STREAM_RATE,
+            secs,
+            true,
+        )
+        .await
+        .latency;
         let stream = fixed_rate(
             &http,
             &Load::one(
@@ -277,7 +309,7 @@ async fn bench() {
         )
         .await;
         sent += stream.sent;
-        r.stream_added = stream.latency.minus(floor.stream_direct);
+        r.stream_added = stream.latency.minus(stream_direct);
         r.stream_errors = stream.errors;
         eprintln!(
             "{db} streaming TTFB added p50 {:.0}µs p99 {:.0}µs",
@@ -310,6 +342,10 @@ async fn bench() {
             r.usage_rows, r.peak_rss_mib, r.cpu_us_per_request
         );
         reports.push(r);
+        drop(f);
+        if let Some(postgres) = postgres {
+            postgres.remove().await;
+        }
     }
     report::write(&floor, &reports, secs);
 }

@@ -34,6 +34,8 @@ impl Floor {
 pub struct LatencyRow {
     pub rate: u64,
     pub path: String,
+    /// The fake alone, measured just before.
+    pub direct: Percentiles,
     pub flo2: Percentiles,
     pub added: Percentiles,
     pub errors: u64,
@@ -44,6 +46,7 @@ impl LatencyRow {
         Self {
             rate,
             path: path.to_owned(),
+            direct,
             flo2: run.latency,
             added: run.latency.minus(direct),
             errors: run.errors,
@@ -51,7 +54,7 @@ impl LatencyRow {
     }
 
     fn json(&self) -> Value {
-        json!({"rate": self.rate, "path": self.path, "errors": self.errors, "flo2_us": pct(self.flo2), "added_us": pct(self.added)})
+        json!({"rate": self.rate, "path": self.path, "errors": self.errors, "direct_us": pct(self.direct), "flo2_us": pct(self.flo2), "added_us": pct(self.added)})
     }
 
     fn md(&self) -> String {
@@ -139,8 +142,8 @@ pub fn write(floor: &Floor, reports: &[DbReport], secs: u64) {
         "# Benchmarks\n\n{date} · {cpus} CPUs ({cpu_model}) · {secs} s per measurement · load generator, \
 fake upstream, bare proxy and flo2 on the same machine, sharing its cores (release builds). Produced by \
 `bash bench/run.sh`; every figure is also in `benchmarks.json`.\n\n\
-Added latency is a percentile through flo2 minus the fake upstream's own percentile at the same rate \
-(open-loop arrivals, 1 KB bodies, non-streaming). Percentiles do not subtract exactly, so a tail figure \
+Added latency is a percentile through flo2 minus the fake upstream's own percentile at the same rate, \
+measured just before (open-loop arrivals, 1 KB bodies, non-streaming). Percentiles do not subtract exactly, so a tail figure \
 can come out below a lower one, or negative, when the difference is within the noise.\n\n\
 flo2 runs with one tenant holding 10,000 gateway keys and 1,000 routes; the caches are warmed with one \
 request per key first. The fixed-rate rows use one key and a provider/model name; the scale row spreads \

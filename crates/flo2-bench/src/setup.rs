@@ -88,6 +88,54 @@ async fn send(req: reqwest::RequestBuilder, token: Option<&str>, body: Value) ->
     v
 }
 
+/// A PostgreSQL database of the run's own. flo2 refuses a database whose secrets are encrypted
+/// under another master key, and every run generates a fresh key, so a reused database would
+/// stop the second run.
+pub struct FreshPostgres {
+    base: String,
+    name: String,
+    /// Where flo2 connects.
+    pub url: String,
+}
+
+impl FreshPostgres {
+    pub async fn create(base: &str) -> Self {
+        use sqlx::Connection as _;
+        let name = format!(
+            "flo2_bench_{}_{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp()
+        );
+        let mut admin = sqlx::PgConnection::connect(base)
+            .await
+            .expect("FLO2_BENCH_DATABASE_URL: PostgreSQL is unreachable");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let _ = admin.close().await;
+        Self {
+            url: flo2_testkit::postgres::with_database(base, &name),
+            base: base.to_owned(),
+            name,
+        }
+    }
+
+    /// Drops the database (after flo2 has stopped).
+    pub async fn remove(self) {
+        use sqlx::Connection as _;
+        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.base).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin)
+            .await;
+            let _ = admin.close().await;
+        }
+    }
+}
+
 /// flo2 under test, with one tenant configured.
 pub struct Flo2 {
     pub proc: Proc,
