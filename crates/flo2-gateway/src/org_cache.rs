@@ -102,6 +102,15 @@ impl OrgConfig {
     }
 }
 
+/// How long a failed load answers for the requests behind it before the database is tried again.
+const RETRY_LOAD_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Why the last load of an organization failed, and when.
+struct LoadFailure {
+    at: std::time::Instant,
+    reason: String,
+}
+
 /// The organization cache.
 pub struct OrgCache {
     store: Store,
@@ -109,8 +118,10 @@ pub struct OrgCache {
     configs: FreshCache<OrgId, Arc<OrgConfig>>,
     /// One load at a time per organization: when a busy organization's entry is invalidated,
     /// the requests that miss wait for one load (of possibly thousands of routes) instead of
-    /// each reading and decrypting it again.
-    loading: Cache<OrgId, Arc<tokio::sync::Mutex<()>>>,
+    /// each reading and decrypting it again. The gate holds the last load's failure, so while
+    /// the database is down the waiters fail at once with it instead of each waiting out the
+    /// database in turn.
+    loading: Cache<OrgId, Arc<tokio::sync::Mutex<Option<LoadFailure>>>>,
 }
 
 impl OrgCache {
@@ -132,14 +143,32 @@ impl OrgCache {
             return Ok(config);
         }
         let gate = self.loading.get_with(org, Arc::default);
-        let _one_at_a_time = gate.lock().await;
+        let mut last_failure = gate.lock().await;
         if let Some(config) = self.configs.get(&org) {
             return Ok(config);
         }
+        if let Some(failed) = last_failure
+            .as_ref()
+            .filter(|f| f.at.elapsed() < RETRY_LOAD_AFTER)
+        {
+            return Err(StoreError::Unavailable(failed.reason.clone()));
+        }
         let ticket = self.configs.ticket();
-        let config = Arc::new(self.load(org).await?);
-        self.configs.insert(org, Arc::clone(&config), ticket);
-        Ok(config)
+        match self.load(org).await {
+            Ok(config) => {
+                *last_failure = None;
+                let config = Arc::new(config);
+                self.configs.insert(org, Arc::clone(&config), ticket);
+                Ok(config)
+            }
+            Err(err) => {
+                *last_failure = Some(LoadFailure {
+                    at: std::time::Instant::now(),
+                    reason: err.to_string(),
+                });
+                Err(err)
+            }
+        }
     }
 
     async fn load(&self, org: OrgId) -> Result<OrgConfig, StoreError> {
@@ -207,5 +236,45 @@ impl OrgCache {
     /// Forgets every organization's configuration.
     pub fn invalidate_all(&self) {
         self.configs.invalidate_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flo2_store::PoolOptions;
+    use flo2_vault::{MasterKey, MasterKeyring};
+
+    /// A database that fails every load: an in-memory SQLite with no tables.
+    async fn broken_cache() -> OrgCache {
+        let store = Store::connect("sqlite::memory:", &PoolOptions::default())
+            .await
+            .unwrap();
+        OrgCache::new(
+            store,
+            Arc::new(MasterKeyring::new(MasterKey::generate())),
+            10,
+        )
+    }
+
+    #[tokio::test]
+    async fn requests_behind_a_failed_load_fail_at_once_with_its_reason() {
+        let cache = broken_cache().await;
+        let org = OrgId::new();
+        let first = cache.get(org).await.err().unwrap();
+        assert!(matches!(first, StoreError::Database(_)), "{first}");
+        // Within RETRY_LOAD_AFTER the database is not asked again: the failure is shared.
+        let second = cache.get(org).await.err().unwrap();
+        assert!(
+            matches!(&second, StoreError::Unavailable(reason) if *reason == first.to_string()),
+            "{second}"
+        );
+        // Another organization is not held back by it.
+        let other = cache.get(OrgId::new()).await.err().unwrap();
+        assert!(matches!(other, StoreError::Database(_)), "{other}");
+        // After it, the database is tried again.
+        tokio::time::sleep(RETRY_LOAD_AFTER + std::time::Duration::from_millis(50)).await;
+        let later = cache.get(org).await.err().unwrap();
+        assert!(matches!(later, StoreError::Database(_)), "{later}");
     }
 }

@@ -27,6 +27,9 @@ pub enum StoreError {
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The same read failed moments ago and is not retried yet (the reason it failed).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// Any other database error (connection, I/O, timeout).
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
