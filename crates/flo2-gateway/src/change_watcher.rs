@@ -39,12 +39,26 @@ impl Caches {
         }
     }
 
-    fn take_applied_here(&self) -> Vec<i64> {
-        let mut applied = match self.applied_here.lock() {
+    fn applied_here(&self) -> std::sync::MutexGuard<'_, Vec<i64>> {
+        match self.applied_here.lock() {
             Ok(a) => a,
             Err(poisoned) => poisoned.into_inner(),
-        };
-        std::mem::take(&mut *applied)
+        }
+    }
+
+    /// Notes that the notice `seq` was applied as this process published it.
+    fn note_applied_here(&self, seq: i64) {
+        let mut applied = self.applied_here();
+        // Bounded in case nothing polls (the list is only an optimisation: a notice applied
+        // twice is harmless).
+        if applied.len() >= 100_000 {
+            applied.clear();
+        }
+        applied.push(seq);
+    }
+
+    fn take_applied_here(&self) -> Vec<i64> {
+        std::mem::take(&mut *self.applied_here())
     }
 
     fn apply(&self, change: &Change) {
@@ -83,16 +97,7 @@ pub fn subscribe(store: &Store, caches: &Caches) {
     store.subscribe(move |change| {
         caches.apply(change);
         if change.seq > 0 {
-            let mut applied = match caches.applied_here.lock() {
-                Ok(a) => a,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            // Bounded in case nothing polls (the list is only an optimisation: a notice applied
-            // twice is harmless).
-            if applied.len() >= 100_000 {
-                applied.clear();
-            }
-            applied.push(change.seq);
+            caches.note_applied_here(change.seq);
         }
     });
 }

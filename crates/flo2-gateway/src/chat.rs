@@ -349,7 +349,6 @@ fn add_headers(resp: &mut Response, headers: &[(&'static str, String)]) {
     }
 }
 
-/// The answer body for the caller and the usage it reports.
 /// The one part of a passed-through answer that flo2 reads.
 #[derive(serde::Deserialize)]
 struct UsageOnly {
@@ -357,6 +356,7 @@ struct UsageOnly {
     usage: Option<Value>,
 }
 
+/// The answer body for the caller and the usage it reports.
 pub(crate) fn answer(
     format: ApiFormat,
     plan: &Plan,

@@ -4,8 +4,7 @@ use chrono::{DateTime, Utc};
 use flo2_core::{GatewayKeyId, OrgId, TeamId, UserId};
 
 use crate::changes::{write_with_change, Change};
-use crate::pool::on_pool;
-use crate::pool::BeginWrite as _;
+use crate::pool::{on_pool, BeginWrite as _};
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
 

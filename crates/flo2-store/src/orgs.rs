@@ -3,8 +3,7 @@
 use chrono::{DateTime, Utc};
 use flo2_core::{OrgId, Role, UserId};
 
-use crate::pool::on_pool;
-use crate::pool::BeginWrite as _;
+use crate::pool::{on_pool, BeginWrite as _};
 use crate::types::{DbTime, DbUuid};
 use crate::users::NewUser;
 use crate::{Store, StoreError};

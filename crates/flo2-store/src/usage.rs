@@ -4,8 +4,7 @@ use chrono::{DateTime, Utc};
 use flo2_core::{CredentialId, GatewayKeyId, OrgId, TeamId};
 use uuid::Uuid;
 
-use crate::pool::on_pool;
-use crate::pool::BeginWrite as _;
+use crate::pool::{on_pool, BeginWrite as _};
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
 
