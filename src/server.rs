@@ -122,8 +122,7 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
                 },
                 ..GatewaySettings::default()
             },
-        )
-        .map_err(|e| StartError::DataDir(e.to_string()))?;
+        );
         gateway.spawn_background(&tracker, &background);
         key_tester = Some(Arc::new(KeyTester(gateway.clone())));
         app = app.merge(flo2_gateway::router(gateway));

@@ -240,7 +240,7 @@ pub async fn run(
         meter.accepted();
         if plan.stream {
             let mut relay = Relay::new(
-                Box::pin(response.bytes_stream()),
+                Box::pin(crate::upstream::body_stream(response)),
                 plan.family,
                 plan.mode,
                 format,

@@ -22,7 +22,7 @@ use crate::plan::{Mode, Plan};
 use crate::request_id::RequestId;
 use crate::resolve::{resolve, ResolveError, Target};
 use crate::routing::{self, Candidate};
-use crate::upstream::UpstreamError;
+use crate::upstream::{body_stream, UpstreamError, UpstreamResponse};
 use crate::GatewayState;
 use flo2_core::route::{FallbackSettings, RaceMode};
 use flo2_core::Strategy;
@@ -387,36 +387,42 @@ pub(crate) fn answer(
     Ok((Bytes::from(out.to_string()), common.usage))
 }
 
+/// Sends the planned request to `url` with the target's key.
 pub(crate) async fn send(
     state: &GatewayState,
     target: &Target,
     url: &str,
     plan: &Plan,
     format: ApiFormat,
-) -> Result<reqwest::Response, GatewayError> {
-    let url = state
-        .upstream
-        .check_url(url)
-        .map_err(|e| unreachable(format, target, &e.to_string()))?;
-    let mut req = state.upstream.post(url, plan.stream).json(&plan.body);
+) -> Result<UpstreamResponse, GatewayError> {
+    let body = serde_json::to_vec(&plan.body).map_err(|_| {
+        GatewayError::new(
+            format,
+            ErrorKind::Internal,
+            "cannot encode the upstream request",
+        )
+    })?;
     let auth = providers::auth_headers(target.provider, target.credential.secret.expose());
-    for (name, value) in auth.into_iter().chain(plan.extra_headers.iter().cloned()) {
-        req = req.header(name, value);
-    }
-    req.send().await.map_err(|e| {
-        if e.is_timeout() {
-            GatewayError::new(
+    let headers = auth
+        .iter()
+        .chain(plan.extra_headers.iter())
+        .map(|(name, value)| (*name, value.as_str()));
+    state
+        .upstream
+        .post_json(url, headers, Bytes::from(body))
+        .await
+        .map_err(|e| match e {
+            UpstreamError::ConnectTimeout => GatewayError::new(
                 format,
                 ErrorKind::Timeout,
                 format!("{} did not answer in time", target.provider),
-            )
-        } else if format!("{e:?}").contains("PrivateAddress") {
-            unreachable(format, target, &UpstreamError::PrivateAddress.to_string())
-        } else {
-            tracing::warn!(provider = %target.provider, error = %e, "upstream unreachable");
-            unreachable(format, target, "cannot connect")
-        }
-    })
+            ),
+            UpstreamError::Connect => {
+                tracing::warn!(provider = %target.provider, "upstream unreachable");
+                unreachable(format, target, &e.to_string())
+            }
+            _ => unreachable(format, target, &e.to_string()),
+        })
 }
 
 fn unreachable(format: ApiFormat, target: &Target, why: &str) -> GatewayError {
@@ -427,23 +433,36 @@ fn unreachable(format: ApiFormat, target: &Target, why: &str) -> GatewayError {
     )
 }
 
-pub(crate) async fn read_limited(response: reqwest::Response) -> Result<Bytes, String> {
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_UPSTREAM_BODY as u64)
-    {
+/// Reads a whole answer body, refusing one larger than [`MAX_UPSTREAM_BODY`].
+pub(crate) async fn read_limited(response: UpstreamResponse) -> Result<Bytes, String> {
+    let declared = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_UPSTREAM_BODY as u64) {
         return Err("the upstream answer is too large".into());
     }
-    let mut out = Vec::new();
-    let mut stream = response.bytes_stream();
+    let mut stream = body_stream(response);
+    // Most answers arrive in one chunk, which is then passed on without a copy.
+    let Some(first) = stream.next().await else {
+        return Ok(Bytes::new());
+    };
+    let first = first.map_err(|_| "the upstream connection broke".to_owned())?;
+    let mut out: Option<Vec<u8>> = None;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| "the upstream connection broke".to_owned())?;
-        if out.len() + chunk.len() > MAX_UPSTREAM_BODY {
+        let buf = out.get_or_insert_with(|| first.to_vec());
+        if buf.len() + chunk.len() > MAX_UPSTREAM_BODY {
             return Err("the upstream answer is too large".into());
         }
-        out.extend_from_slice(&chunk);
+        buf.extend_from_slice(&chunk);
     }
-    Ok(Bytes::from(out))
+    match out {
+        Some(buf) => Ok(Bytes::from(buf)),
+        None if first.len() > MAX_UPSTREAM_BODY => Err("the upstream answer is too large".into()),
+        None => Ok(first),
+    }
 }
 
 /// An upstream error answer, passed on in the caller's shape with a faithful status, the
@@ -451,7 +470,7 @@ pub(crate) async fn read_limited(response: reqwest::Response) -> Result<Bytes, S
 pub(crate) async fn upstream_error(
     format: ApiFormat,
     target: &Target,
-    response: reqwest::Response,
+    response: UpstreamResponse,
 ) -> GatewayError {
     let status = response.status().as_u16();
     let retry_after = response

@@ -11,7 +11,7 @@ use flo2_llm::providers::{self, WireFamily};
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
-use crate::chat::{parse_body, send, target_for, upstream_error};
+use crate::chat::{parse_body, read_limited, send, target_for, upstream_error};
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
 use crate::meter::Meter;
 use crate::plan::{Mode, Plan};
@@ -71,26 +71,51 @@ async fn run(
         extra_headers: Vec::new(),
     };
     let mut meter = Meter::start(&state.usage, &caller, format, id.0, &requested, &target);
-    let response = match send(&state, &target, &url, &plan, format).await {
-        Ok(r) => r,
-        Err(e) => {
-            meter.finish(e.status().as_u16(), Some("upstream_unreachable"));
-            return Err(e);
-        }
+    let limit = state.settings.upstream.request_timeout;
+    let timed_out = || {
+        GatewayError::new(
+            format,
+            ErrorKind::Timeout,
+            format!(
+                "{} did not answer within {} ms",
+                target.provider,
+                limit.as_millis()
+            ),
+        )
     };
+    let until = tokio::time::Instant::now() + limit;
+    let response =
+        match tokio::time::timeout_at(until, send(&state, &target, &url, &plan, format)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                meter.finish(e.status().as_u16(), Some("upstream_unreachable"));
+                return Err(e);
+            }
+            Err(_) => {
+                meter.finish(504, Some("timeout"));
+                return Err(timed_out());
+            }
+        };
     if !response.status().is_success() {
         let err = upstream_error(format, &target, response).await;
         meter.finish(err.status().as_u16(), Some("upstream_error"));
         return Err(err);
     }
-    let bytes = response.bytes().await.map_err(|_| {
-        meter.finish(502, Some("upstream_body"));
-        GatewayError::new(
-            format,
-            ErrorKind::BadGateway,
-            format!("{}: the upstream connection broke", target.provider),
-        )
-    })?;
+    let bytes = match tokio::time::timeout_at(until, read_limited(response)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(why)) => {
+            meter.finish(502, Some("upstream_body"));
+            return Err(GatewayError::new(
+                format,
+                ErrorKind::BadGateway,
+                format!("{}: {why}", target.provider),
+            ));
+        }
+        Err(_) => {
+            meter.finish(504, Some("timeout"));
+            return Err(timed_out());
+        }
+    };
     let prompt = serde_json::from_slice::<Value>(&bytes)
         .ok()
         .and_then(|v| {

@@ -85,9 +85,20 @@ impl Default for GatewaySettings {
     }
 }
 
-/// What every data-plane handler can reach.
+/// What every data-plane handler can reach: one shared allocation, so the per-request clones
+/// axum makes of its state cost one reference count instead of one per field.
 #[derive(Clone)]
-pub struct GatewayState {
+pub struct GatewayState(Arc<Gateway>);
+
+impl std::ops::Deref for GatewayState {
+    type Target = Gateway;
+    fn deref(&self) -> &Gateway {
+        &self.0
+    }
+}
+
+/// The data plane's shared parts (reached through [`GatewayState`]).
+pub struct Gateway {
     /// The database, for background work only.
     pub store: Store,
     /// Gateway keys by hash.
@@ -110,11 +121,7 @@ pub struct GatewayState {
 
 impl GatewayState {
     /// Builds the caches, subscribes them to this process's changes, and builds the upstream client.
-    pub fn new(
-        store: Store,
-        keyring: Arc<MasterKeyring>,
-        settings: GatewaySettings,
-    ) -> Result<Self, upstream::UpstreamError> {
+    pub fn new(store: Store, keyring: Arc<MasterKeyring>, settings: GatewaySettings) -> Self {
         let keys = Arc::new(KeyCache::new(store.clone(), settings.key_cache_capacity));
         let orgs = Arc::new(OrgCache::new(
             store.clone(),
@@ -124,18 +131,18 @@ impl GatewayState {
         let caches = Caches::new(Arc::clone(&keys), Arc::clone(&orgs));
         change_watcher::subscribe(&store, &caches);
         let (usage, writer) = usage_sink::channel(settings.usage_spill.clone());
-        Ok(Self {
+        Self(Arc::new(Gateway {
             store,
             keys,
             orgs,
             key_usage: Arc::default(),
-            upstream: Upstream::new(settings.upstream.clone())?,
+            upstream: Upstream::new(&settings.upstream),
             usage,
             usage_writer: Arc::new(std::sync::Mutex::new(Some(writer))),
             caches,
             health: Arc::new(health::Health::new(settings.health.clone())),
             settings: Arc::new(settings),
-        })
+        }))
     }
 
     /// Starts the background work (change polling, last-used batching) on `tracker`; it stops

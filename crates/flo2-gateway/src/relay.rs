@@ -16,7 +16,7 @@ use crate::error::ApiFormat;
 use crate::meter::Meter;
 use crate::plan::Mode;
 
-type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + Send>>;
 
 enum Output {
     Passthrough {

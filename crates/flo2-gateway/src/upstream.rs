@@ -7,11 +7,28 @@
 //! time (DNS rebinding) is refused too. IP-literal URLs skip DNS, so they are checked before the
 //! request is sent.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use axum::body::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
+use http::{Request, Response, Uri};
+use http_body_util::{BodyDataStream, Full};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+/// An upstream answer: status and headers read, the body still on the wire.
+pub type UpstreamResponse = Response<Incoming>;
+
+/// An answer body as a stream of chunks, as they arrive.
+pub type BodyStream = BodyDataStream<Incoming>;
 
 /// Client settings.
 #[derive(Clone, Debug)]
@@ -35,7 +52,8 @@ impl Default for UpstreamSettings {
     }
 }
 
-/// Why a destination was refused or a client could not be built.
+/// Why a destination was refused or a request could not be sent. Never carries a header value:
+/// those hold the tenant's provider key.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     /// The URL does not parse.
@@ -44,9 +62,15 @@ pub enum UpstreamError {
     /// The destination is a non-public address and the operator does not allow those.
     #[error("the provider URL points to a private or local address, which this flo2 does not allow (FLO2_ALLOW_PRIVATE_UPSTREAMS)")]
     PrivateAddress,
-    /// Building the client failed.
-    #[error("cannot build the upstream HTTP client: {0}")]
-    Build(#[from] reqwest::Error),
+    /// A header (the stored key, usually) is not a valid HTTP header value.
+    #[error("the stored provider key cannot be sent in an HTTP header")]
+    BadHeader,
+    /// The connection was not established within the connect timeout.
+    #[error("the provider did not accept a connection in time")]
+    ConnectTimeout,
+    /// The connection failed or broke before the answer's head arrived.
+    #[error("cannot connect")]
+    Connect,
 }
 
 /// True for addresses that are not on the public internet.
@@ -81,62 +105,84 @@ fn private_v4(v4: Ipv4Addr) -> bool {
         || o[0] >= 240
 }
 
+/// Resolves names for the connector, dropping non-public addresses unless they are allowed.
+#[derive(Clone)]
 struct GuardedResolver {
     allow_private: bool,
 }
 
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
+type Resolving =
+    Pin<Box<dyn Future<Output = Result<std::vec::IntoIter<SocketAddr>, UpstreamError>> + Send>>;
+
+impl tower::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = UpstreamError;
+    type Future = Resolving;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
         let allow_private = self.allow_private;
         Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs = tokio::net::lookup_host((name.as_str(), 0))
+                .await
+                .map_err(|_| UpstreamError::Connect)?;
             let allowed: Vec<SocketAddr> = addrs
-                .into_iter()
                 .filter(|a| allow_private || !is_private(a.ip()))
                 .collect();
             if allowed.is_empty() {
-                return Err(Box::new(UpstreamError::PrivateAddress)
-                    as Box<dyn std::error::Error + Send + Sync>);
+                return Err(UpstreamError::PrivateAddress);
             }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
+            Ok(allowed.into_iter())
         })
     }
 }
 
-/// The shared upstream client.
+type Connector = HttpsConnector<HttpConnector<GuardedResolver>>;
+
+/// The shared upstream client: hyper's pooled client over rustls (HTTP/2 when the provider
+/// offers it by ALPN, HTTP/1.1 keep-alive otherwise). No redirects are followed.
 #[derive(Clone)]
 pub struct Upstream {
-    client: reqwest::Client,
-    settings: Arc<UpstreamSettings>,
+    client: Client<Connector, Full<Bytes>>,
     /// URLs already parsed and allowed. Parsing (with IDNA host processing) was a few percent
     /// of the gateway's CPU per request, and an organization calls few distinct URLs.
-    checked: moka::sync::Cache<String, reqwest::Url>,
+    checked: moka::sync::Cache<String, Uri>,
+    allow_private: bool,
 }
+
+const AGENT: &str = concat!("flo2/", env!("CARGO_PKG_VERSION"));
 
 impl Upstream {
     /// Builds the client.
-    pub fn new(settings: UpstreamSettings) -> Result<Self, UpstreamError> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(settings.connect_timeout)
+    pub fn new(settings: &UpstreamSettings) -> Self {
+        let mut http = HttpConnector::new_with_resolver(GuardedResolver {
+            allow_private: settings.allow_private,
+        });
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(settings.connect_timeout));
+        let tls = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .user_agent(concat!("flo2/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(GuardedResolver {
-                allow_private: settings.allow_private,
-            }))
-            .build()?;
-        Ok(Self {
+            .pool_timer(TokioTimer::new())
+            .build(tls);
+        Self {
             client,
-            settings: Arc::new(settings),
             checked: moka::sync::Cache::new(10_000),
-        })
+            allow_private: settings.allow_private,
+        }
     }
 
     /// Refuses IP-literal URLs that point to private addresses (names are checked at resolve time).
-    pub fn check_url(&self, url: &str) -> Result<reqwest::Url, UpstreamError> {
+    pub fn check_url(&self, url: &str) -> Result<Uri, UpstreamError> {
         if let Some(parsed) = self.checked.get(url) {
             return Ok(parsed);
         }
@@ -145,8 +191,10 @@ impl Upstream {
         Ok(parsed)
     }
 
-    fn parse_and_check(&self, url: &str) -> Result<reqwest::Url, UpstreamError> {
-        let parsed = reqwest::Url::parse(url).map_err(|_| UpstreamError::BadUrl)?;
+    fn parse_and_check(&self, url: &str) -> Result<Uri, UpstreamError> {
+        // `url` normalizes (IDNA, percent-encoding, dot segments) what `http::Uri` would take
+        // verbatim; the normalized form is what gets dialled.
+        let parsed = url::Url::parse(url).map_err(|_| UpstreamError::BadUrl)?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(UpstreamError::BadUrl);
         }
@@ -160,23 +208,59 @@ impl Upstream {
             None => return Err(UpstreamError::BadUrl),
         };
         if let Some(ip) = literal {
-            if !self.settings.allow_private && is_private(ip) {
+            if !self.allow_private && is_private(ip) {
                 return Err(UpstreamError::PrivateAddress);
             }
         }
-        Ok(parsed)
+        Uri::try_from(parsed.as_str()).map_err(|_| UpstreamError::BadUrl)
     }
 
-    /// A POST with a JSON body. Streaming calls get no overall timeout (the stream may
-    /// legitimately run long); others get the configured one.
-    pub fn post(&self, url: reqwest::Url, streaming: bool) -> reqwest::RequestBuilder {
-        let builder = self.client.post(url);
-        if streaming {
-            builder
-        } else {
-            builder.timeout(self.settings.request_timeout)
+    /// POSTs a JSON `body` to `url` with `headers`, returning once the answer's head is read.
+    /// Timeouts beyond the connect timeout are the caller's: a stream may legitimately run long.
+    pub async fn post_json<'h>(
+        &self,
+        url: &str,
+        headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+        body: Bytes,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let uri = self.check_url(url)?;
+        let mut request = Request::post(uri)
+            .body(Full::new(body))
+            .map_err(|_| UpstreamError::BadUrl)?;
+        let map = request.headers_mut();
+        map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        map.insert(USER_AGENT, HeaderValue::from_static(AGENT));
+        for (name, value) in headers {
+            let name =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| UpstreamError::BadHeader)?;
+            let mut value = HeaderValue::from_str(value).map_err(|_| UpstreamError::BadHeader)?;
+            value.set_sensitive(true);
+            map.append(name, value);
         }
+        self.client.request(request).await.map_err(|e| classify(&e))
     }
+}
+
+/// What a failed send means, from the error's causes (the resolver's refusal, a timeout).
+fn classify(err: &hyper_util::client::legacy::Error) -> UpstreamError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(c) = cause {
+        if let Some(UpstreamError::PrivateAddress) = c.downcast_ref::<UpstreamError>() {
+            return UpstreamError::PrivateAddress;
+        }
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return UpstreamError::ConnectTimeout;
+        }
+        cause = c.source();
+    }
+    UpstreamError::Connect
+}
+
+/// An answer's body as a stream of chunks.
+pub fn body_stream(response: UpstreamResponse) -> BodyStream {
+    BodyDataStream::new(response.into_body())
 }
 
 #[cfg(test)]
@@ -208,7 +292,7 @@ mod tests {
 
     #[test]
     fn literal_private_urls_are_refused_unless_allowed() {
-        let strict = Upstream::new(UpstreamSettings::default()).unwrap();
+        let strict = Upstream::new(&UpstreamSettings::default());
         for url in [
             "http://127.0.0.1:8080/v1",
             "http://[::1]/v1",
@@ -225,30 +309,30 @@ mod tests {
             strict.check_url("file:///etc/passwd"),
             Err(UpstreamError::BadUrl)
         ));
-        let open = Upstream::new(UpstreamSettings {
+        let open = Upstream::new(&UpstreamSettings {
             allow_private: true,
             ..UpstreamSettings::default()
-        })
-        .unwrap();
+        });
         assert!(open.check_url("http://127.0.0.1:8080/v1").is_ok());
     }
 
     #[tokio::test]
     async fn names_resolving_to_private_addresses_are_refused_at_dial_time() {
         use std::str::FromStr;
-        let strict = GuardedResolver {
+        use tower::Service as _;
+        let mut strict = GuardedResolver {
             allow_private: false,
         };
         let name = Name::from_str("localhost").unwrap();
         assert!(
-            strict.resolve(name).await.is_err(),
+            matches!(strict.call(name).await, Err(UpstreamError::PrivateAddress)),
             "localhost resolves to loopback only"
         );
-        let open = GuardedResolver {
+        let mut open = GuardedResolver {
             allow_private: true,
         };
         let addrs: Vec<SocketAddr> = open
-            .resolve(Name::from_str("localhost").unwrap())
+            .call(Name::from_str("localhost").unwrap())
             .await
             .unwrap()
             .collect();
