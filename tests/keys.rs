@@ -301,3 +301,57 @@ async fn a_separate_gateway_sees_revocations_through_the_change_log() {
     );
     gateway.shutdown().await;
 }
+
+/// Last-used times are written for a whole batch of keys in one statement, and never move back.
+#[tokio::test]
+async fn last_used_times_are_written_in_one_batch_and_never_move_back() {
+    use chrono::{DateTime, Duration as Span, Utc};
+    use flo2_core::GatewayKeyId;
+
+    let app = TestApp::start().await;
+    let a = app.signup("dev@example.com", "Acme").await;
+    let team = app.team(&a.token, "t").await;
+    let mut ids = Vec::new();
+    for name in ["one", "two", "three"] {
+        let (id, _) = app.api_key(&a.token, &team, name).await;
+        ids.push(id);
+    }
+    let last_used = |id: String| {
+        let app = &app;
+        let token = a.token.clone();
+        async move {
+            let (_, body) = app.get(&format!("/api/v1/api-keys/{id}"), &token).await;
+            body["last_used_at"]
+                .as_str()
+                .map(|t| t.parse::<DateTime<Utc>>().unwrap())
+        }
+    };
+    let now = Utc::now();
+    let key = |i: usize| ids[i].parse::<GatewayKeyId>().unwrap();
+    app.store()
+        .touch_gateway_keys(&[(key(0), now), (key(1), now - Span::seconds(5))])
+        .await
+        .unwrap();
+    let first = last_used(ids[0].clone()).await.unwrap();
+    assert!(
+        (first - now).num_milliseconds().abs() < 1,
+        "{first} vs {now}"
+    );
+    let second = last_used(ids[1].clone()).await.unwrap();
+    assert!((second - (now - Span::seconds(5))).num_milliseconds().abs() < 1);
+    assert_eq!(
+        last_used(ids[2].clone()).await,
+        None,
+        "untouched keys stay unused"
+    );
+
+    // An older time (a slower replica's batch) leaves a newer one alone; a newer one wins.
+    app.store()
+        .touch_gateway_keys(&[(key(0), now - Span::seconds(60)), (key(1), now)])
+        .await
+        .unwrap();
+    assert_eq!(last_used(ids[0].clone()).await, Some(first));
+    let second = last_used(ids[1].clone()).await.unwrap();
+    assert!((second - now).num_milliseconds().abs() < 1);
+    app.store().touch_gateway_keys(&[]).await.unwrap();
+}

@@ -1,10 +1,12 @@
 //! Gateway keys: stored as SHA-256 hashes, looked up by hash at use time.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use flo2_core::{GatewayKeyId, OrgId, TeamId, UserId};
 
+use uuid::Uuid;
+
 use crate::changes::{write_with_change, Change};
-use crate::pool::{on_pool, BeginWrite as _};
+use crate::pool::{on_pool, Pool};
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
 
@@ -170,17 +172,52 @@ impl Store {
         &self,
         uses: &[(GatewayKeyId, DateTime<Utc>)],
     ) -> Result<(), StoreError> {
-        on_pool!(&self.pool, p => {
-            let mut tx = p.begin_write().await?;
-            for (id, at) in uses {
-                sqlx::query("UPDATE gateway_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)")
-                    .bind(DbUuid::from(*id))
-                    .bind(DbTime::from(*at))
-                    .execute(&mut *tx)
-                    .await?;
+        if uses.is_empty() {
+            return Ok(());
+        }
+        // One statement for the whole batch: a busy replica touches thousands of keys per
+        // interval, and a statement per key was thousands of round trips (PostgreSQL) or
+        // worker-thread hops (SQLite) competing with live traffic.
+        match &self.pool {
+            Pool::Postgres(p) => {
+                let ids: Vec<Uuid> = uses.iter().map(|(id, _)| id.as_uuid()).collect();
+                let times: Vec<DateTime<Utc>> = uses.iter().map(|(_, at)| *at).collect();
+                sqlx::query(
+                    "UPDATE gateway_keys AS k SET last_used_at = v.at \
+                     FROM UNNEST($1::uuid[], $2::timestamptz[]) AS v(id, at) \
+                     WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < v.at)",
+                )
+                .bind(ids)
+                .bind(times)
+                .execute(p)
+                .await?;
             }
-            tx.commit().await?;
-        });
+            Pool::Sqlite(p) => {
+                // `[[id, at], ...]` in the text forms the columns hold, so `<` compares times.
+                let pairs: Vec<(String, String)> = uses
+                    .iter()
+                    .map(|(id, at)| {
+                        (
+                            id.as_uuid().hyphenated().to_string(),
+                            at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                        )
+                    })
+                    .collect();
+                let json = serde_json::to_string(&pairs).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot encode last-used times: {e}"))
+                })?;
+                sqlx::query(
+                    "UPDATE gateway_keys SET last_used_at = v.at \
+                     FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS at \
+                           FROM json_each($1)) AS v \
+                     WHERE gateway_keys.id = v.id \
+                       AND (gateway_keys.last_used_at IS NULL OR gateway_keys.last_used_at < v.at)",
+                )
+                .bind(json)
+                .execute(p)
+                .await?;
+            }
+        }
         Ok(())
     }
 }
