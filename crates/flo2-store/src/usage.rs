@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use flo2_core::{CredentialId, GatewayKeyId, OrgId, TeamId};
 use uuid::Uuid;
 
-use crate::pool::{on_pool, BeginWrite as _};
+use crate::pool::{on_pool, BeginWrite as _, Pool};
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
 
@@ -186,6 +186,9 @@ impl Store {
         if records.is_empty() {
             return Ok(());
         }
+        if let Pool::Postgres(p) = &self.pool {
+            return insert_unnest(p, records).await;
+        }
         on_pool!(&self.pool, p => {
             let mut tx = p.begin_write().await?;
             for chunk in records.chunks(ROWS_PER_STATEMENT) {
@@ -214,4 +217,52 @@ impl Store {
         .await)?;
         Ok(rows.into_iter().map(UsageRecord::from).collect())
     }
+}
+
+/// PostgreSQL: the whole batch as one column array per field, in one statement whose text never
+/// changes, so it is parsed and planned once per connection instead of once per batch size.
+async fn insert_unnest(pool: &sqlx::PgPool, records: &[UsageRecord]) -> Result<(), StoreError> {
+    fn column<'r, T>(records: &'r [UsageRecord], f: impl Fn(&'r UsageRecord) -> T) -> Vec<T> {
+        records.iter().map(f).collect()
+    }
+    let r = records;
+    sqlx::query(&format!(
+        "INSERT INTO usage_records ({COLUMNS}) SELECT * FROM UNNEST(\
+         $1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::int8[], $7::text[], \
+         $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::uuid[], $14::int8[], \
+         $15::text[], $16::int8[], $17::int8[], $18::int8[], $19::int8[], $20::int8[], $21::int8[], \
+         $22::int8[], $23::bool[], $24::bool[], $25::int8[], $26::int8[], $27::timestamptz[], \
+         $28::timestamptz[]) ON CONFLICT (id) DO NOTHING"
+    ))
+    .bind(column(r, |r| r.id))
+    .bind(column(r, |r| r.org_id.as_uuid()))
+    .bind(column(r, |r| r.team_id.map(|t| t.as_uuid())))
+    .bind(column(r, |r| r.gateway_key_id.map(|k| k.as_uuid())))
+    .bind(column(r, |r| r.request_id))
+    .bind(column(r, |r| r.attempt))
+    .bind(column(r, |r| r.attempt_role.as_str()))
+    .bind(column(r, |r| r.inbound_api.as_str()))
+    .bind(column(r, |r| r.requested_model.as_str()))
+    .bind(column(r, |r| r.route.as_deref()))
+    .bind(column(r, |r| r.provider.as_str()))
+    .bind(column(r, |r| r.model.as_str()))
+    .bind(column(r, |r| r.credential_id.map(|c| c.as_uuid())))
+    .bind(column(r, |r| r.status))
+    .bind(column(r, |r| r.error_kind.as_deref()))
+    .bind(column(r, |r| r.input_tokens))
+    .bind(column(r, |r| r.output_tokens))
+    .bind(column(r, |r| r.cached_input_tokens))
+    .bind(column(r, |r| r.cache_write_tokens))
+    .bind(column(r, |r| r.reasoning_tokens))
+    .bind(column(r, |r| r.cost_picousd))
+    .bind(column(r, |r| r.baseline_cost_picousd))
+    .bind(column(r, |r| r.tokens_estimated))
+    .bind(column(r, |r| r.cache_hit))
+    .bind(column(r, |r| r.latency_ms))
+    .bind(column(r, |r| r.ttft_ms))
+    .bind(column(r, |r| r.started_at))
+    .bind(column(r, |r| r.finished_at))
+    .execute(pool)
+    .await?;
+    Ok(())
 }
