@@ -122,7 +122,7 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
                 },
                 ..GatewaySettings::default()
             },
-        );
+        )?;
         gateway.spawn_background(&tracker, &background);
         key_tester = Some(Arc::new(KeyTester(gateway.clone())));
         app = app.merge(flo2_gateway::router(gateway));

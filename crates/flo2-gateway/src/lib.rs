@@ -121,7 +121,11 @@ pub struct Gateway {
 
 impl GatewayState {
     /// Builds the caches, subscribes them to this process's changes, and builds the upstream client.
-    pub fn new(store: Store, keyring: Arc<MasterKeyring>, settings: GatewaySettings) -> Self {
+    pub fn new(
+        store: Store,
+        keyring: Arc<MasterKeyring>,
+        settings: GatewaySettings,
+    ) -> Result<Self, upstream::UpstreamError> {
         let keys = Arc::new(KeyCache::new(store.clone(), settings.key_cache_capacity));
         let orgs = Arc::new(OrgCache::new(
             store.clone(),
@@ -131,18 +135,18 @@ impl GatewayState {
         let caches = Caches::new(Arc::clone(&keys), Arc::clone(&orgs));
         change_watcher::subscribe(&store, &caches);
         let (usage, writer) = usage_sink::channel(settings.usage_spill.clone());
-        Self(Arc::new(Gateway {
+        Ok(Self(Arc::new(Gateway {
             store,
             keys,
             orgs,
             key_usage: Arc::default(),
-            upstream: Upstream::new(&settings.upstream),
+            upstream: Upstream::new(&settings.upstream)?,
             usage,
             usage_writer: Arc::new(std::sync::Mutex::new(Some(writer))),
             caches,
             health: Arc::new(health::Health::new(settings.health.clone())),
             settings: Arc::new(settings),
-        }))
+        })))
     }
 
     /// Starts the background work (change polling, last-used batching) on `tracker`; it stops

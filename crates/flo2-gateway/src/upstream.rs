@@ -68,6 +68,9 @@ pub enum UpstreamError {
     /// The connection was not established within the connect timeout.
     #[error("the provider did not accept a connection in time")]
     ConnectTimeout,
+    /// The TLS configuration cannot be built.
+    #[error("cannot configure TLS for upstream calls: {0}")]
+    Tls(String),
     /// The connection failed or broke before the answer's head arrived.
     #[error("cannot connect")]
     Connect,
@@ -157,15 +160,18 @@ const AGENT: &str = concat!("flo2/", env!("CARGO_PKG_VERSION"));
 
 impl Upstream {
     /// Builds the client.
-    pub fn new(settings: &UpstreamSettings) -> Self {
+    pub fn new(settings: &UpstreamSettings) -> Result<Self, UpstreamError> {
         let mut http = HttpConnector::new_with_resolver(GuardedResolver {
             allow_private: settings.allow_private,
         });
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(settings.connect_timeout));
+        // The crypto provider is named, not taken from the process default: a dependency that
+        // enabled a second provider in rustls would otherwise make this panic at start-up.
         let tls = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|e| UpstreamError::Tls(e.to_string()))?
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -174,11 +180,11 @@ impl Upstream {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_timer(TokioTimer::new())
             .build(tls);
-        Self {
+        Ok(Self {
             client,
             checked: moka::sync::Cache::new(10_000),
             allow_private: settings.allow_private,
-        }
+        })
     }
 
     /// Refuses IP-literal URLs that point to private addresses (names are checked at resolve time).
@@ -292,7 +298,7 @@ mod tests {
 
     #[test]
     fn literal_private_urls_are_refused_unless_allowed() {
-        let strict = Upstream::new(&UpstreamSettings::default());
+        let strict = Upstream::new(&UpstreamSettings::default()).unwrap();
         for url in [
             "http://127.0.0.1:8080/v1",
             "http://[::1]/v1",
@@ -312,7 +318,8 @@ mod tests {
         let open = Upstream::new(&UpstreamSettings {
             allow_private: true,
             ..UpstreamSettings::default()
-        });
+        })
+        .unwrap();
         assert!(open.check_url("http://127.0.0.1:8080/v1").is_ok());
     }
 
