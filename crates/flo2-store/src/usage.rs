@@ -142,8 +142,20 @@ const COLUMNS: &str = "id, org_id, team_id, gateway_key_id, request_id, attempt,
     cached_input_tokens, cache_write_tokens, reasoning_tokens, cost_picousd, baseline_cost_picousd, \
     tokens_estimated, cache_hit, latency_ms, ttft_ms, started_at, finished_at";
 
-/// Rows per INSERT: 28 binds each stays under SQLite's 32,766-parameter limit.
-const ROWS_PER_STATEMENT: usize = 500;
+/// SQLite statement sizes, in rows, a batch is cut into (largest first). Every statement text
+/// is parsed once and then reused from the statement cache; a statement per batch size was a new
+/// parse for nearly every batch. 256 rows × 28 binds stays under SQLite's 32,766 parameters.
+const STATEMENT_ROWS: [usize; 5] = [256, 64, 16, 4, 1];
+
+/// `records` cut into runs of [`STATEMENT_ROWS`] sizes, in order.
+fn statement_chunks<T>(mut records: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let size = STATEMENT_ROWS.into_iter().find(|&n| n <= records.len())?;
+        let (chunk, rest) = records.split_at(size);
+        records = rest;
+        Some(chunk)
+    })
+}
 
 macro_rules! push_record {
     ($b:expr, $r:expr) => {{
@@ -186,20 +198,21 @@ impl Store {
         if records.is_empty() {
             return Ok(());
         }
-        if let Pool::Postgres(p) = &self.pool {
-            return insert_unnest(p, records).await;
-        }
-        on_pool!(&self.pool, p => {
-            let mut tx = p.begin_write().await?;
-            for chunk in records.chunks(ROWS_PER_STATEMENT) {
-                let mut builder = sqlx::QueryBuilder::new(format!("INSERT INTO usage_records ({COLUMNS}) "));
-                builder.push_values(chunk, |mut b, r| push_record!(b, r));
-                builder.push(" ON CONFLICT (id) DO NOTHING");
-                builder.build().execute(&mut *tx).await?;
+        match &self.pool {
+            Pool::Postgres(p) => insert_unnest(p, records).await,
+            Pool::Sqlite(p) => {
+                let mut tx = p.begin_write().await?;
+                for chunk in statement_chunks(records) {
+                    let mut builder =
+                        sqlx::QueryBuilder::new(format!("INSERT INTO usage_records ({COLUMNS}) "));
+                    builder.push_values(chunk, |mut b, r| push_record!(b, r));
+                    builder.push(" ON CONFLICT (id) DO NOTHING");
+                    builder.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
             }
-            tx.commit().await?;
-        });
-        Ok(())
+        }
     }
 
     /// `org`'s records, oldest first (at most `limit`).
@@ -265,4 +278,19 @@ async fn insert_unnest(pool: &sqlx::PgPool, records: &[UsageRecord]) -> Result<(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_cut_into_the_fixed_statement_sizes_in_order() {
+        let records: Vec<i64> = (0..599).collect();
+        let sizes: Vec<usize> = statement_chunks(&records).map(<[_]>::len).collect();
+        assert_eq!(sizes, [256, 256, 64, 16, 4, 1, 1, 1]);
+        let order: Vec<i64> = statement_chunks(&records).flatten().copied().collect();
+        assert_eq!(order, records);
+        assert_eq!(statement_chunks::<i64>(&[]).count(), 0);
+    }
 }
