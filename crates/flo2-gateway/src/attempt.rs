@@ -15,7 +15,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::chat::{answer, read_limited, send, translate_error, upstream_error};
+use crate::chat::{answer, read_limited, send, timeout_error, translate_error, upstream_error};
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
 use crate::health::Outcome;
 use crate::meter::Meter;
@@ -179,18 +179,7 @@ pub async fn run(
     meter.estimate_input(req.needs.input_tokens);
     let started = Instant::now();
     let until = tokio::time::Instant::now() + timeout;
-    let timed_out = || {
-        let err = GatewayError::new(
-            format,
-            ErrorKind::Timeout,
-            format!(
-                "{} did not answer within {} ms",
-                target.provider,
-                timeout.as_millis()
-            ),
-        );
-        Failure::new(err, label, "timeout")
-    };
+    let timed_out = || Failure::new(timeout_error(format, &target, timeout), label, "timeout");
     let result = async {
         let url = providers::chat_url(
             target.provider,

@@ -1,6 +1,8 @@
 //! `POST /v1/chat/completions` and `POST /v1/messages`: authenticate, resolve the model, plan
 //! the upstream request, call it, and answer in the caller's format, metering the call.
 
+use std::time::Duration;
+
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -11,6 +13,7 @@ use flo2_llm::providers::{self, WireFamily};
 use flo2_llm::stream::encode::{self, AnthropicEncoder, OpenAiEncoder};
 use flo2_llm::translate::{anthropic, gemini, openai};
 use futures_util::StreamExt;
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde_json::Value;
 
 use crate::attempt::{Answer, Request};
@@ -22,7 +25,7 @@ use crate::plan::{Mode, Plan};
 use crate::request_id::RequestId;
 use crate::resolve::{resolve, ResolveError, Target};
 use crate::routing::{self, Candidate};
-use crate::upstream::{body_stream, UpstreamError, UpstreamResponse};
+use crate::upstream::{UpstreamError, UpstreamResponse};
 use crate::GatewayState;
 use flo2_core::route::{FallbackSettings, RaceMode};
 use flo2_core::Strategy;
@@ -435,34 +438,43 @@ fn unreachable(format: ApiFormat, target: &Target, why: &str) -> GatewayError {
 
 /// Reads a whole answer body, refusing one larger than [`MAX_UPSTREAM_BODY`].
 pub(crate) async fn read_limited(response: UpstreamResponse) -> Result<Bytes, String> {
+    collect_limited(response, MAX_UPSTREAM_BODY).await
+}
+
+/// Reads a whole body of at most `limit` bytes. A body that arrives in one chunk (most answers
+/// do) is passed on without a copy.
+async fn collect_limited<B>(response: http::Response<B>, limit: usize) -> Result<Bytes, String>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let too_large = || "the upstream answer is too large".to_owned();
     let declared = response
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_UPSTREAM_BODY as u64) {
-        return Err("the upstream answer is too large".into());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
     }
-    let mut stream = body_stream(response);
-    // Most answers arrive in one chunk, which is then passed on without a copy.
-    let Some(first) = stream.next().await else {
-        return Ok(Bytes::new());
-    };
-    let first = first.map_err(|_| "the upstream connection broke".to_owned())?;
-    let mut out: Option<Vec<u8>> = None;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| "the upstream connection broke".to_owned())?;
-        let buf = out.get_or_insert_with(|| first.to_vec());
-        if buf.len() + chunk.len() > MAX_UPSTREAM_BODY {
-            return Err("the upstream answer is too large".into());
-        }
-        buf.extend_from_slice(&chunk);
+    match Limited::new(response.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+        Err(_) => Err("the upstream connection broke".to_owned()),
     }
-    match out {
-        Some(buf) => Ok(Bytes::from(buf)),
-        None if first.len() > MAX_UPSTREAM_BODY => Err("the upstream answer is too large".into()),
-        None => Ok(first),
-    }
+}
+
+/// The caller's error when `target` did not answer within `limit`.
+pub(crate) fn timeout_error(format: ApiFormat, target: &Target, limit: Duration) -> GatewayError {
+    GatewayError::new(
+        format,
+        ErrorKind::Timeout,
+        format!(
+            "{} did not answer within {} ms",
+            target.provider,
+            limit.as_millis()
+        ),
+    )
 }
 
 /// An upstream error answer, passed on in the caller's shape with a faithful status, the
@@ -523,5 +535,67 @@ fn redact(message: &str, key: &str) -> String {
         message.replace(key, "*****")
     } else {
         message.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::stream;
+    use http_body_util::StreamBody;
+
+    type Chunk = Result<hyper::body::Frame<Bytes>, std::io::Error>;
+
+    fn response(
+        chunks: Vec<Chunk>,
+    ) -> http::Response<StreamBody<stream::Iter<std::vec::IntoIter<Chunk>>>> {
+        http::Response::new(StreamBody::new(stream::iter(chunks)))
+    }
+
+    fn data(text: &'static str) -> Chunk {
+        Ok(hyper::body::Frame::data(Bytes::from_static(
+            text.as_bytes(),
+        )))
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_whole_within_the_limit() {
+        let one = Bytes::from_static(b"{\"ok\":true}");
+        let got = collect_limited(
+            response(vec![Ok(hyper::body::Frame::data(one.clone()))]),
+            64,
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, one);
+        assert_eq!(
+            got.as_ptr(),
+            one.as_ptr(),
+            "a single chunk is passed on, not copied"
+        );
+        let got = collect_limited(response(vec![data("ab"), data("cd")]), 4)
+            .await
+            .unwrap();
+        assert_eq!(&got[..], b"abcd", "exactly the limit is allowed");
+    }
+
+    #[tokio::test]
+    async fn oversized_and_broken_bodies_are_refused() {
+        let err = collect_limited(response(vec![data("ab"), data("cde")]), 4)
+            .await
+            .unwrap_err();
+        assert_eq!(err, "the upstream answer is too large");
+        let mut declared = response(vec![data("a")]);
+        declared
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        let err = collect_limited(declared, 4).await.unwrap_err();
+        assert_eq!(
+            err, "the upstream answer is too large",
+            "refused before reading"
+        );
+        let broken = vec![data("ab"), Err(std::io::Error::other("reset"))];
+        let err = collect_limited(response(broken), 64).await.unwrap_err();
+        assert_eq!(err, "the upstream connection broke");
     }
 }

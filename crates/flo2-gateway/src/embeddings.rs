@@ -11,7 +11,7 @@ use flo2_llm::providers::{self, WireFamily};
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
-use crate::chat::{parse_body, read_limited, send, target_for, upstream_error};
+use crate::chat::{parse_body, read_limited, send, target_for, timeout_error, upstream_error};
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
 use crate::meter::Meter;
 use crate::plan::{Mode, Plan};
@@ -72,17 +72,7 @@ async fn run(
     };
     let mut meter = Meter::start(&state.usage, &caller, format, id.0, &requested, &target);
     let limit = state.settings.upstream.request_timeout;
-    let timed_out = || {
-        GatewayError::new(
-            format,
-            ErrorKind::Timeout,
-            format!(
-                "{} did not answer within {} ms",
-                target.provider,
-                limit.as_millis()
-            ),
-        )
-    };
+    let timed_out = || timeout_error(format, &target, limit);
     let until = tokio::time::Instant::now() + limit;
     let response =
         match tokio::time::timeout_at(until, send(&state, &target, &url, &plan, format)).await {

@@ -1,6 +1,6 @@
 //! Gateway keys: stored as SHA-256 hashes, looked up by hash at use time.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use flo2_core::{GatewayKeyId, OrgId, TeamId, UserId};
 
 use uuid::Uuid;
@@ -198,8 +198,8 @@ impl Store {
                     .iter()
                     .map(|(id, at)| {
                         (
-                            id.as_uuid().hyphenated().to_string(),
-                            at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                            DbUuid::from(*id).sqlite_text(),
+                            DbTime::from(*at).sqlite_text(),
                         )
                     })
                     .collect();

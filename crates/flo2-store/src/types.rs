@@ -26,6 +26,18 @@ impl DbTime {
     pub fn now() -> Self {
         Self::from(Utc::now())
     }
+
+    /// The SQLite column text: fixed-width, so comparing texts compares times.
+    pub(crate) fn sqlite_text(&self) -> String {
+        self.0.to_rfc3339_opts(SecondsFormat::Micros, true)
+    }
+}
+
+impl DbUuid {
+    /// The SQLite column text.
+    pub(crate) fn sqlite_text(&self) -> String {
+        self.0.hyphenated().to_string()
+    }
 }
 
 impl From<DateTime<Utc>> for DbTime {
@@ -66,7 +78,7 @@ impl Type<Sqlite> for DbUuid {
 
 impl<'q> Encode<'q, Sqlite> for DbUuid {
     fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
-        <String as Encode<'q, Sqlite>>::encode(self.0.hyphenated().to_string(), buf)
+        <String as Encode<'q, Sqlite>>::encode(self.sqlite_text(), buf)
     }
 }
 
@@ -106,8 +118,7 @@ impl Type<Sqlite> for DbTime {
 
 impl<'q> Encode<'q, Sqlite> for DbTime {
     fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
-        let text = self.0.to_rfc3339_opts(SecondsFormat::Micros, true);
-        <String as Encode<'q, Sqlite>>::encode(text, buf)
+        <String as Encode<'q, Sqlite>>::encode(self.sqlite_text(), buf)
     }
 }
 
@@ -146,8 +157,7 @@ mod tests {
     fn sqlite_time_text_sorts_like_time() {
         let a = DbTime::from(DateTime::from_timestamp(1_700_000_000, 0).unwrap());
         let b = DbTime::from(DateTime::from_timestamp(1_700_000_000, 500_000_000).unwrap());
-        let fa = a.0.to_rfc3339_opts(SecondsFormat::Micros, true);
-        let fb = b.0.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let (fa, fb) = (a.sqlite_text(), b.sqlite_text());
         assert_eq!(fa.len(), fb.len());
         assert!(fa < fb);
     }

@@ -157,38 +157,39 @@ fn statement_chunks<T>(mut records: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
-macro_rules! push_record {
-    ($b:expr, $r:expr) => {{
-        let r: &UsageRecord = $r;
-        $b.push_bind(DbUuid(r.id))
-            .push_bind(DbUuid::from(r.org_id))
-            .push_bind(r.team_id.map(DbUuid::from))
-            .push_bind(r.gateway_key_id.map(DbUuid::from))
-            .push_bind(DbUuid(r.request_id))
-            .push_bind(r.attempt)
-            .push_bind(r.attempt_role.as_str())
-            .push_bind(r.inbound_api.as_str())
-            .push_bind(r.requested_model.as_str())
-            .push_bind(r.route.as_deref())
-            .push_bind(r.provider.as_str())
-            .push_bind(r.model.as_str())
-            .push_bind(r.credential_id.map(DbUuid::from))
-            .push_bind(r.status)
-            .push_bind(r.error_kind.as_deref())
-            .push_bind(r.input_tokens)
-            .push_bind(r.output_tokens)
-            .push_bind(r.cached_input_tokens)
-            .push_bind(r.cache_write_tokens)
-            .push_bind(r.reasoning_tokens)
-            .push_bind(r.cost_picousd)
-            .push_bind(r.baseline_cost_picousd)
-            .push_bind(r.tokens_estimated)
-            .push_bind(r.cache_hit)
-            .push_bind(r.latency_ms)
-            .push_bind(r.ttft_ms)
-            .push_bind(DbTime::from(r.started_at))
-            .push_bind(DbTime::from(r.finished_at));
-    }};
+/// One record's values, in [`COLUMNS`] order, for a SQLite multi-row `VALUES` list.
+fn push_sqlite_row<'args>(
+    mut b: sqlx::query_builder::Separated<'_, 'args, sqlx::Sqlite, &'static str>,
+    r: &'args UsageRecord,
+) {
+    b.push_bind(DbUuid(r.id))
+        .push_bind(DbUuid::from(r.org_id))
+        .push_bind(r.team_id.map(DbUuid::from))
+        .push_bind(r.gateway_key_id.map(DbUuid::from))
+        .push_bind(DbUuid(r.request_id))
+        .push_bind(r.attempt)
+        .push_bind(r.attempt_role.as_str())
+        .push_bind(r.inbound_api.as_str())
+        .push_bind(r.requested_model.as_str())
+        .push_bind(r.route.as_deref())
+        .push_bind(r.provider.as_str())
+        .push_bind(r.model.as_str())
+        .push_bind(r.credential_id.map(DbUuid::from))
+        .push_bind(r.status)
+        .push_bind(r.error_kind.as_deref())
+        .push_bind(r.input_tokens)
+        .push_bind(r.output_tokens)
+        .push_bind(r.cached_input_tokens)
+        .push_bind(r.cache_write_tokens)
+        .push_bind(r.reasoning_tokens)
+        .push_bind(r.cost_picousd)
+        .push_bind(r.baseline_cost_picousd)
+        .push_bind(r.tokens_estimated)
+        .push_bind(r.cache_hit)
+        .push_bind(r.latency_ms)
+        .push_bind(r.ttft_ms)
+        .push_bind(DbTime::from(r.started_at))
+        .push_bind(DbTime::from(r.finished_at));
 }
 
 impl Store {
@@ -205,7 +206,7 @@ impl Store {
                 for chunk in statement_chunks(records) {
                     let mut builder =
                         sqlx::QueryBuilder::new(format!("INSERT INTO usage_records ({COLUMNS}) "));
-                    builder.push_values(chunk, |mut b, r| push_record!(b, r));
+                    builder.push_values(chunk, push_sqlite_row);
                     builder.push(" ON CONFLICT (id) DO NOTHING");
                     builder.build().execute(&mut *tx).await?;
                 }
