@@ -40,6 +40,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "FLO2_PREVIOUS_MASTER_KEYS", default: "", doc: "Comma-separated older master keys, still accepted for unwrapping during a rotation.", secret: true },
     s("FLO2_MIGRATE_ON_START", "true", "Apply database migrations at start (`false` when a separate `flo2 migrate` step runs them)."),
     s("FLO2_DB_MAX_CONNECTIONS", "16", "Most database connections per process."),
+    s("FLO2_WORKER_THREADS", "0", "Async worker threads; 0 means one per CPU core the process may use."),
     s("FLO2_LOG", "info", "Log filter, e.g. `info` or `info,flo2_gateway=debug`."),
     s("FLO2_LOG_FORMAT", "text", "`text` for people, `json` for log pipelines."),
     s("FLO2_PUBLIC_URL", "http://<FLO2_LISTEN>", "Base URL people reach flo2 at; used in invitation links."),
@@ -86,6 +87,8 @@ pub struct Config {
     pub migrate_on_start: bool,
     /// Database pool size.
     pub db_max_connections: u32,
+    /// Async worker threads; `None` means one per available core.
+    pub worker_threads: Option<usize>,
     /// Log filter.
     pub log: String,
     /// Log format.
@@ -244,6 +247,9 @@ impl Config {
                 .ok()
                 .filter(|n| *n > 0)
                 .ok_or_else(|| invalid("FLO2_DB_MAX_CONNECTIONS", "expected 1 or more"))?,
+            worker_threads: usize::try_from(num("FLO2_WORKER_THREADS")?)
+                .map_err(|_| invalid("FLO2_WORKER_THREADS", "too large"))
+                .map(|n| (n > 0).then_some(n))?,
             log: get("FLO2_LOG").to_owned(),
             log_format,
             public_url: opt("FLO2_PUBLIC_URL"),
@@ -398,6 +404,16 @@ mod tests {
             let key = s.env.trim_start_matches("FLO2_").to_lowercase();
             assert!(text.contains(&key), "{key} is missing from the example");
         }
+    }
+
+    #[test]
+    fn worker_threads_default_to_one_per_core() {
+        let c = Config::load_from(None, &[]).unwrap();
+        assert_eq!(c.worker_threads, None);
+        let c = Config::load_from(None, &env(&[("FLO2_WORKER_THREADS", "3")])).unwrap();
+        assert_eq!(c.worker_threads, Some(3));
+        let err = Config::load_from(None, &env(&[("FLO2_WORKER_THREADS", "many")])).unwrap_err();
+        assert!(err.to_string().starts_with("FLO2_WORKER_THREADS"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use axum::{Json, Router};
 use flo2_console::{ConsoleSettings, ConsoleState, SessionTokens};
 use flo2_gateway::upstream::UpstreamSettings;
@@ -167,6 +168,13 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Listen(config.listen, e))?;
+    // Without TCP_NODELAY, Nagle's algorithm holds a small write (the next SSE event) until the
+    // client acknowledges the previous one, which a delayed ACK can put off for 40 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    });
     let shutdown = cancel.clone();
     let serving = tokio::spawn(async move {
         // Client addresses reach handlers for login throttling.
