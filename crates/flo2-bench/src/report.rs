@@ -10,8 +10,9 @@ use crate::load::{Percentiles, RateRun};
 pub struct Floor {
     /// The fake's own latency at each rate.
     pub direct: Vec<(u64, Percentiles)>,
-    /// Latency behind the bare proxy at each rate, and its errors.
-    pub proxy: Vec<(u64, Percentiles, u64)>,
+    /// Latency behind the bare proxy at each rate, its errors and its context switches per
+    /// request.
+    pub proxy: Vec<(u64, Percentiles, u64, f64)>,
     pub stream_direct: Percentiles,
     pub stream_proxy: Percentiles,
     pub fake_rps: f64,
@@ -39,10 +40,12 @@ pub struct LatencyRow {
     pub flo2: Percentiles,
     pub added: Percentiles,
     pub errors: u64,
+    /// flo2's context switches per request over the run.
+    pub switches: f64,
 }
 
 impl LatencyRow {
-    pub fn new(rate: u64, path: &str, run: &RateRun, direct: Percentiles) -> Self {
+    pub fn new(rate: u64, path: &str, run: &RateRun, direct: Percentiles, switches: f64) -> Self {
         Self {
             rate,
             path: path.to_owned(),
@@ -50,18 +53,19 @@ impl LatencyRow {
             flo2: run.latency,
             added: run.latency.minus(direct),
             errors: run.errors,
+            switches,
         }
     }
 
     fn json(&self) -> Value {
-        json!({"rate": self.rate, "path": self.path, "errors": self.errors, "direct_us": pct(self.direct), "flo2_us": pct(self.flo2), "added_us": pct(self.added)})
+        json!({"rate": self.rate, "path": self.path, "errors": self.errors, "direct_us": pct(self.direct), "flo2_us": pct(self.flo2), "added_us": pct(self.added), "context_switches_per_request": self.switches})
     }
 
     fn md(&self) -> String {
         let a = self.added;
         format!(
-            "| {}/s | {} | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} |\n",
-            self.rate, self.path, a.p50, a.p90, a.p99, a.p999, self.errors
+            "| {}/s | {} | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} | {:.1} |\n",
+            self.rate, self.path, a.p50, a.p90, a.p99, a.p999, self.errors, self.switches
         )
     }
 }
@@ -74,7 +78,10 @@ pub struct DbReport {
     pub latency: Vec<LatencyRow>,
     pub stream_added: Percentiles,
     pub stream_errors: u64,
-    pub flo2_rps: f64,
+    /// Maximum throughput through flo2 and through the bare proxy, one figure per round; the
+    /// rounds alternate (proxy, then flo2), so both see the machine in the same state.
+    pub flo2_rounds: Vec<f64>,
+    pub proxy_rounds: Vec<f64>,
     /// Peak RSS from start through the scale run (configuration, warm-up, 1,000 req/s).
     pub peak_rss_scale_mib: f64,
     /// Peak RSS over the whole run, maximum throughput included.
@@ -84,8 +91,34 @@ pub struct DbReport {
     pub usage_rows: u64,
 }
 
+/// The median of a few figures (0 for none).
+pub fn median(figures: &[f64]) -> f64 {
+    let mut v = figures.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+impl DbReport {
+    /// flo2's median throughput over the bare proxy's median in the same rounds.
+    pub fn throughput_ratio(&self) -> f64 {
+        median(&self.flo2_rounds) / median(&self.proxy_rounds).max(1.0)
+    }
+}
+
 fn pct(p: Percentiles) -> Value {
     json!({"p50": p.p50, "p90": p.p90, "p99": p.p99, "p99.9": p.p999})
+}
+
+fn rounds(figures: &[f64]) -> String {
+    figures
+        .iter()
+        .map(|f| format!("{f:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn met(ok: bool) -> &'static str {
@@ -111,7 +144,7 @@ pub fn write(floor: &Floor, reports: &[DbReport], secs: u64) {
 
     let floor_json = json!({
         "direct_us": floor.direct.iter().map(|(r, p)| json!({"rate": r, "latency": pct(*p)})).collect::<Vec<_>>(),
-        "bare_proxy_added_us": floor.proxy.iter().map(|(r, p, e)| json!({"rate": r, "added": pct(p.minus(floor.direct_at(*r))), "errors": e})).collect::<Vec<_>>(),
+        "bare_proxy_added_us": floor.proxy.iter().map(|(r, p, e, sw)| json!({"rate": r, "added": pct(p.minus(floor.direct_at(*r))), "errors": e, "context_switches_per_request": sw})).collect::<Vec<_>>(),
         "stream_ttfb_direct_us": pct(floor.stream_direct),
         "bare_proxy_stream_ttfb_added_us": pct(floor.stream_proxy.minus(floor.stream_direct)),
         "max_throughput_rps": {"fake_alone": floor.fake_rps, "bare_proxy": floor.proxy_rps},
@@ -123,7 +156,8 @@ pub fn write(floor: &Floor, reports: &[DbReport], secs: u64) {
         "latency": r.latency.iter().map(LatencyRow::json).collect::<Vec<_>>(),
         "streaming_ttfb_added_us": pct(r.stream_added),
         "streaming_errors": r.stream_errors,
-        "max_throughput_rps": {"through_flo2": r.flo2_rps, "ratio_to_bare_proxy": r.flo2_rps / floor.proxy_rps},
+        "max_throughput_rps": {"through_flo2": median(&r.flo2_rounds), "bare_proxy_same_rounds": median(&r.proxy_rounds),
+            "ratio_to_bare_proxy": r.throughput_ratio(), "flo2_rounds": r.flo2_rounds, "bare_proxy_rounds": r.proxy_rounds},
         "peak_rss_mib_through_scale_run": r.peak_rss_scale_mib,
         "peak_rss_mib": r.peak_rss_mib,
         "cpu_us_per_request": r.cpu_us_per_request,
@@ -149,11 +183,11 @@ flo2 runs with one tenant holding 10,000 gateway keys and 1,000 routes; the cach
 request per key first. The fixed-rate rows use one key and a provider/model name; the scale row spreads \
 its requests over every key and route.\n"
     );
-    md.push_str("\n## Floor: a bare hyper reverse proxy\n\n| rate | added p50 | p90 | p99 | p99.9 | errors |\n|---|---|---|---|---|---|\n");
-    for (rate, p, errors) in &floor.proxy {
+    md.push_str("\n## Floor: a bare hyper reverse proxy\n\n| rate | added p50 | p90 | p99 | p99.9 | errors | context switches per request |\n|---|---|---|---|---|---|---|\n");
+    for (rate, p, errors, switches) in &floor.proxy {
         let a = p.minus(floor.direct_at(*rate));
         md.push_str(&format!(
-            "| {rate}/s | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {errors} |\n",
+            "| {rate}/s | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {errors} | {switches:.1} |\n",
             a.p50, a.p90, a.p99, a.p999
         ));
     }
@@ -163,18 +197,19 @@ its requests over every key and route.\n"
         sp.p50, sp.p99, crate::STREAM_RATE, floor.proxy_rps, floor.fake_rps, floor.proxy_cpu_us_per_request
     ));
     for r in reports {
-        md.push_str(&format!("\n## flo2 on {}\n\n| rate | path | added p50 | p90 | p99 | p99.9 | errors |\n|---|---|---|---|---|---|---|\n", r.database));
+        md.push_str(&format!("\n## flo2 on {}\n\n| rate | path | added p50 | p90 | p99 | p99.9 | errors | context switches per request |\n|---|---|---|---|---|---|---|---|\n", r.database));
         for row in r.scale.iter().chain(&r.latency) {
             md.push_str(&row.md());
         }
         md.push_str(&format!(
             "\n- streaming time-to-first-byte added: p50 {:.0} µs, p99 {:.0} µs ({} req/s, {} errors)\n\
-- maximum throughput, 64 connections: {:.0} req/s, {:.0} % of the bare proxy's\n\
+- maximum throughput, 64 connections: {:.0} req/s, {:.0} % of the bare proxy's {:.0} req/s (medians of {} alternating rounds: flo2 {}; proxy {})\n\
 - peak RSS {:.1} MiB through configuration, warm-up and the scale run; {:.1} MiB over the whole run\n\
 - CPU {:.0} µs per request (flo2's user and system time over the measured runs)\n\
 - usage rows {} for {} requests sent\n",
             r.stream_added.p50, r.stream_added.p99, crate::STREAM_RATE, r.stream_errors,
-            r.flo2_rps, 100.0 * r.flo2_rps / floor.proxy_rps,
+            median(&r.flo2_rounds), 100.0 * r.throughput_ratio(), median(&r.proxy_rounds),
+            r.flo2_rounds.len(), rounds(&r.flo2_rounds), rounds(&r.proxy_rounds),
             r.peak_rss_scale_mib, r.peak_rss_mib, r.cpu_us_per_request, r.usage_rows, r.requests_sent
         ));
     }
@@ -195,7 +230,7 @@ its requests over every key and route.\n"
             .iter()
             .map(|row| row.added.p99)
             .fold(f64::MIN, f64::max);
-        let ratio = r.flo2_rps / floor.proxy_rps;
+        let ratio = r.throughput_ratio();
         for (target, figure, ok) in [
             (
                 "added p50 ≤ 150 µs at 1,000 req/s (worst row)",

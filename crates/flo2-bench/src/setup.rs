@@ -40,6 +40,29 @@ impl Proc {
         // After the command name: state is field 0, utime 11, stime 12; the clock ticks 100 Hz.
         (hwm, (ticks(11) + ticks(12)) / 100.0)
     }
+
+    /// Context switches so far, voluntary and not, summed over the process's live threads.
+    /// Every switch is a sleep and a wake-up, the costliest part of a request on a VM.
+    pub fn switches(&self) -> u64 {
+        let pid = self.0.id();
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return 0;
+        };
+        tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+            .flat_map(|status| {
+                status
+                    .lines()
+                    .filter_map(|l| {
+                        l.strip_prefix("voluntary_ctxt_switches:")
+                            .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .sum()
+    }
 }
 
 impl Drop for Proc {
@@ -259,6 +282,25 @@ pub async fn start_flo2(
 }
 
 impl Flo2 {
+    /// Waits (up to 30 s) until flo2 has written every queued usage record, so its background
+    /// writes do not slow the next measurement of something else.
+    pub async fn usage_drained(&self, http: &reqwest::Client) {
+        for _ in 0..300 {
+            let metrics = match http.get(format!("{}/metrics", self.base)).send().await {
+                Ok(resp) => resp.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            let depth = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("flo2_usage_queue_depth "))
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if depth == Some(0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Usage rows recorded so far, waiting up to 20 s for the pipeline to reach `expected`.
     pub async fn usage_rows(&self, http: &reqwest::Client, expected: u64) -> u64 {
         let mut calls = 0;
