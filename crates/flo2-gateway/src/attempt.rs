@@ -47,6 +47,8 @@ pub struct Request<'a> {
     pub route: Option<(&'a str, Option<ModelPrice>)>,
     /// The caller's body.
     pub body: &'a Value,
+    /// The caller's body length in bytes (the size an upstream body is written into).
+    pub body_len: usize,
     /// `anthropic-beta`, forwarded to Anthropic only.
     pub beta: Option<&'a str>,
     /// What the request needs.
@@ -142,7 +144,7 @@ pub async fn run(
     let format = req.format();
     let state = req.state;
     let credential = target.credential.id;
-    let mut plan = plan(format, &target, req.body.clone()).map_err(|e| Failure {
+    let mut plan = plan(format, &target, req.body, req.body_len).map_err(|e| Failure {
         unsupported: true,
         ..Failure::new(
             translate_error(format, e),

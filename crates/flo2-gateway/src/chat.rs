@@ -159,6 +159,7 @@ async fn handle(
         requested: &requested,
         route,
         body: &value,
+        body_len: body.len(),
         beta: beta.as_deref(),
         needs,
     };
@@ -185,7 +186,7 @@ async fn handle(
                 HeaderValue::from_static("application/json"),
             );
             // Exact USD (12 decimal places) at the organization's price for this model.
-            add_headers(&mut resp, &[("x-flo2-cost-usd", cost.to_string())]);
+            add_headers(&mut resp, [("x-flo2-cost-usd", cost.to_string())]);
             resp
         }
         Answer::Stream { prefix, relay } => {
@@ -196,7 +197,7 @@ async fn handle(
     };
     add_headers(
         &mut resp,
-        &[
+        [
             ("x-flo2-provider", target.provider.as_str().to_owned()),
             ("x-flo2-model", target.model.clone()),
         ],
@@ -318,7 +319,7 @@ fn add_trace_headers(
             .collect();
         headers.push(("x-flo2-attempt-errors", joined));
     }
-    add_headers(resp, &headers);
+    add_headers(resp, headers);
 }
 
 async fn org_config(
@@ -344,10 +345,11 @@ fn resolve_error(format: ApiFormat, e: &ResolveError) -> GatewayError {
     GatewayError::new(format, kind, e.to_string())
 }
 
-fn add_headers(resp: &mut Response, headers: &[(&'static str, String)]) {
+/// Sets each header whose value is valid; the `String` becomes the header value without a copy.
+fn add_headers(resp: &mut Response, headers: impl IntoIterator<Item = (&'static str, String)>) {
     for (name, value) in headers {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            resp.headers_mut().insert(*name, v);
+        if let Ok(v) = HeaderValue::try_from(value) {
+            resp.headers_mut().insert(name, v);
         }
     }
 }
@@ -398,13 +400,6 @@ pub(crate) async fn send(
     plan: &Plan,
     format: ApiFormat,
 ) -> Result<UpstreamResponse, GatewayError> {
-    let body = serde_json::to_vec(&plan.body).map_err(|_| {
-        GatewayError::new(
-            format,
-            ErrorKind::Internal,
-            "cannot encode the upstream request",
-        )
-    })?;
     let auth = providers::auth_headers(target.provider, target.credential.secret.expose());
     let headers = auth
         .iter()
@@ -412,7 +407,7 @@ pub(crate) async fn send(
         .map(|(name, value)| (*name, value.as_str()));
     state
         .upstream
-        .post_json(url, headers, Bytes::from(body))
+        .post_json(url, headers, plan.body.clone())
         .await
         .map_err(|e| match e {
             UpstreamError::ConnectTimeout => GatewayError::new(

@@ -63,7 +63,7 @@ async fn run(
         map.insert("model".into(), json!(target.model));
     }
     let plan = Plan {
-        body: value,
+        body: Bytes::from(value.to_string()),
         mode: Mode::Passthrough,
         family: WireFamily::OpenAi,
         stream: false,

@@ -84,6 +84,7 @@ impl GatewayState {
             requested: &label,
             route: None,
             body: &body,
+            body_len: 128,
             beta: None,
             needs: Needs::of(&body),
         };

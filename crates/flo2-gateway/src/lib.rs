@@ -20,6 +20,7 @@ pub mod meter;
 mod models;
 pub mod needs;
 pub mod org_cache;
+mod passthrough_body;
 pub mod plan;
 pub mod relay;
 pub mod request_id;

@@ -1,18 +1,20 @@
 //! Turning an inbound request into the upstream request: same-format calls forward the body with
 //! minimal rewriting; cross-format calls translate through the common model.
 
+use axum::body::Bytes;
 use flo2_core::ProviderKind;
-use flo2_llm::common::TranslateError;
+use flo2_llm::common::{InvalidRequest, TranslateError};
 use flo2_llm::providers::{self, WireFamily};
 use flo2_llm::translate::{anthropic, gemini, openai};
 use serde_json::{json, Value};
 
 use crate::error::ApiFormat;
+use crate::passthrough_body::{Forwarded, StreamOptions};
 use crate::resolve::Target;
 
 /// Body fields that could steer the upstream or its credentials. They are never honoured, and
 /// removed at any depth before a body is forwarded, in case an OpenAI-compatible proxy would.
-const STEERING_FIELDS: &[&str] = &[
+pub(crate) const STEERING_FIELDS: &[&str] = &[
     "api_base",
     "base_url",
     "baseURL",
@@ -37,8 +39,8 @@ pub enum Mode {
 
 /// The upstream request.
 pub struct Plan {
-    /// JSON body to send.
-    pub body: Value,
+    /// JSON body to send, serialized.
+    pub body: Bytes,
     /// How to relay the answer.
     pub mode: Mode,
     /// The upstream's wire family.
@@ -49,21 +51,6 @@ pub struct Plan {
     pub client_wants_stream_usage: bool,
     /// Headers to send besides the provider's auth headers.
     pub extra_headers: Vec<(&'static str, String)>,
-}
-
-fn strip_steering(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            for field in STEERING_FIELDS {
-                map.remove(*field);
-            }
-            for child in map.values_mut() {
-                strip_steering(child);
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(strip_steering),
-        _ => {}
-    }
 }
 
 fn refuse_foreign(
@@ -83,8 +70,14 @@ fn refuse_foreign(
     }
 }
 
-/// Builds the upstream request for `body` from a caller speaking `inbound`.
-pub fn plan(inbound: ApiFormat, target: &Target, mut body: Value) -> Result<Plan, TranslateError> {
+/// Builds the upstream request for `body` from a caller speaking `inbound`; `size_hint` is the
+/// caller's body length, the buffer a same-format body is written into.
+pub fn plan(
+    inbound: ApiFormat,
+    target: &Target,
+    body: &Value,
+    size_hint: usize,
+) -> Result<Plan, TranslateError> {
     let family = providers::family(target.provider);
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let client_wants_stream_usage = body
@@ -96,27 +89,24 @@ pub fn plan(inbound: ApiFormat, target: &Target, mut body: Value) -> Result<Plan
         (inbound, family),
         (ApiFormat::OpenAi, WireFamily::OpenAi) | (ApiFormat::Anthropic, WireFamily::Anthropic)
     );
-    if passthrough {
-        strip_steering(&mut body);
-        if let Some(map) = body.as_object_mut() {
-            map.insert("model".into(), json!(target.model));
-            if family == WireFamily::OpenAi {
-                if target.provider != ProviderKind::OpenAi {
-                    if let Some(v) = map.remove("max_completion_tokens") {
-                        map.entry("max_tokens").or_insert(v);
-                    }
-                }
-                if stream {
-                    if providers::accepts_stream_options(target.provider) {
-                        map.insert("stream_options".into(), json!({"include_usage": true}));
-                    } else {
-                        map.remove("stream_options");
-                    }
-                }
-            }
-        }
+    if let (true, Some(map)) = (passthrough, body.as_object()) {
+        let openai_family = family == WireFamily::OpenAi;
+        let stream_options = match (
+            openai_family && stream,
+            providers::accepts_stream_options(target.provider),
+        ) {
+            (false, _) => StreamOptions::Keep,
+            (true, true) => StreamOptions::IncludeUsage,
+            (true, false) => StreamOptions::Drop,
+        };
+        let forwarded = Forwarded {
+            body: map,
+            model: &target.model,
+            max_tokens_for_max_completion: openai_family && target.provider != ProviderKind::OpenAi,
+            stream_options,
+        };
         return Ok(Plan {
-            body,
+            body: Bytes::from(forwarded.to_vec(size_hint + 64).map_err(encode_error)?),
             mode: Mode::Passthrough,
             family,
             stream,
@@ -126,12 +116,12 @@ pub fn plan(inbound: ApiFormat, target: &Target, mut body: Value) -> Result<Plan
     }
     let mut common = match inbound {
         ApiFormat::OpenAi => {
-            refuse_foreign(&body, openai::OPENAI_ONLY, target.provider)?;
-            openai::parse_request(&body)?
+            refuse_foreign(body, openai::OPENAI_ONLY, target.provider)?;
+            openai::parse_request(body)?
         }
         ApiFormat::Anthropic => {
-            refuse_foreign(&body, anthropic::ANTHROPIC_ONLY, target.provider)?;
-            anthropic::parse_request(&body)?
+            refuse_foreign(body, anthropic::ANTHROPIC_ONLY, target.provider)?;
+            anthropic::parse_request(body)?
         }
     };
     common.model = target.model.clone();
@@ -145,13 +135,20 @@ pub fn plan(inbound: ApiFormat, target: &Target, mut body: Value) -> Result<Plan
         WireFamily::Gemini => gemini::write_request(&common)?,
     };
     Ok(Plan {
-        body: out,
+        body: Bytes::from(serde_json::to_vec(&out).map_err(encode_error)?),
         mode: Mode::Translate,
         family,
         stream,
         client_wants_stream_usage,
         extra_headers: Vec::new(),
     })
+}
+
+/// serde_json cannot fail to write a `Value` (its keys are strings); kept as an error, not a panic.
+fn encode_error(e: serde_json::Error) -> TranslateError {
+    TranslateError::Invalid(InvalidRequest(format!(
+        "cannot encode the upstream request: {e}"
+    )))
 }
 
 #[cfg(test)]
@@ -183,20 +180,23 @@ mod tests {
         let p = plan(
             ApiFormat::OpenAi,
             &target(ProviderKind::Groq, "llama"),
-            body,
+            &body,
+            0,
         )
         .unwrap();
         assert_eq!(p.mode, Mode::Passthrough);
-        assert_eq!(p.body["model"], "llama");
-        assert_eq!(p.body["stream_options"]["include_usage"], true);
+        let sent: Value = serde_json::from_slice(&p.body).unwrap();
+        assert_eq!(sent["model"], "llama");
+        assert_eq!(sent["stream_options"]["include_usage"], true);
         assert!(!p.client_wants_stream_usage);
-        assert_eq!(p.body["max_tokens"], 9);
+        assert_eq!(sent["max_tokens"], 9);
+        assert!(sent.get("max_completion_tokens").is_none());
         assert_eq!(
-            p.body["seed"], 3,
+            sent["seed"], 3,
             "unknown and provider-specific fields pass untouched"
         );
-        assert_eq!(p.body["new_feature"], json!({"a": 1}));
-        let text = p.body.to_string();
+        assert_eq!(sent["new_feature"], json!({"a": 1}));
+        let text = sent.to_string();
         assert!(
             !text.contains("evil") && !text.contains("api_key"),
             "{text}"
@@ -209,7 +209,8 @@ mod tests {
         let err = plan(
             ApiFormat::OpenAi,
             &target(ProviderKind::Anthropic, "claude"),
-            body,
+            &body,
+            0,
         )
         .err()
         .unwrap();
@@ -218,18 +219,21 @@ mod tests {
         assert!(plan(
             ApiFormat::Anthropic,
             &target(ProviderKind::OpenAi, "gpt"),
-            body
+            &body,
+            0
         )
         .is_err());
         let ok = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "stream": true});
         let p = plan(
             ApiFormat::Anthropic,
             &target(ProviderKind::OpenAi, "gpt-4o"),
-            ok,
+            &ok,
+            0,
         )
         .unwrap();
         assert_eq!(p.mode, Mode::Translate);
-        assert_eq!(p.body["max_completion_tokens"], 5);
-        assert_eq!(p.body["stream_options"]["include_usage"], true);
+        let sent: Value = serde_json::from_slice(&p.body).unwrap();
+        assert_eq!(sent["max_completion_tokens"], 5);
+        assert_eq!(sent["stream_options"]["include_usage"], true);
     }
 }

@@ -27,7 +27,8 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
     );
     let mut response = next.run(request).instrument(span.clone()).await;
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "answered"));
-    if let Ok(value) = HeaderValue::from_str(&id.hyphenated().to_string()) {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    if let Ok(value) = HeaderValue::from_bytes(id.hyphenated().encode_lower(&mut text).as_bytes()) {
         response.headers_mut().insert(HEADER, value);
     }
     response

@@ -1,0 +1,182 @@
+//! The body of a same-format call, written straight from the caller's parsed request.
+//!
+//! A same-format call changes a few top-level fields (`model`, and for OpenAI-family upstreams
+//! `max_completion_tokens` and `stream_options`) and drops the steering fields at any depth.
+//! Writing the caller's JSON through this view makes those changes while it serializes, so an
+//! attempt never deep-copies the request (a fallback chain or a race makes one body per attempt,
+//! all from the same parsed request).
+
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::{Map, Value};
+
+use crate::plan::STEERING_FIELDS;
+
+/// What happens to the caller's `stream_options`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamOptions {
+    /// Forwarded as the caller sent it (or not at all).
+    Keep,
+    /// Replaced by `{"include_usage": true}`, so the stream reports usage for metering.
+    IncludeUsage,
+    /// Dropped: the upstream refuses the field.
+    Drop,
+}
+
+/// The caller's top-level object as the upstream receives it.
+pub struct Forwarded<'a> {
+    /// The caller's body.
+    pub body: &'a Map<String, Value>,
+    /// The upstream's model name.
+    pub model: &'a str,
+    /// Send `max_completion_tokens` as `max_tokens` (OpenAI-style servers other than OpenAI).
+    pub max_tokens_for_max_completion: bool,
+    /// What happens to `stream_options`.
+    pub stream_options: StreamOptions,
+}
+
+impl Forwarded<'_> {
+    /// The JSON text, in a buffer of `capacity` bytes to start with.
+    pub fn to_vec(&self, capacity: usize) -> serde_json::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(capacity);
+        serde_json::to_writer(&mut out, self)?;
+        Ok(out)
+    }
+}
+
+impl Serialize for Forwarded<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let rename = self.max_tokens_for_max_completion;
+        let has_max_tokens = self.body.contains_key("max_tokens");
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("model", self.model)?;
+        for (key, value) in self.body {
+            match key.as_str() {
+                "model" => continue,
+                "stream_options" if self.stream_options != StreamOptions::Keep => continue,
+                "max_completion_tokens" if rename => {
+                    if !has_max_tokens {
+                        map.serialize_entry("max_tokens", &Stripped(value))?;
+                    }
+                    continue;
+                }
+                k if STEERING_FIELDS.contains(&k) => continue,
+                _ => map.serialize_entry(key, &Stripped(value))?,
+            }
+        }
+        if self.stream_options == StreamOptions::IncludeUsage {
+            map.serialize_entry("stream_options", &IncludeUsage)?;
+        }
+        map.end()
+    }
+}
+
+/// A value without steering fields at any depth.
+struct Stripped<'a>(&'a Value);
+
+impl Serialize for Stripped<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Object(object) => {
+                let mut map = serializer.serialize_map(None)?;
+                for (key, value) in object {
+                    if !STEERING_FIELDS.contains(&key.as_str()) {
+                        map.serialize_entry(key, &Stripped(value))?;
+                    }
+                }
+                map.end()
+            }
+            Value::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&Stripped(item))?;
+                }
+                seq.end()
+            }
+            scalar => scalar.serialize(serializer),
+        }
+    }
+}
+
+/// `{"include_usage": true}`.
+struct IncludeUsage;
+
+impl Serialize for IncludeUsage {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("include_usage", &true)?;
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn forward(body: Value, rename: bool, stream_options: StreamOptions) -> Value {
+        let view = Forwarded {
+            body: body.as_object().unwrap(),
+            model: "upstream-model",
+            max_tokens_for_max_completion: rename,
+            stream_options,
+        };
+        serde_json::from_slice(&view.to_vec(16).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn only_the_named_fields_change_and_steering_goes_at_any_depth() {
+        let body = json!({"model": "caller", "messages": [{"role": "user", "content": "hi", "api_key": "x",
+            "parts": [{"base_url": "evil", "text": "t"}]}], "api_base": "evil", "n": 2, "extra": {"organization": "o", "a": [1, null, true]}});
+        let got = forward(body, false, StreamOptions::Keep);
+        assert_eq!(
+            got,
+            json!({"model": "upstream-model", "messages": [{"role": "user", "content": "hi", "parts": [{"text": "t"}]}],
+                "n": 2, "extra": {"a": [1, null, true]}})
+        );
+    }
+
+    #[test]
+    fn max_completion_tokens_becomes_max_tokens_unless_both_are_there() {
+        let got = forward(
+            json!({"max_completion_tokens": 9}),
+            true,
+            StreamOptions::Keep,
+        );
+        assert_eq!(got, json!({"model": "upstream-model", "max_tokens": 9}));
+        let got = forward(
+            json!({"max_completion_tokens": 9, "max_tokens": 5}),
+            true,
+            StreamOptions::Keep,
+        );
+        assert_eq!(got, json!({"model": "upstream-model", "max_tokens": 5}));
+        let got = forward(
+            json!({"max_completion_tokens": 9}),
+            false,
+            StreamOptions::Keep,
+        );
+        assert_eq!(
+            got,
+            json!({"model": "upstream-model", "max_completion_tokens": 9})
+        );
+    }
+
+    #[test]
+    fn stream_options_are_kept_replaced_or_dropped() {
+        let body = json!({"stream": true, "stream_options": {"include_usage": false, "x": 1}});
+        assert_eq!(
+            forward(body.clone(), false, StreamOptions::Keep)["stream_options"],
+            json!({"include_usage": false, "x": 1})
+        );
+        assert_eq!(
+            forward(body.clone(), false, StreamOptions::IncludeUsage)["stream_options"],
+            json!({"include_usage": true})
+        );
+        assert_eq!(
+            forward(json!({"stream": true}), false, StreamOptions::IncludeUsage)["stream_options"],
+            json!({"include_usage": true})
+        );
+        assert!(forward(body, false, StreamOptions::Drop)
+            .get("stream_options")
+            .is_none());
+    }
+}
