@@ -48,7 +48,7 @@ pub const SETTINGS: &[Setting] = &[
     s("FLO2_SESSION_TTL_SECS", "43200", "Lifetime of management tokens and console sessions."),
     s("FLO2_INVITE_TTL_HOURS", "168", "Default validity of invitation links."),
     s("FLO2_CHANGE_POLL_MS", "1000", "How often a gateway polls the change log to refresh its caches."),
-    s("FLO2_KEY_TOUCH_INTERVAL_MS", "10000", "How often gateway-key last-used times are written."),
+    s("FLO2_KEY_TOUCH_INTERVAL_MS", "60000", "How often gateway-key last-used times are written."),
     s("FLO2_SHUTDOWN_GRACE_SECS", "25", "Time in-flight requests get to finish at shutdown."),
     s("FLO2_ALLOW_PRIVATE_UPSTREAMS", "false", "Let provider base URLs reach loopback, private and link-local addresses (self-hosted models on your network). Checked on the address actually dialled."),
     s("FLO2_UPSTREAM_TIMEOUT_SECS", "600", "Whole-call timeout for non-streaming upstream calls."),

@@ -72,7 +72,7 @@ impl Default for GatewaySettings {
     fn default() -> Self {
         Self {
             change_poll_interval: Duration::from_secs(1),
-            key_touch_interval: Duration::from_secs(10),
+            key_touch_interval: Duration::from_secs(60),
             key_cache_capacity: 100_000,
             org_cache_capacity: 10_000,
             upstream: UpstreamSettings::default(),
