@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use flo2_llm::common::TranslateError;
@@ -36,6 +36,10 @@ const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 const FAITHFUL: &[u16] = &[
     400, 401, 403, 404, 408, 409, 413, 422, 429, 500, 502, 503, 504, 529,
 ];
+
+/// Headers an answer carries (content type, cost, provider, model, attempts, route, target,
+/// credential, request id), reserved at once rather than grown twice.
+const ANSWER_HEADERS: usize = 12;
 
 /// OpenAI Chat Completions.
 pub async fn chat_completions(
@@ -181,12 +185,13 @@ async fn handle(
         }
         Answer::Complete { body, cost, .. } => {
             let mut resp = Response::new(Body::from(body));
+            resp.headers_mut().reserve(ANSWER_HEADERS);
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
             // Exact USD (12 decimal places) at the organization's price for this model.
-            add_headers(&mut resp, [("x-flo2-cost-usd", cost.to_string())]);
+            add_headers(&mut resp, [(names::COST, cost.to_string())]);
             resp
         }
         Answer::Stream { prefix, relay } => {
@@ -198,8 +203,8 @@ async fn handle(
     add_headers(
         &mut resp,
         [
-            ("x-flo2-provider", target.provider.as_str().to_owned()),
-            ("x-flo2-model", target.model.clone()),
+            (names::PROVIDER, target.provider.as_str().to_owned()),
+            (names::MODEL, target.model.clone()),
         ],
     );
     add_trace_headers(&mut resp, route_name(&req), Some(&target), &trace);
@@ -210,6 +215,7 @@ async fn handle(
 fn event_stream(body: Body) -> Response {
     let mut resp = Response::new(body);
     let headers = resp.headers_mut();
+    headers.reserve(ANSWER_HEADERS);
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
@@ -295,13 +301,14 @@ fn add_trace_headers(
     target: Option<&Target>,
     trace: &Trace,
 ) {
-    let mut headers = vec![("x-flo2-attempts", trace.attempts.to_string())];
+    let mut headers = Vec::with_capacity(5);
+    headers.push((names::ATTEMPTS, trace.attempts.to_string()));
     if let Some(route) = route {
-        headers.push(("x-flo2-route", route.to_owned()));
+        headers.push((names::ROUTE, route.to_owned()));
     }
     if let Some(t) = target {
-        headers.push(("x-flo2-target", format!("{}/{}", t.provider, t.model)));
-        headers.push(("x-flo2-credential", t.credential.id.to_string()));
+        headers.push((names::TARGET, format!("{}/{}", t.provider, t.model)));
+        headers.push((names::CREDENTIAL, t.credential.id.to_string()));
     }
     if !trace.failures.is_empty() {
         let joined: String = trace
@@ -317,7 +324,7 @@ fn add_trace_headers(
             })
             .take(2000)
             .collect();
-        headers.push(("x-flo2-attempt-errors", joined));
+        headers.push((names::ATTEMPT_ERRORS, joined));
     }
     add_headers(resp, headers);
 }
@@ -346,7 +353,22 @@ fn resolve_error(format: ApiFormat, e: &ResolveError) -> GatewayError {
 }
 
 /// Sets each header whose value is valid; the `String` becomes the header value without a copy.
-fn add_headers(resp: &mut Response, headers: impl IntoIterator<Item = (&'static str, String)>) {
+/// The names of the headers flo2 adds to answers, as constants: a `&str` name is parsed and
+/// validated again on every insert.
+mod names {
+    use axum::http::HeaderName;
+
+    pub const COST: HeaderName = HeaderName::from_static("x-flo2-cost-usd");
+    pub const PROVIDER: HeaderName = HeaderName::from_static("x-flo2-provider");
+    pub const MODEL: HeaderName = HeaderName::from_static("x-flo2-model");
+    pub const ATTEMPTS: HeaderName = HeaderName::from_static("x-flo2-attempts");
+    pub const ROUTE: HeaderName = HeaderName::from_static("x-flo2-route");
+    pub const TARGET: HeaderName = HeaderName::from_static("x-flo2-target");
+    pub const CREDENTIAL: HeaderName = HeaderName::from_static("x-flo2-credential");
+    pub const ATTEMPT_ERRORS: HeaderName = HeaderName::from_static("x-flo2-attempt-errors");
+}
+
+fn add_headers(resp: &mut Response, headers: impl IntoIterator<Item = (HeaderName, String)>) {
     for (name, value) in headers {
         if let Ok(v) = HeaderValue::try_from(value) {
             resp.headers_mut().insert(name, v);
@@ -389,7 +411,9 @@ pub(crate) fn answer(
         ApiFormat::OpenAi => openai::write_response(&common, chrono::Utc::now().timestamp()),
         ApiFormat::Anthropic => anthropic::write_response(&common),
     };
-    Ok((Bytes::from(out.to_string()), common.usage))
+    // `to_vec` writes straight into a buffer; `Value`'s `Display` goes through the formatter.
+    let out = serde_json::to_vec(&out).map_err(|e| format!("cannot encode the answer: {e}"))?;
+    Ok((Bytes::from(out), common.usage))
 }
 
 /// Sends the planned request to `url` with the target's key.
