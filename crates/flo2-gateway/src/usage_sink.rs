@@ -1,5 +1,5 @@
 //! Usage records leave the request path through a bounded queue; one writer task stores them in
-//! batches (at most every 200 ms) and loses none:
+//! batches (a batch gathers for 50 ms after its first record) and loses none:
 //!
 //! - while the database is unreachable, records wait in memory and the batch is retried with
 //!   backoff;
@@ -25,7 +25,11 @@ use tokio_util::sync::CancellationToken;
 /// How many records may wait in the queue between requests and the writer.
 pub const QUEUE_CAPACITY: usize = 100_000;
 const BATCH: usize = 1_000;
-const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// How long a batch gathers once its first record has arrived: a row per write would cost the
+/// database a transaction per request.
+const GATHER: Duration = Duration::from_millis(50);
+/// The first retry delay after a failed write; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Counters for `/metrics` and tests.
@@ -214,7 +218,7 @@ impl UsageWriter {
         let stats = Arc::clone(&self.stats);
         let mut spill = SpillFile::open(self.spill.clone()).await;
         let mut memory: VecDeque<UsageRecord> = VecDeque::new();
-        let mut backoff = FLUSH_EVERY;
+        let mut backoff = FIRST_BACKOFF;
         let mut stopping = false;
         let mut incoming = Vec::with_capacity(BATCH);
         loop {
@@ -223,8 +227,7 @@ impl UsageWriter {
                 tokio::select! {
                     n = self.rx.recv_many(&mut incoming, BATCH) => {
                         if n == 0 { stopping = true; }
-                        // Let a batch gather for a moment rather than writing one row at a time.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tokio::time::sleep(GATHER).await;
                     }
                     () = cancel.cancelled() => { stopping = true; }
                 }
@@ -308,7 +311,7 @@ impl UsageWriter {
                         u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
                         Ordering::Relaxed,
                     );
-                    backoff = FLUSH_EVERY;
+                    backoff = FIRST_BACKOFF;
                 }
                 Err(err) => {
                     stats.write_errors.fetch_add(1, Ordering::Relaxed);
