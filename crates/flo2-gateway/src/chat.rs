@@ -352,7 +352,6 @@ fn resolve_error(format: ApiFormat, e: &ResolveError) -> GatewayError {
     GatewayError::new(format, kind, e.to_string())
 }
 
-/// Sets each header whose value is valid; the `String` becomes the header value without a copy.
 /// The names of the headers flo2 adds to answers, as constants: a `&str` name is parsed and
 /// validated again on every insert.
 mod names {
@@ -368,6 +367,7 @@ mod names {
     pub const ATTEMPT_ERRORS: HeaderName = HeaderName::from_static("x-flo2-attempt-errors");
 }
 
+/// Sets each header whose value is valid; the `String` becomes the header value without a copy.
 fn add_headers(resp: &mut Response, headers: impl IntoIterator<Item = (HeaderName, String)>) {
     for (name, value) in headers {
         if let Ok(v) = HeaderValue::try_from(value) {

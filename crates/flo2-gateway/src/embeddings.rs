@@ -62,8 +62,16 @@ async fn run(
     if let Some(map) = value.as_object_mut() {
         map.insert("model".into(), json!(target.model));
     }
+    // `to_vec` writes straight into a buffer; `Value`'s `Display` goes through the formatter.
+    let body = serde_json::to_vec(&value).map_err(|e| {
+        GatewayError::new(
+            format,
+            ErrorKind::Internal,
+            format!("cannot encode the upstream request: {e}"),
+        )
+    })?;
     let plan = Plan {
-        body: Bytes::from(value.to_string()),
+        body: Bytes::from(body),
         mode: Mode::Passthrough,
         family: WireFamily::OpenAi,
         stream: false,

@@ -8,10 +8,8 @@ use axum::response::Response;
 use tracing::Instrument;
 use uuid::Uuid;
 
-/// The header name.
-pub const HEADER: &str = "x-flo2-request-id";
-/// The same, parsed once (a `&str` name is parsed again on every insert).
-const HEADER_NAME: HeaderName = HeaderName::from_static(HEADER);
+/// The header name, parsed once (a `&str` name is parsed again on every insert).
+pub const HEADER: HeaderName = HeaderName::from_static("x-flo2-request-id");
 
 /// The id of the current request, available to handlers as an extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,7 +29,7 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "answered"));
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
     if let Ok(value) = HeaderValue::from_bytes(id.hyphenated().encode_lower(&mut text).as_bytes()) {
-        response.headers_mut().insert(HEADER_NAME, value);
+        response.headers_mut().insert(HEADER, value);
     }
     response
 }
