@@ -148,7 +148,8 @@ async fn bench() {
             false,
         )
         .await;
-        let switches = (proxy_proc.switches() - switches) as f64 / behind.sent.max(1) as f64;
+        let switches =
+            proxy_proc.switches().saturating_sub(switches) as f64 / behind.sent.max(1) as f64;
         eprintln!(
             "{rate}/s: direct p50 {:.0}µs p99 {:.0}µs; bare proxy adds p50 {:.0}µs p99 {:.0}µs, {switches:.2} context switches per request",
             direct.latency.p50,
@@ -278,7 +279,7 @@ async fn bench() {
             &format!("{keys} keys × {routes} routes"),
             &at_scale,
             direct,
-            (f.proc.switches() - scale_switches) as f64 / at_scale.sent.max(1) as f64,
+            f.proc.switches().saturating_sub(scale_switches) as f64 / at_scale.sent.max(1) as f64,
         ));
         r.peak_rss_scale_mib = f.proc.stats().0 as f64 / 1024.0;
         eprintln!("{db} {SCALE_RATE}/s over {keys} keys and {routes} routes: added p50 {:.0}µs p99 {:.0}µs, errors {}; peak RSS so far {:.1} MiB",
@@ -299,7 +300,8 @@ async fn bench() {
                     false,
                 )
                 .await;
-                let switches = (f.proc.switches() - switches) as f64 / run.sent.max(1) as f64;
+                let switches =
+                    f.proc.switches().saturating_sub(switches) as f64 / run.sent.max(1) as f64;
                 sent += run.sent;
                 let row = LatencyRow::new(rate, label, &run, direct, switches);
                 eprintln!(

@@ -42,7 +42,8 @@ impl Proc {
     }
 
     /// Context switches so far, voluntary and not, summed over the process's live threads.
-    /// Every switch is a sleep and a wake-up, the costliest part of a request on a VM.
+    /// Every switch is a sleep and a wake-up, the costliest part of a request on a VM. A thread
+    /// that exits takes its count with it, so a later reading can be lower than an earlier one.
     pub fn switches(&self) -> u64 {
         let pid = self.0.id();
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -51,7 +52,7 @@ impl Proc {
         tasks
             .flatten()
             .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-            .flat_map(|status| {
+            .map(|status| {
                 status
                     .lines()
                     .filter_map(|l| {
@@ -59,7 +60,7 @@ impl Proc {
                             .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
                             .and_then(|v| v.trim().parse::<u64>().ok())
                     })
-                    .collect::<Vec<_>>()
+                    .sum::<u64>()
             })
             .sum()
     }
