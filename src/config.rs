@@ -40,7 +40,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "FLO2_PREVIOUS_MASTER_KEYS", default: "", doc: "Comma-separated older master keys, still accepted for unwrapping during a rotation.", secret: true },
     s("FLO2_MIGRATE_ON_START", "true", "Apply database migrations at start (`false` when a separate `flo2 migrate` step runs them)."),
     s("FLO2_DB_MAX_CONNECTIONS", "16", "Most database connections per process."),
-    s("FLO2_WORKER_THREADS", "0", "Async worker threads; 0 means one per CPU core the process may use."),
+    s("FLO2_WORKER_THREADS", "0", "Serving threads, each a single-threaded runtime that owns its connections; 0 means one per CPU core the process may use."),
     s("FLO2_LOG", "info", "Log filter, e.g. `info` or `info,flo2_gateway=debug`."),
     s("FLO2_LOG_FORMAT", "text", "`text` for people, `json` for log pipelines."),
     s("FLO2_PUBLIC_URL", "http://<FLO2_LISTEN>", "Base URL people reach flo2 at; used in invitation links."),
@@ -87,7 +87,7 @@ pub struct Config {
     pub migrate_on_start: bool,
     /// Database pool size.
     pub db_max_connections: u32,
-    /// Async worker threads; `None` means one per available core.
+    /// Serving threads; `None` means one per available core.
     pub worker_threads: Option<usize>,
     /// Log filter.
     pub log: String,

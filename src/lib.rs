@@ -5,6 +5,7 @@ pub mod admin;
 pub mod config;
 pub mod keyring;
 pub mod server;
+pub mod serving;
 
 use std::net::SocketAddr;
 

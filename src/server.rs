@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt as _;
 use axum::{Json, Router};
 use flo2_console::{ConsoleSettings, ConsoleState, SessionTokens};
 use flo2_gateway::upstream::UpstreamSettings;
@@ -20,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::serving::ServingThreads;
 use crate::{keyring, StartError};
 
 /// Which planes a process serves.
@@ -45,7 +45,7 @@ pub struct RunningServer {
     /// the last requests are still written.
     background: CancellationToken,
     tracker: TaskTracker,
-    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+    serving: ServingThreads,
     grace: std::time::Duration,
 }
 
@@ -168,23 +168,11 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Listen(config.listen, e))?;
-    // Without TCP_NODELAY, Nagle's algorithm holds a small write (the next SSE event) until the
-    // client acknowledges the previous one, which a delayed ACK can put off for 40 ms.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
-        }
+    let threads = config.worker_threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let shutdown = cancel.clone();
-    let serving = tokio::spawn(async move {
-        // Client addresses reach handlers for login throttling.
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-    });
+    let serving = ServingThreads::start(listener, app, threads, &cancel)
+        .map_err(|e| StartError::Listen(config.listen, e))?;
     tracing::info!(%addr, ?mode, database = ?store.dialect(), "flo2 is listening");
     Ok(RunningServer {
         addr,
@@ -201,17 +189,20 @@ impl RunningServer {
     /// Stops accepting connections, lets in-flight requests finish (up to the grace period),
     /// drains background work (pending writes are flushed), and closes the database.
     pub async fn shutdown(self) {
+        let mut serving = self.serving;
         self.cancel.cancel();
-        match tokio::time::timeout(self.grace, self.serving).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error during shutdown"),
-            Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
-            Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
+        if tokio::time::timeout(self.grace, serving.stopped())
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight requests did not finish within the grace period");
         }
         self.background.cancel();
         self.tracker.close();
         self.tracker.wait().await;
         self.store.close().await;
+        // Only now: database connections opened on the serving threads use their runtimes.
+        serving.release().await;
         tracing::info!("flo2 stopped");
     }
 

@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use thread_local::ThreadLocal;
 
 /// An upstream answer: status and headers read, the body still on the wire.
 pub type UpstreamResponse = Response<Incoming>;
@@ -145,11 +147,18 @@ impl tower::Service<Name> for GuardedResolver {
 
 type Connector = HttpsConnector<HttpConnector<GuardedResolver>>;
 
-/// The shared upstream client: hyper's pooled client over rustls (HTTP/2 when the provider
-/// offers it by ALPN, HTTP/1.1 keep-alive otherwise). No redirects are followed.
+type PooledClient = Client<Connector, Full<Bytes>>;
+
+/// The upstream client: hyper's pooled client over rustls (HTTP/2 when the provider offers it
+/// by ALPN, HTTP/1.1 keep-alive otherwise). No redirects are followed.
+///
+/// Each thread has its own connection pool. A pooled connection is driven by a task on the
+/// runtime that opened it; a request from another serving thread would wake that runtime's
+/// thread twice per call (see `flo2::serving`).
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<Connector, Full<Bytes>>,
+    connector: Connector,
+    clients: Arc<ThreadLocal<PooledClient>>,
     /// URLs already parsed and allowed. Parsing (with IDNA host processing) was a few percent
     /// of the gateway's CPU per request, and an organization calls few distinct URLs.
     checked: moka::sync::Cache<String, Uri>,
@@ -176,14 +185,21 @@ impl Upstream {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_timer(TokioTimer::new())
-            .build(tls);
         Ok(Self {
-            client,
+            connector: tls,
+            clients: Arc::new(ThreadLocal::new()),
             checked: moka::sync::Cache::new(10_000),
             allow_private: settings.allow_private,
+        })
+    }
+
+    /// This thread's client (built on its first call).
+    fn client(&self) -> &PooledClient {
+        self.clients.get_or(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_timer(TokioTimer::new())
+                .build(self.connector.clone())
         })
     }
 
@@ -243,7 +259,10 @@ impl Upstream {
             value.set_sensitive(true);
             map.append(name, value);
         }
-        self.client.request(request).await.map_err(|e| classify(&e))
+        self.client()
+            .request(request)
+            .await
+            .map_err(|e| classify(&e))
     }
 }
 

@@ -1,0 +1,334 @@
+//! Serving threads: one single-threaded tokio runtime per core, each owning the connections it
+//! is handed for their whole life.
+//!
+//! Why not tokio's work-stealing runtime: there, every gateway request woke a sibling worker
+//! that found nothing to do. hyper's body channel wakes the connection's own task when the
+//! handler takes the request body; tokio requeues a task that woke itself as a yield and wakes
+//! a parked worker to steal it. That was two futex calls and about two context switches per
+//! request (4.2 switches against the bare proxy's 2), and on a virtual machine a context switch
+//! costs tens of microseconds. A thread that owns its connections has no sibling to wake.
+//!
+//! One accept loop, on the caller's runtime, hands each accepted connection to the next thread
+//! in turn: one cross-thread wake per connection, none per request. Keep-alive connections
+//! (every SDK uses them) stay where they landed.
+//!
+//! The threads' runtimes outlive their servers. Database connections the console opened on a
+//! serving thread are still in the pool that background work (the usage writer) drains after
+//! the servers stop, so [`ServingThreads::release`] ends the runtimes only after the store is
+//! closed. Dropping [`ServingThreads`] without releasing them (a test that never shuts down)
+//! ends them at once.
+
+use std::future::IntoFuture as _;
+use std::io;
+use std::net::SocketAddr;
+
+use axum::serve::ListenerExt as _;
+use axum::Router;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// A connection on its way from the accept loop to a serving thread.
+type Handed = (std::net::TcpStream, SocketAddr);
+
+/// The running serving threads.
+pub struct ServingThreads {
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// One per thread: its server's result once it has stopped.
+    stopped: Vec<oneshot::Receiver<io::Result<()>>>,
+    /// Ends the threads' runtimes.
+    release: CancellationToken,
+}
+
+impl ServingThreads {
+    /// Serves `app` on `listener` from `threads` threads until `stop` fires (then gracefully:
+    /// open requests finish). The accept loop runs on the calling runtime.
+    pub fn start(
+        listener: TcpListener,
+        app: Router,
+        threads: usize,
+        stop: &CancellationToken,
+    ) -> io::Result<Self> {
+        let local = listener.local_addr()?;
+        let release = CancellationToken::new();
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        let mut stopped = Vec::new();
+        for i in 0..threads.max(1) {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let (done_tx, done_rx) = oneshot::channel();
+            let runtime = ThreadRuntime(Some(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?,
+            ));
+            let (app, stop, ends) = (app.clone(), stop.clone(), release.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("flo2-serve-{i}"))
+                .spawn(move || {
+                    let mut runtime = runtime;
+                    if let Some(runtime) = runtime.0.take() {
+                        runtime.block_on(serve_handed(rx, local, app, stop, ends, done_tx));
+                    }
+                });
+            match thread {
+                Ok(handle) => handles.push(handle),
+                Err(e) => {
+                    release.cancel();
+                    return Err(e);
+                }
+            }
+            senders.push(tx);
+            stopped.push(done_rx);
+        }
+        tokio::spawn(hand_out(listener, senders, stop.clone(), release.clone()));
+        Ok(Self {
+            threads: handles,
+            stopped,
+            release,
+        })
+    }
+
+    /// Waits until every thread's server has stopped (after `stop` fired and open requests
+    /// finished).
+    pub async fn stopped(&mut self) {
+        for done in self.stopped.drain(..) {
+            match done.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "server error during shutdown"),
+                Err(_) => tracing::error!("a serving thread ended unexpectedly"),
+            }
+        }
+    }
+
+    /// Ends the threads' runtimes (after the store is closed) and waits for the threads.
+    pub async fn release(mut self) {
+        self.release.cancel();
+        let threads = std::mem::take(&mut self.threads);
+        let joined =
+            tokio::task::spawn_blocking(move || threads.into_iter().all(|t| t.join().is_ok()))
+                .await;
+        if !matches!(joined, Ok(true)) {
+            tracing::error!("a serving thread panicked");
+        }
+    }
+}
+
+impl Drop for ServingThreads {
+    fn drop(&mut self) {
+        self.release.cancel();
+    }
+}
+
+/// A serving thread's runtime on its way to the thread. If the thread cannot be started, the
+/// runtime is dropped on the caller's async thread, where an ordinary drop would panic.
+struct ThreadRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for ThreadRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// One serving thread: serves what it is handed until `stop`, then keeps its runtime (and the
+/// I/O of anything opened on it) alive until `release`.
+async fn serve_handed(
+    rx: mpsc::UnboundedReceiver<Handed>,
+    local: SocketAddr,
+    app: Router,
+    stop: CancellationToken,
+    release: CancellationToken,
+    done: oneshot::Sender<io::Result<()>>,
+) {
+    // `tap_io` gives the listener axum's `ConnectInfo<SocketAddr>` (login throttling reads it).
+    let listener = Handoff { rx, local }.tap_io(|_| {});
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.cancelled_owned())
+    .into_future();
+    tokio::select! {
+        result = server => {
+            let _ = done.send(result);
+            release.cancelled().await;
+        }
+        () = release.cancelled() => {}
+    }
+}
+
+/// Accepts connections and hands them to the serving threads in turn, until `stop` (or the
+/// threads' `release`).
+async fn hand_out(
+    listener: TcpListener,
+    threads: Vec<mpsc::UnboundedSender<Handed>>,
+    stop: CancellationToken,
+    release: CancellationToken,
+) {
+    let mut next = 0;
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => return,
+            () = release.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, addr) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                accept_failed(&e).await;
+                continue;
+            }
+        };
+        // Without TCP_NODELAY, Nagle's algorithm holds a small write (the next SSE event)
+        // until the client acknowledges the previous one, which a delayed ACK can put off for
+        // 40 ms.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        }
+        // Off this runtime's reactor; the serving thread registers it with its own.
+        let tcp = match tcp.into_std() {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot hand over an accepted connection");
+                continue;
+            }
+        };
+        let Some(thread) = threads.get(next) else {
+            return;
+        };
+        next = (next + 1) % threads.len();
+        if thread.send((tcp, addr)).is_err() {
+            // The thread has ended: the server is going away.
+            return;
+        }
+    }
+}
+
+/// Per-connection failures (the peer gave up before the accept) are skipped; anything else
+/// (out of file descriptors, say) is logged and waited out for a moment instead of spinning.
+async fn accept_failed(e: &io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accepting a connection failed");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+}
+
+/// A serving thread's listener: the connections the accept loop hands it.
+struct Handoff {
+    rx: mpsc::UnboundedReceiver<Handed>,
+    local: SocketAddr,
+}
+
+impl axum::serve::Listener for Handoff {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+        loop {
+            let Some((tcp, addr)) = self.rx.recv().await else {
+                // The accept loop has stopped; the graceful shutdown ends this server.
+                return std::future::pending().await;
+            };
+            match TcpStream::from_std(tcp) {
+                Ok(tcp) => return (tcp, addr),
+                Err(e) => tracing::debug!(error = %e, "cannot take over a handed connection"),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+
+    /// The serving thread's name, and whether the caller's address reached the handler.
+    async fn whoami(
+        axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    ) -> String {
+        let name = std::thread::current().name().unwrap_or("?").to_owned();
+        format!("{name} {}", peer.ip().is_loopback())
+    }
+
+    async fn start(threads: usize) -> (ServingThreads, String, CancellationToken) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        let app = Router::new().route("/", get(whoami));
+        let serving = ServingThreads::start(listener, app, threads, &stop).unwrap();
+        (serving, url, stop)
+    }
+
+    /// A new connection per call, so each lands on the next thread.
+    async fn call(url: &str) -> String {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        client.get(url).send().await.unwrap().text().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn connections_are_spread_over_the_threads_and_shutdown_ends_them() {
+        let (mut serving, url, stop) = start(2).await;
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..4 {
+            seen.insert(call(&url).await);
+        }
+        let expected: std::collections::BTreeSet<String> =
+            ["flo2-serve-0 true", "flo2-serve-1 true"]
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+        assert_eq!(
+            seen, expected,
+            "round-robin over both threads, peer address known"
+        );
+        stop.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(5), serving.stopped())
+            .await
+            .expect("the servers stop once `stop` fires");
+        assert!(
+            tokio::net::TcpStream::connect(url.trim_start_matches("http://").trim_end_matches('/'))
+                .await
+                .is_err(),
+            "the listener is closed"
+        );
+        tokio::time::timeout(std::time::Duration::from_secs(5), serving.release())
+            .await
+            .expect("the threads end once released");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_threads_without_a_shutdown_ends_them() {
+        let (mut serving, url, _stop) = start(1).await;
+        assert_eq!(call(&url).await, "flo2-serve-0 true");
+        let threads = std::mem::take(&mut serving.threads);
+        drop(serving);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !threads.iter().all(std::thread::JoinHandle::is_finished) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the dropped thread still runs"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let client = reqwest::Client::new();
+        assert!(
+            client.get(&url).send().await.is_err(),
+            "nothing accepts connections any more"
+        );
+    }
+}
