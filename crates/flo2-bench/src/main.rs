@@ -31,7 +31,8 @@ use serde_json::json;
 use load::{fixed_rate, max_throughput, Call, Load};
 use report::{DbReport, Floor, LatencyRow};
 use setup::{
-    free_port, start_flo2, wait_ready, FreshPostgres, Proc, CROSS_FORMAT_MODEL, SAME_FORMAT_MODEL,
+    free_port, start_flo2, wait_ready, CpuTicks, FreshPostgres, Proc, CROSS_FORMAT_MODEL,
+    SAME_FORMAT_MODEL,
 };
 
 /// The rate the scale run exercises every key and route at.
@@ -78,6 +79,7 @@ fn main() {
 }
 
 async fn bench() {
+    let run_started = CpuTicks::now();
     let flo2_bin = env("FLO2_BENCH_FLO2", "target/release/flo2");
     let fake_bin = env("FLO2_BENCH_FAKE", "target/release/flo2-fake-upstream");
     let secs: u64 = env("FLO2_BENCH_SECS", "10").parse().unwrap();
@@ -139,7 +141,7 @@ async fn bench() {
             false,
         )
         .await;
-        let switches = proxy_proc.switches();
+        let (switches, cpu) = (proxy_proc.switches(), CpuTicks::now());
         let behind = fixed_rate(
             &http,
             &Load::one(proxy_url.clone(), None, plain.clone()),
@@ -148,10 +150,11 @@ async fn bench() {
             false,
         )
         .await;
+        let stolen = CpuTicks::now().stolen_since(cpu);
         let switches =
             proxy_proc.switches().saturating_sub(switches) as f64 / behind.sent.max(1) as f64;
         eprintln!(
-            "{rate}/s: direct p50 {:.0}µs p99 {:.0}µs; bare proxy adds p50 {:.0}µs p99 {:.0}µs, {switches:.2} context switches per request",
+            "{rate}/s: direct p50 {:.0}µs p99 {:.0}µs; bare proxy adds p50 {:.0}µs p99 {:.0}µs, {switches:.2} context switches per request, {stolen:.1} % CPU stolen",
             direct.latency.p50,
             direct.latency.p99,
             behind.latency.p50 - direct.latency.p50,
@@ -161,7 +164,7 @@ async fn bench() {
         proxy_sent += behind.sent;
         floor
             .proxy
-            .push((rate, behind.latency, behind.errors, switches));
+            .push((rate, behind.latency, behind.errors, switches, stolen));
     }
     let streamed = body("gpt-4o-mini", true);
     floor.stream_direct = fixed_rate(
@@ -271,7 +274,7 @@ async fn bench() {
             async move { fixed_rate(&http, &load, rate, secs, false).await.latency }
         };
         let direct = direct_now(SCALE_RATE).await;
-        let scale_switches = f.proc.switches();
+        let (scale_switches, cpu) = (f.proc.switches(), CpuTicks::now());
         let at_scale = fixed_rate(&http, &scale, SCALE_RATE, secs, false).await;
         sent += at_scale.sent;
         r.scale = Some(LatencyRow::new(
@@ -279,7 +282,11 @@ async fn bench() {
             &format!("{keys} keys × {routes} routes"),
             &at_scale,
             direct,
-            f.proc.switches().saturating_sub(scale_switches) as f64 / at_scale.sent.max(1) as f64,
+            (
+                f.proc.switches().saturating_sub(scale_switches) as f64
+                    / at_scale.sent.max(1) as f64,
+                CpuTicks::now().stolen_since(cpu),
+            ),
         ));
         r.peak_rss_scale_mib = f.proc.stats().0 as f64 / 1024.0;
         eprintln!("{db} {SCALE_RATE}/s over {keys} keys and {routes} routes: added p50 {:.0}µs p99 {:.0}µs, errors {}; peak RSS so far {:.1} MiB",
@@ -291,7 +298,7 @@ async fn bench() {
                 ("same-format (OpenAI→OpenAI)", SAME_FORMAT_MODEL),
                 ("cross-format (OpenAI→Anthropic)", CROSS_FORMAT_MODEL),
             ] {
-                let switches = f.proc.switches();
+                let (switches, cpu) = (f.proc.switches(), CpuTicks::now());
                 let run = fixed_rate(
                     &http,
                     &Load::one(gateway.clone(), Some(&f.keys[0]), body(model, false)),
@@ -300,12 +307,13 @@ async fn bench() {
                     false,
                 )
                 .await;
+                let stolen = CpuTicks::now().stolen_since(cpu);
                 let switches =
                     f.proc.switches().saturating_sub(switches) as f64 / run.sent.max(1) as f64;
                 sent += run.sent;
-                let row = LatencyRow::new(rate, label, &run, direct, switches);
+                let row = LatencyRow::new(rate, label, &run, direct, (switches, stolen));
                 eprintln!(
-                    "{db} {rate}/s {label}: added p50 {:.0}µs p99 {:.0}µs, errors {}, {switches:.2} context switches per request",
+                    "{db} {rate}/s {label}: added p50 {:.0}µs p99 {:.0}µs, errors {}, {switches:.2} context switches per request, {stolen:.1} % CPU stolen",
                     row.added.p50, row.added.p99, run.errors
                 );
                 r.latency.push(row);
@@ -373,5 +381,10 @@ async fn bench() {
         }
     }
     drop(proxy_proc);
-    report::write(&floor, &reports, secs);
+    report::write(
+        &floor,
+        &reports,
+        secs,
+        CpuTicks::now().stolen_since(run_started),
+    );
 }

@@ -10,9 +10,9 @@ use crate::load::{Percentiles, RateRun};
 pub struct Floor {
     /// The fake's own latency at each rate.
     pub direct: Vec<(u64, Percentiles)>,
-    /// Latency behind the bare proxy at each rate, its errors and its context switches per
-    /// request.
-    pub proxy: Vec<(u64, Percentiles, u64, f64)>,
+    /// Latency behind the bare proxy at each rate, its errors, its context switches per
+    /// request and the percentage of CPU time stolen meanwhile.
+    pub proxy: Vec<(u64, Percentiles, u64, f64, f64)>,
     pub stream_direct: Percentiles,
     pub stream_proxy: Percentiles,
     pub fake_rps: f64,
@@ -42,10 +42,18 @@ pub struct LatencyRow {
     pub errors: u64,
     /// flo2's context switches per request over the run.
     pub switches: f64,
+    /// The percentage of the machine's CPU time the hypervisor took during the run.
+    pub stolen: f64,
 }
 
 impl LatencyRow {
-    pub fn new(rate: u64, path: &str, run: &RateRun, direct: Percentiles, switches: f64) -> Self {
+    pub fn new(
+        rate: u64,
+        path: &str,
+        run: &RateRun,
+        direct: Percentiles,
+        (switches, stolen): (f64, f64),
+    ) -> Self {
         Self {
             rate,
             path: path.to_owned(),
@@ -54,18 +62,27 @@ impl LatencyRow {
             added: run.latency.minus(direct),
             errors: run.errors,
             switches,
+            stolen,
         }
     }
 
     fn json(&self) -> Value {
-        json!({"rate": self.rate, "path": self.path, "errors": self.errors, "direct_us": pct(self.direct), "flo2_us": pct(self.flo2), "added_us": pct(self.added), "context_switches_per_request": self.switches})
+        json!({"rate": self.rate, "path": self.path, "errors": self.errors, "direct_us": pct(self.direct), "flo2_us": pct(self.flo2), "added_us": pct(self.added), "context_switches_per_request": self.switches, "cpu_stolen_percent": self.stolen})
     }
 
     fn md(&self) -> String {
         let a = self.added;
         format!(
-            "| {}/s | {} | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} | {:.1} |\n",
-            self.rate, self.path, a.p50, a.p90, a.p99, a.p999, self.errors, self.switches
+            "| {}/s | {} | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} | {:.1} | {:.1} % |\n",
+            self.rate,
+            self.path,
+            a.p50,
+            a.p90,
+            a.p99,
+            a.p999,
+            self.errors,
+            self.switches,
+            self.stolen
         )
     }
 }
@@ -129,7 +146,8 @@ fn met(ok: bool) -> &'static str {
     }
 }
 
-pub fn write(floor: &Floor, reports: &[DbReport], secs: u64) {
+/// `stolen`: the percentage of the machine's CPU time the hypervisor took over the whole run.
+pub fn write(floor: &Floor, reports: &[DbReport], secs: u64, stolen: f64) {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -144,7 +162,7 @@ pub fn write(floor: &Floor, reports: &[DbReport], secs: u64) {
 
     let floor_json = json!({
         "direct_us": floor.direct.iter().map(|(r, p)| json!({"rate": r, "latency": pct(*p)})).collect::<Vec<_>>(),
-        "bare_proxy_added_us": floor.proxy.iter().map(|(r, p, e, sw)| json!({"rate": r, "added": pct(p.minus(floor.direct_at(*r))), "errors": e, "context_switches_per_request": sw})).collect::<Vec<_>>(),
+        "bare_proxy_added_us": floor.proxy.iter().map(|(r, p, e, sw, st)| json!({"rate": r, "added": pct(p.minus(floor.direct_at(*r))), "errors": e, "context_switches_per_request": sw, "cpu_stolen_percent": st})).collect::<Vec<_>>(),
         "stream_ttfb_direct_us": pct(floor.stream_direct),
         "bare_proxy_stream_ttfb_added_us": pct(floor.stream_proxy.minus(floor.stream_direct)),
         "max_throughput_rps": {"fake_alone": floor.fake_rps, "bare_proxy": floor.proxy_rps},
@@ -164,7 +182,7 @@ pub fn write(floor: &Floor, reports: &[DbReport], secs: u64) {
         "requests_sent": r.requests_sent,
         "usage_rows": r.usage_rows,
     })).collect();
-    let doc = json!({"date": date, "machine": {"cpus": cpus, "cpu": cpu_model}, "seconds_per_run": secs,
+    let doc = json!({"date": date, "machine": {"cpus": cpus, "cpu": cpu_model, "cpu_stolen_percent_over_run": stolen}, "seconds_per_run": secs,
         "floor": floor_json, "results": results});
     std::fs::write(
         "docs/benchmarks.json",
@@ -181,13 +199,16 @@ measured just before (open-loop arrivals, 1 KB bodies, non-streaming). Percentil
 can come out below a lower one, or negative, when the difference is within the noise.\n\n\
 flo2 runs with one tenant holding 10,000 gateway keys and 1,000 routes; the caches are warmed with one \
 request per key first. The fixed-rate rows use one key and a provider/model name; the scale row spreads \
-its requests over every key and route.\n"
+its requests over every key and route.\n\n\
+CPU stolen is the share of the machine's CPU time the hypervisor gave to other guests during a \
+measurement (steal time, `/proc/stat`); over this whole run it was {stolen:.1} %. A row measured while \
+much was stolen, or whose baseline was, is less reliable than the others.\n"
     );
-    md.push_str("\n## Floor: a bare hyper reverse proxy\n\n| rate | added p50 | p90 | p99 | p99.9 | errors | context switches per request |\n|---|---|---|---|---|---|---|\n");
-    for (rate, p, errors, switches) in &floor.proxy {
+    md.push_str("\n## Floor: a bare hyper reverse proxy\n\n| rate | added p50 | p90 | p99 | p99.9 | errors | context switches per request | CPU stolen |\n|---|---|---|---|---|---|---|---|\n");
+    for (rate, p, errors, switches, stolen) in &floor.proxy {
         let a = p.minus(floor.direct_at(*rate));
         md.push_str(&format!(
-            "| {rate}/s | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {errors} | {switches:.1} |\n",
+            "| {rate}/s | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {errors} | {switches:.1} | {stolen:.1} % |\n",
             a.p50, a.p90, a.p99, a.p999
         ));
     }
@@ -197,7 +218,7 @@ its requests over every key and route.\n"
         sp.p50, sp.p99, crate::STREAM_RATE, floor.proxy_rps, floor.fake_rps, floor.proxy_cpu_us_per_request
     ));
     for r in reports {
-        md.push_str(&format!("\n## flo2 on {}\n\n| rate | path | added p50 | p90 | p99 | p99.9 | errors | context switches per request |\n|---|---|---|---|---|---|---|---|\n", r.database));
+        md.push_str(&format!("\n## flo2 on {}\n\n| rate | path | added p50 | p90 | p99 | p99.9 | errors | context switches per request | CPU stolen |\n|---|---|---|---|---|---|---|---|---|\n", r.database));
         for row in r.scale.iter().chain(&r.latency) {
             md.push_str(&row.md());
         }

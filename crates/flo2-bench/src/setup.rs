@@ -66,6 +66,43 @@ impl Proc {
     }
 }
 
+/// The machine's CPU time so far, from `/proc/stat`: ticks stolen by the hypervisor (a shared
+/// VM's neighbours running on its cores), and all ticks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuTicks {
+    stolen: u64,
+    all: u64,
+}
+
+impl CpuTicks {
+    pub fn now() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        // cpu user nice system idle iowait irq softirq steal (guest time is inside user).
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        Self {
+            stolen: fields.get(7).copied().unwrap_or(0),
+            all: fields.iter().sum(),
+        }
+    }
+
+    /// The percentage of the machine's CPU time stolen since `earlier`.
+    pub fn stolen_since(self, earlier: Self) -> f64 {
+        let all = self.all.saturating_sub(earlier.all);
+        if all == 0 {
+            return 0.0;
+        }
+        100.0 * self.stolen.saturating_sub(earlier.stolen) as f64 / all as f64
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
