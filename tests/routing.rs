@@ -637,8 +637,9 @@ async fn race_first_answers_at_the_fastest_pace_and_cancels_the_losers_at_once()
         assert_eq!(headers["x-flo2-attempts"], "3");
         for slow in ["groq", "mistral"] {
             let fake = n.fake(slow);
+            // This round's disconnect, not an earlier round's.
             let closed = fake
-                .wait_for_disconnect(Duration::from_secs(2))
+                .wait_for_disconnects(rounds, Duration::from_secs(2))
                 .await
                 .expect("the loser's connection is closed");
             assert!(

@@ -132,15 +132,21 @@ impl FakeUpstream {
 
     /// Waits until a caller abandons a stream; returns when that was observed.
     pub async fn wait_for_disconnect(&self, timeout: Duration) -> Option<Instant> {
+        self.wait_for_disconnects(1, timeout).await
+    }
+
+    /// Waits until callers have abandoned `count` streams in all; returns when the latest was
+    /// observed, or `None` if fewer than `count` did within `timeout`.
+    pub async fn wait_for_disconnects(&self, count: usize, timeout: Duration) -> Option<Instant> {
         let deadline = Instant::now() + timeout;
         loop {
             let notified = self.shared.notify.notified();
-            if let Some(at) = *self.shared.last_disconnect.lock().unwrap() {
-                return Some(at);
+            if self.disconnects() >= count {
+                return *self.shared.last_disconnect.lock().unwrap();
             }
             let left = deadline.checked_duration_since(Instant::now())?;
-            if tokio::time::timeout(left, notified).await.is_err() {
-                return *self.shared.last_disconnect.lock().unwrap();
+            if tokio::time::timeout(left, notified).await.is_err() && self.disconnects() < count {
+                return None;
             }
         }
     }
@@ -305,8 +311,9 @@ impl HangUpGuard {
 impl Drop for HangUpGuard {
     fn drop(&mut self) {
         if !self.done {
-            self.state.disconnects.fetch_add(1, Ordering::SeqCst);
+            // The time first: a waiter that sees the new count must also see its time.
             *self.state.last_disconnect.lock().unwrap() = Some(Instant::now());
+            self.state.disconnects.fetch_add(1, Ordering::SeqCst);
             self.state.notify.notify_waiters();
         }
     }
