@@ -57,11 +57,17 @@ impl ServingThreads {
         for i in 0..threads.max(1) {
             let (tx, rx) = mpsc::unbounded_channel();
             let (done_tx, done_rx) = oneshot::channel();
-            let runtime = ThreadRuntime(Some(
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?,
-            ));
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => ThreadRuntime(Some(runtime)),
+                Err(e) => {
+                    // The threads already started must not wait for a release that never comes.
+                    release.cancel();
+                    return Err(e);
+                }
+            };
             let (app, stop, ends) = (app.clone(), stop.clone(), release.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("flo2-serve-{i}"))
