@@ -50,25 +50,23 @@ impl ServingThreads {
         stop: &CancellationToken,
     ) -> io::Result<Self> {
         let local = listener.local_addr()?;
-        let release = CancellationToken::new();
+        // Built first, so that an early return drops it, and its `Drop` ends the threads
+        // already started instead of leaving them waiting for a release.
+        let mut serving = Self {
+            threads: Vec::new(),
+            stopped: Vec::new(),
+            release: CancellationToken::new(),
+        };
         let mut senders = Vec::new();
-        let mut handles = Vec::new();
-        let mut stopped = Vec::new();
         for i in 0..threads.max(1) {
             let (tx, rx) = mpsc::unbounded_channel();
             let (done_tx, done_rx) = oneshot::channel();
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => ThreadRuntime(Some(runtime)),
-                Err(e) => {
-                    // The threads already started must not wait for a release that never comes.
-                    release.cancel();
-                    return Err(e);
-                }
-            };
-            let (app, stop, ends) = (app.clone(), stop.clone(), release.clone());
+            let runtime = ThreadRuntime(Some(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?,
+            ));
+            let (app, stop, ends) = (app.clone(), stop.clone(), serving.release.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("flo2-serve-{i}"))
                 .spawn(move || {
@@ -76,23 +74,18 @@ impl ServingThreads {
                     if let Some(runtime) = runtime.0.take() {
                         runtime.block_on(serve_handed(rx, local, app, stop, ends, done_tx));
                     }
-                });
-            match thread {
-                Ok(handle) => handles.push(handle),
-                Err(e) => {
-                    release.cancel();
-                    return Err(e);
-                }
-            }
+                })?;
+            serving.threads.push(thread);
+            serving.stopped.push(done_rx);
             senders.push(tx);
-            stopped.push(done_rx);
         }
-        tokio::spawn(hand_out(listener, senders, stop.clone(), release.clone()));
-        Ok(Self {
-            threads: handles,
-            stopped,
-            release,
-        })
+        tokio::spawn(hand_out(
+            listener,
+            senders,
+            stop.clone(),
+            serving.release.clone(),
+        ));
+        Ok(serving)
     }
 
     /// Waits until every thread's server has stopped (after `stop` fired and open requests
