@@ -719,3 +719,56 @@ async fn private_upstream_addresses_are_refused_unless_allowed() {
     assert_eq!(fake.request_count(), 0, "nothing was dialled");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_overhead_metric_counts_flo2s_own_time_and_not_the_upstreams() {
+    let s = setup().await;
+    let slow = Duration::from_millis(300);
+    for _ in 0..2 {
+        s.fake
+            .push(Scenario::text("late").usage(5, 1).first_byte_delay(slow));
+    }
+    let started = std::time::Instant::now();
+    let plain = s
+        .openai(json!({"model": "groq/llama-3.3-70b-versatile", "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(plain.status(), StatusCode::OK);
+    plain.bytes().await.unwrap();
+    // A stream across formats: the wait for its first token is the upstream's too.
+    let streamed = s
+        .anthropic(json!({"model": "openai/gpt-4o-mini", "max_tokens": 5, "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(streamed.status(), StatusCode::OK);
+    streamed.bytes().await.unwrap();
+    assert!(started.elapsed() >= 2 * slow);
+
+    let metrics = s
+        .app
+        .http
+        .get(s.app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(metrics.contains("# TYPE flo2_gateway_overhead_seconds histogram"));
+    assert_eq!(value("flo2_gateway_overhead_seconds_count"), 2.0);
+    assert_eq!(
+        value("flo2_gateway_overhead_seconds_bucket{le=\"+Inf\"}"),
+        2.0
+    );
+    let own = value("flo2_gateway_overhead_seconds_sum");
+    assert!(
+        own > 0.0 && own < slow.as_secs_f64(),
+        "the 2 × 300 ms upstream waits are not flo2's own time: {own} s"
+    );
+}

@@ -239,7 +239,8 @@ pub async fn run(
                 plan.client_wants_stream_usage,
                 meter,
             );
-            return match tokio::time::timeout_at(until, relay.prefetch()).await {
+            let first_token = crate::overhead::waiting(relay.prefetch());
+            return match tokio::time::timeout_at(until, first_token).await {
                 Ok(Ok(prefix)) => Ok(Answer::Stream {
                     prefix,
                     relay: Box::new(relay),

@@ -48,9 +48,9 @@ pub async fn chat_completions(
     id: Extension<RequestId>,
     body: Bytes,
 ) -> Response {
-    handle(state.0, caller, ApiFormat::OpenAi, id.0, None, body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    let state = state.0;
+    let handling = handle(state.clone(), caller, ApiFormat::OpenAi, id.0, None, body);
+    measure(&state, id.0, handling).await
 }
 
 /// Anthropic Messages.
@@ -66,9 +66,29 @@ pub async fn messages(
         .get("anthropic-beta")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    handle(state.0, caller, ApiFormat::Anthropic, id.0, beta, body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    let state = state.0;
+    let handling = handle(
+        state.clone(),
+        caller,
+        ApiFormat::Anthropic,
+        id.0,
+        beta,
+        body,
+    );
+    measure(&state, id.0, handling).await
+}
+
+/// Runs a request's handling and records flo2's own share of its time ([`crate::overhead`]).
+async fn measure(
+    state: &GatewayState,
+    id: RequestId,
+    handling: impl std::future::Future<Output = Result<Response, GatewayError>>,
+) -> Response {
+    let (result, waited) = crate::overhead::measured(handling).await;
+    state
+        .overhead
+        .record(id.arrived.elapsed().saturating_sub(waited));
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 pub(crate) fn parse_body(format: ApiFormat, body: &[u8]) -> Result<Value, GatewayError> {
@@ -159,7 +179,7 @@ async fn handle(
         caller: Some(&caller),
         org: caller.key.org,
         format,
-        request_id: request_id.0,
+        request_id: request_id.id,
         requested: &requested,
         route,
         body: &value,
@@ -476,7 +496,7 @@ where
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(response.into_body(), limit).collect().await {
+    match crate::overhead::waiting(Limited::new(response.into_body(), limit).collect()).await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
         Err(_) => Err("the upstream connection broke".to_owned()),

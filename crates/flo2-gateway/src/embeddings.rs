@@ -78,7 +78,7 @@ async fn run(
         client_wants_stream_usage: false,
         extra_headers: Vec::new(),
     };
-    let mut meter = Meter::start(&state.usage, &caller, format, id.0, &requested, &target);
+    let mut meter = Meter::start(&state.usage, &caller, format, id.id, &requested, &target);
     let limit = state.settings.upstream.request_timeout;
     let timed_out = || timeout_error(format, &target, limit);
     let until = tokio::time::Instant::now() + limit;

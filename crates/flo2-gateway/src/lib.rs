@@ -20,6 +20,7 @@ pub mod meter;
 mod models;
 pub mod needs;
 pub mod org_cache;
+pub mod overhead;
 mod passthrough_body;
 pub mod plan;
 pub mod relay;
@@ -118,6 +119,8 @@ pub struct Gateway {
     pub health: Arc<health::Health>,
     /// Settings.
     pub settings: Arc<GatewaySettings>,
+    /// flo2's own time per chat request ([`overhead`]).
+    pub overhead: overhead::Histogram,
 }
 
 impl GatewayState {
@@ -147,6 +150,7 @@ impl GatewayState {
             caches,
             health: Arc::new(health::Health::new(settings.health.clone())),
             settings: Arc::new(settings),
+            overhead: overhead::Histogram::default(),
         })))
     }
 
@@ -227,6 +231,11 @@ impl GatewayState {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
             );
         }
+        self.overhead.render(
+            &mut out,
+            "flo2_gateway_overhead_seconds",
+            "flo2's own time per chat request: arrival in the router to the answer's head, minus upstream waits.",
+        );
         out
     }
 }

@@ -259,8 +259,7 @@ impl Upstream {
             value.set_sensitive(true);
             map.append(name, value);
         }
-        self.client()
-            .request(request)
+        crate::overhead::waiting(self.client().request(request))
             .await
             .map_err(|e| classify(&e))
     }
