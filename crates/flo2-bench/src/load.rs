@@ -91,16 +91,16 @@ pub struct RateRun {
     pub errors: u64,
 }
 
-/// Sends `rate` requests per second for `secs` seconds; latency is to the whole answer, or to
-/// the first body byte when `first_byte`.
+/// Sends `rate` requests per second for `length`; latency is to the whole answer, or to the
+/// first body byte when `first_byte`.
 pub async fn fixed_rate(
     http: &reqwest::Client,
     load: &Load,
     rate: u64,
-    secs: u64,
+    length: Duration,
     first_byte: bool,
 ) -> RateRun {
-    let total = rate * secs;
+    let total = (u128::from(rate) * length.as_millis() / 1000).max(1) as u64;
     let lat = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
     let errors = Arc::new(AtomicU64::new(0));
     let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));

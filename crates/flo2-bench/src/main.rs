@@ -4,9 +4,11 @@
 //! measures for the full request path (key auth, resolution, translation, cost, usage record):
 //!
 //! - added latency p50/p90/p99/p99.9 versus calling the fake directly, at fixed request rates
-//!   (open loop), same-format and cross-format, and the bare proxy's at the same rates;
+//!   (open loop), same-format and cross-format, each row in alternating rounds with the fake and
+//!   the bare proxy measured in the same rounds (see `rounds`), and flo2's own time per request
+//!   from its overhead histogram;
 //! - the same at 1,000 req/s spread over every key and route;
-//! - streaming time-to-first-byte overhead;
+//! - streaming time-to-first-byte overhead, in rounds too;
 //! - maximum throughput with 64 connections: fake alone, bare proxy, flo2;
 //! - flo2's peak RSS and CPU time per request (from /proc);
 //! - usage rows written versus requests sent.
@@ -21,15 +23,18 @@
 mod load;
 mod proxy;
 mod report;
+mod rounds;
 mod setup;
 
 use std::process::Command;
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
 
 use load::{fixed_rate, max_throughput, Call, Load};
 use report::{DbReport, Floor, LatencyRow};
+use rounds::{Path, Rig};
 use setup::{
     free_port, start_flo2, wait_ready, CpuTicks, FreshPostgres, Proc, CROSS_FORMAT_MODEL,
     SAME_FORMAT_MODEL,
@@ -83,6 +88,12 @@ async fn bench() {
     let flo2_bin = env("FLO2_BENCH_FLO2", "target/release/flo2");
     let fake_bin = env("FLO2_BENCH_FAKE", "target/release/flo2-fake-upstream");
     let secs: u64 = env("FLO2_BENCH_SECS", "10").parse().unwrap();
+    let rounds: usize = env("FLO2_BENCH_ROUNDS", "3")
+        .parse::<usize>()
+        .unwrap()
+        .max(1);
+    // A row's measurement is split over its rounds, so the run's length does not grow with them.
+    let segment = Duration::from_millis(secs * 1000 / rounds as u64);
     let rates: Vec<u64> = env("FLO2_BENCH_RATES", "500,1000,2000")
         .split(',')
         .map(|r| r.trim().parse().unwrap())
@@ -123,7 +134,7 @@ async fn bench() {
         &http,
         &Load::one(proxy_url.clone(), None, plain.clone()),
         500,
-        2,
+        Duration::from_secs(2),
         false,
     )
     .await;
@@ -137,7 +148,7 @@ async fn bench() {
             &http,
             &Load::one(direct_url.clone(), None, plain.clone()),
             rate,
-            secs,
+            Duration::from_secs(secs),
             false,
         )
         .await;
@@ -146,7 +157,7 @@ async fn bench() {
             &http,
             &Load::one(proxy_url.clone(), None, plain.clone()),
             rate,
-            secs,
+            Duration::from_secs(secs),
             false,
         )
         .await;
@@ -171,16 +182,16 @@ async fn bench() {
         &http,
         &Load::one(direct_url.clone(), None, streamed.clone()),
         STREAM_RATE,
-        secs,
+        Duration::from_secs(secs),
         true,
     )
     .await
     .latency;
     let stream_proxy = fixed_rate(
         &http,
-        &Load::one(proxy_url.clone(), None, streamed),
+        &Load::one(proxy_url.clone(), None, streamed.clone()),
         STREAM_RATE,
-        secs,
+        Duration::from_secs(secs),
         true,
     )
     .await;
@@ -251,7 +262,7 @@ async fn bench() {
             &http,
             &scale,
             SCALE_RATE,
-            (keys as u64).div_ceil(SCALE_RATE),
+            Duration::from_secs((keys as u64).div_ceil(SCALE_RATE)),
             false,
         )
         .await;
@@ -265,88 +276,77 @@ async fn bench() {
         let (_, cpu_start) = f.proc.stats();
         let measured_from = sent;
 
-        // Each flo2 measurement is read against the fake measured just before it: the
-        // machine's speed drifts over a run (neighbours on shared cores), and a baseline
-        // minutes old would put that drift into the added figures.
-        let direct_now = |rate| {
-            let load = Load::one(direct_url.clone(), None, plain.clone());
-            let http = http.clone();
-            async move { fixed_rate(&http, &load, rate, secs, false).await.latency }
+        // Each row is measured in rounds, every round reading flo2 against the fake and the
+        // bare proxy measured just before it (see `rounds`).
+        let (direct_plain, proxy_plain) = (
+            Load::one(direct_url.clone(), None, plain.clone()),
+            Load::one(proxy_url.clone(), None, plain.clone()),
+        );
+        let rig = Rig {
+            http: &http,
+            direct: &direct_plain,
+            proxy: &proxy_plain,
+            flo2: &f,
+            rounds,
+            segment,
         };
-        let direct = direct_now(SCALE_RATE).await;
-        let (scale_switches, cpu) = (f.proc.switches(), CpuTicks::now());
-        let at_scale = fixed_rate(&http, &scale, SCALE_RATE, secs, false).await;
-        sent += at_scale.sent;
-        r.scale = Some(LatencyRow::new(
-            SCALE_RATE,
-            &format!("{keys} keys × {routes} routes"),
-            &at_scale,
-            direct,
-            (
-                f.proc.switches().saturating_sub(scale_switches) as f64
-                    / at_scale.sent.max(1) as f64,
-                CpuTicks::now().stolen_since(cpu),
-            ),
-        ));
+        let scale_path = Path {
+            label: format!("{keys} keys × {routes} routes"),
+            load: scale.clone(),
+        };
+        let measured = rig.measure(SCALE_RATE, &[scale_path], false).await;
+        sent += measured.sent();
+        r.scale = LatencyRow::from_rounds(SCALE_RATE, &measured).pop();
         r.peak_rss_scale_mib = f.proc.stats().0 as f64 / 1024.0;
-        eprintln!("{db} {SCALE_RATE}/s over {keys} keys and {routes} routes: added p50 {:.0}µs p99 {:.0}µs, errors {}; peak RSS so far {:.1} MiB",
-            at_scale.latency.p50 - direct.p50, at_scale.latency.p99 - direct.p99, at_scale.errors, r.peak_rss_scale_mib);
+        if let Some(row) = &r.scale {
+            eprintln!(
+                "{db} {}; peak RSS so far {:.1} MiB",
+                row.summary(),
+                r.peak_rss_scale_mib
+            );
+        }
 
         for &rate in &rates {
-            let direct = direct_now(rate).await;
-            for (label, model) in [
+            let paths: Vec<Path> = [
                 ("same-format (OpenAI→OpenAI)", SAME_FORMAT_MODEL),
                 ("cross-format (OpenAI→Anthropic)", CROSS_FORMAT_MODEL),
-            ] {
-                let (switches, cpu) = (f.proc.switches(), CpuTicks::now());
-                let run = fixed_rate(
-                    &http,
-                    &Load::one(gateway.clone(), Some(&f.keys[0]), body(model, false)),
-                    rate,
-                    secs,
-                    false,
-                )
-                .await;
-                let stolen = CpuTicks::now().stolen_since(cpu);
-                let switches =
-                    f.proc.switches().saturating_sub(switches) as f64 / run.sent.max(1) as f64;
-                sent += run.sent;
-                let row = LatencyRow::new(rate, label, &run, direct, (switches, stolen));
-                eprintln!(
-                    "{db} {rate}/s {label}: added p50 {:.0}µs p99 {:.0}µs, errors {}, {switches:.2} context switches per request, {stolen:.1} % CPU stolen",
-                    row.added.p50, row.added.p99, run.errors
-                );
+            ]
+            .into_iter()
+            .map(|(label, model)| Path {
+                label: label.to_owned(),
+                load: Load::one(gateway.clone(), Some(&f.keys[0]), body(model, false)),
+            })
+            .collect();
+            let measured = rig.measure(rate, &paths, false).await;
+            sent += measured.sent();
+            for row in LatencyRow::from_rounds(rate, &measured) {
+                eprintln!("{db} {}", row.summary());
                 r.latency.push(row);
             }
         }
-        let stream_direct = fixed_rate(
-            &http,
-            &Load::one(direct_url.clone(), None, body("gpt-4o-mini", true)),
-            STREAM_RATE,
-            secs,
-            true,
-        )
-        .await
-        .latency;
-        let stream = fixed_rate(
-            &http,
-            &Load::one(
+        let (direct_stream, proxy_stream) = (
+            Load::one(direct_url.clone(), None, streamed.clone()),
+            Load::one(proxy_url.clone(), None, streamed.clone()),
+        );
+        let stream_rig = Rig {
+            direct: &direct_stream,
+            proxy: &proxy_stream,
+            ..rig
+        };
+        let stream_path = Path {
+            label: "streaming, time to first byte (OpenAI→OpenAI)".to_owned(),
+            load: Load::one(
                 gateway.clone(),
                 Some(&f.keys[0]),
                 body(SAME_FORMAT_MODEL, true),
             ),
-            STREAM_RATE,
-            secs,
-            true,
-        )
-        .await;
-        sent += stream.sent;
-        r.stream_added = stream.latency.minus(stream_direct);
-        r.stream_errors = stream.errors;
-        eprintln!(
-            "{db} streaming TTFB added p50 {:.0}µs p99 {:.0}µs",
-            r.stream_added.p50, r.stream_added.p99
-        );
+        };
+        let measured = stream_rig.measure(STREAM_RATE, &[stream_path], true).await;
+        sent += measured.sent();
+        r.stream = LatencyRow::from_rounds(STREAM_RATE, &measured).pop();
+        if let Some(row) = &r.stream {
+            eprintln!("{db} {}", row.summary());
+        }
         let through_flo2 = Load::one(
             gateway.clone(),
             Some(&f.keys[0]),
@@ -384,7 +384,7 @@ async fn bench() {
     report::write(
         &floor,
         &reports,
-        secs,
+        (secs, rounds),
         CpuTicks::now().stolen_since(run_started),
     );
 }

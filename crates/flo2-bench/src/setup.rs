@@ -339,6 +339,15 @@ impl Flo2 {
         }
     }
 
+    /// flo2's own-time histogram as it stands now (empty if /metrics cannot be read).
+    pub async fn own_time(&self, http: &reqwest::Client) -> crate::rounds::OwnTime {
+        let metrics = match http.get(format!("{}/metrics", self.base)).send().await {
+            Ok(resp) => resp.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        crate::rounds::OwnTime::parse(&metrics)
+    }
+
     /// Usage rows recorded so far, waiting up to 20 s for the pipeline to reach `expected`.
     pub async fn usage_rows(&self, http: &reqwest::Client, expected: u64) -> u64 {
         let mut calls = 0;
