@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::chat::{answer, read_limited, send, timeout_error, translate_error, upstream_error};
+use crate::deadline::Deadline;
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
 use crate::health::Outcome;
 use crate::meter::Meter;
@@ -180,7 +181,7 @@ pub async fn run(
     }
     meter.estimate_input(req.needs.input_tokens);
     let started = Instant::now();
-    let until = tokio::time::Instant::now() + timeout;
+    let mut deadline = Deadline::at(tokio::time::Instant::now() + timeout);
     let timed_out = || Failure::new(timeout_error(format, &target, timeout), label, "timeout");
     let result = async {
         let url = providers::chat_url(
@@ -189,29 +190,32 @@ pub async fn run(
             &target.model,
             plan.stream,
         );
-        let response =
-            match tokio::time::timeout_at(until, send(state, &target, &url, &plan, format)).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(err)) => {
-                    meter.finish(err.status().as_u16(), Some("upstream_unreachable"));
-                    let why = if err.status() == StatusCode::GATEWAY_TIMEOUT {
-                        "timeout"
-                    } else {
-                        "cannot connect"
-                    };
-                    return Err(Failure::new(err, label, why));
-                }
-                Err(_) => {
-                    meter.finish(504, Some("timeout"));
-                    return Err(timed_out());
-                }
-            };
+        let response = match deadline
+            .run(send(state, &target, &url, &plan, format))
+            .await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(err)) => {
+                meter.finish(err.status().as_u16(), Some("upstream_unreachable"));
+                let why = if err.status() == StatusCode::GATEWAY_TIMEOUT {
+                    "timeout"
+                } else {
+                    "cannot connect"
+                };
+                return Err(Failure::new(err, label, why));
+            }
+            Err(_) => {
+                meter.finish(504, Some("timeout"));
+                return Err(timed_out());
+            }
+        };
         if !response.status().is_success() {
             let retry_after = response
                 .headers()
                 .get("retry-after")
                 .and_then(parse_retry_after);
-            let err = tokio::time::timeout_at(until, upstream_error(format, &target, response))
+            let err = deadline
+                .run(upstream_error(format, &target, response))
                 .await
                 .unwrap_or_else(|_| {
                     GatewayError::new(
@@ -240,7 +244,7 @@ pub async fn run(
                 meter,
             );
             let first_token = crate::overhead::waiting(relay.prefetch());
-            return match tokio::time::timeout_at(until, first_token).await {
+            return match deadline.run(first_token).await {
                 Ok(Ok(prefix)) => Ok(Answer::Stream {
                     prefix,
                     relay: Box::new(relay),
@@ -263,7 +267,7 @@ pub async fn run(
                 }
             };
         }
-        let bytes = match tokio::time::timeout_at(until, read_limited(response)).await {
+        let bytes = match deadline.run(read_limited(response)).await {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => {
                 meter.finish(502, Some("upstream_body"));

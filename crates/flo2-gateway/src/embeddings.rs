@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::chat::{parse_body, read_limited, send, target_for, timeout_error, upstream_error};
+use crate::deadline::Deadline;
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
 use crate::meter::Meter;
 use crate::plan::{Mode, Plan};
@@ -81,25 +82,27 @@ async fn run(
     let mut meter = Meter::start(&state.usage, &caller, format, id.id, &requested, &target);
     let limit = state.settings.upstream.request_timeout;
     let timed_out = || timeout_error(format, &target, limit);
-    let until = tokio::time::Instant::now() + limit;
-    let response =
-        match tokio::time::timeout_at(until, send(&state, &target, &url, &plan, format)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                meter.finish(e.status().as_u16(), Some("upstream_unreachable"));
-                return Err(e);
-            }
-            Err(_) => {
-                meter.finish(504, Some("timeout"));
-                return Err(timed_out());
-            }
-        };
+    let mut deadline = Deadline::at(tokio::time::Instant::now() + limit);
+    let response = match deadline
+        .run(send(&state, &target, &url, &plan, format))
+        .await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            meter.finish(e.status().as_u16(), Some("upstream_unreachable"));
+            return Err(e);
+        }
+        Err(_) => {
+            meter.finish(504, Some("timeout"));
+            return Err(timed_out());
+        }
+    };
     if !response.status().is_success() {
         let err = upstream_error(format, &target, response).await;
         meter.finish(err.status().as_u16(), Some("upstream_error"));
         return Err(err);
     }
-    let bytes = match tokio::time::timeout_at(until, read_limited(response)).await {
+    let bytes = match deadline.run(read_limited(response)).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(why)) => {
             meter.finish(502, Some("upstream_body"));

@@ -8,6 +8,7 @@ pub mod attempt;
 pub mod auth;
 pub mod change_watcher;
 mod chat;
+pub mod deadline;
 pub mod dispatch;
 mod embeddings;
 pub mod error;
