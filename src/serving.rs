@@ -21,6 +21,7 @@
 use std::future::IntoFuture as _;
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::serve::ListenerExt as _;
 use axum::Router;
@@ -141,6 +142,8 @@ async fn serve_handed(
     release: CancellationToken,
     done: oneshot::Sender<io::Result<()>>,
 ) {
+    // Ends with the runtime, after `release`.
+    tokio::spawn(pacemaker());
     // `tap_io` gives the listener axum's `ConnectInfo<SocketAddr>` (login throttling reads it).
     let listener = Handoff { rx, local }.tap_io(|_| {});
     let server = axum::serve(
@@ -244,6 +247,26 @@ impl axum::serve::Listener for Handoff {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.local)
+    }
+}
+
+/// How often each serving thread's timer driver wakes up anyway (see [`pacemaker`]).
+const PACE: Duration = Duration::from_millis(500);
+
+/// Keeps a timer due within [`PACE`] on this thread's runtime.
+///
+/// tokio's time driver wakes itself (an `eventfd` write, then an `epoll_wait` that returns at
+/// once) whenever a timer is registered that may expire before the wake-up it planned when it
+/// last went to sleep. Every request registers timers (its deadline, hyper's wait for the next
+/// request's head), and without a nearer timer each of those registrations paid the two system
+/// calls: `perf trace -s` on a serving thread at 1,000 req/s counted 0.9 `eventfd` writes and
+/// 2.5 `epoll_wait`s per request. With a timer always due within half a second, none of the
+/// request's timers comes first, and a serving thread makes only the bare proxy's calls (two
+/// `recvfrom`, two `writev`, two `epoll_wait` per request). The cost is two wake-ups a second
+/// per idle serving thread.
+async fn pacemaker() {
+    loop {
+        tokio::time::sleep(PACE).await;
     }
 }
 
