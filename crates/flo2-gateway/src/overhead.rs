@@ -108,11 +108,12 @@ impl Default for Histogram {
 impl Histogram {
     /// Records one observation.
     pub fn record(&self, took: Duration) {
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        let bucket = BOUNDS_US.partition_point(|&bound| bound < micros);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        // In nanoseconds: an observation belongs to the first bucket whose bound it does not
+        // exceed (40.5 µs is above the 40 µs bound, though it truncates to 40 whole µs).
+        let bucket = BOUNDS_US.partition_point(|&bound| bound.saturating_mul(1_000) < nanos);
         self.buckets[bucket].fetch_add(1, Relaxed);
-        self.sum_nanos
-            .fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+        self.sum_nanos.fetch_add(nanos, Relaxed);
         self.count.fetch_add(1, Relaxed);
     }
 
@@ -187,7 +188,7 @@ mod tests {
         let h = Histogram::default();
         h.record(Duration::from_micros(3));
         h.record(Duration::from_micros(40));
-        h.record(Duration::from_micros(41));
+        h.record(Duration::from_nanos(40_500));
         h.record(Duration::from_secs(1));
         let mut out = String::new();
         h.render(&mut out, "x", "help");
@@ -197,7 +198,7 @@ mod tests {
         assert!(out.contains("x_bucket{le=\"0.00005\"} 3\n"), "{out}");
         assert!(out.contains("x_bucket{le=\"0.01\"} 3\n"), "{out}");
         assert!(out.contains("x_bucket{le=\"+Inf\"} 4\n"), "{out}");
-        assert!(out.contains("x_sum 1.000084\n"), "{out}");
+        assert!(out.contains("x_sum 1.0000835\n"), "{out}");
         assert!(out.contains("x_count 4\n"), "{out}");
     }
 }
