@@ -219,7 +219,7 @@ async fn accept_failed(e: &io::Error) {
         return;
     }
     tracing::error!(error = %e, "accepting a connection failed");
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// A serving thread's listener: the connections the accept loop hands it.

@@ -49,7 +49,7 @@ pub async fn chat_completions(
     body: Bytes,
 ) -> Response {
     let state = state.0;
-    let handling = handle(state.clone(), caller, ApiFormat::OpenAi, id.0, None, body);
+    let handling = handle(&state, caller, ApiFormat::OpenAi, id.0, None, body);
     measure(&state, id.0, handling).await
 }
 
@@ -67,14 +67,7 @@ pub async fn messages(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let state = state.0;
-    let handling = handle(
-        state.clone(),
-        caller,
-        ApiFormat::Anthropic,
-        id.0,
-        beta,
-        body,
-    );
+    let handling = handle(&state, caller, ApiFormat::Anthropic, id.0, beta, body);
     measure(&state, id.0, handling).await
 }
 
@@ -123,7 +116,7 @@ pub(crate) fn translate_error(format: ApiFormat, e: TranslateError) -> GatewayEr
 }
 
 async fn handle(
-    state: GatewayState,
+    state: &GatewayState,
     caller: Caller,
     format: ApiFormat,
     request_id: RequestId,
@@ -138,7 +131,7 @@ async fn handle(
         .unwrap_or_default()
         .trim()
         .to_owned();
-    let config = org_config(&state, &caller).await?;
+    let config = org_config(state, &caller).await?;
     let needs = Needs::of(&value);
     let now = chrono::Utc::now();
     // A `best` race must see every complete answer before it chooses, so its participants are
@@ -169,13 +162,13 @@ async fn handle(
             let target = resolve(&config, &requested).map_err(|e| resolve_error(format, &e))?;
             (
                 vec![Candidate::direct(&config, &target)],
-                direct_policy(&state),
+                direct_policy(state),
                 None,
             )
         }
     };
     let req = Request {
-        state: &state,
+        state,
         caller: Some(&caller),
         org: caller.key.org,
         format,
