@@ -23,6 +23,7 @@ pub struct Path {
 }
 
 /// What the rounds measured for one flo2 path.
+#[derive(Default)]
 pub struct PathResult {
     pub label: String,
     /// Added latency (flo2 minus the fake), one per round.
@@ -65,13 +66,7 @@ impl Rig<'_> {
                 .iter()
                 .map(|p| PathResult {
                     label: p.label.clone(),
-                    added_rounds: Vec::new(),
-                    direct_rounds: Vec::new(),
-                    sent: 0,
-                    errors: 0,
-                    switches: 0.0,
-                    stolen: 0.0,
-                    own: OwnTime::default(),
+                    ..PathResult::default()
                 })
                 .collect(),
         };

@@ -324,11 +324,9 @@ impl Flo2 {
     /// writes do not slow the next measurement of something else.
     pub async fn usage_drained(&self, http: &reqwest::Client) {
         for _ in 0..300 {
-            let metrics = match http.get(format!("{}/metrics", self.base)).send().await {
-                Ok(resp) => resp.text().await.unwrap_or_default(),
-                Err(_) => String::new(),
-            };
-            let depth = metrics
+            let depth = self
+                .metrics(http)
+                .await
                 .lines()
                 .find_map(|l| l.strip_prefix("flo2_usage_queue_depth "))
                 .and_then(|v| v.trim().parse::<u64>().ok());
@@ -341,11 +339,15 @@ impl Flo2 {
 
     /// flo2's own-time histogram as it stands now (empty if /metrics cannot be read).
     pub async fn own_time(&self, http: &reqwest::Client) -> crate::rounds::OwnTime {
-        let metrics = match http.get(format!("{}/metrics", self.base)).send().await {
+        crate::rounds::OwnTime::parse(&self.metrics(http).await)
+    }
+
+    /// flo2's `/metrics` text (empty if it cannot be read).
+    async fn metrics(&self, http: &reqwest::Client) -> String {
+        match http.get(format!("{}/metrics", self.base)).send().await {
             Ok(resp) => resp.text().await.unwrap_or_default(),
             Err(_) => String::new(),
-        };
-        crate::rounds::OwnTime::parse(&metrics)
+        }
     }
 
     /// Usage rows recorded so far, waiting up to 20 s for the pipeline to reach `expected`.
