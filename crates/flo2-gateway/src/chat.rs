@@ -12,7 +12,7 @@ use flo2_llm::common::TranslateError;
 use flo2_llm::providers::{self, WireFamily};
 use flo2_llm::stream::encode::{self, AnthropicEncoder, OpenAiEncoder};
 use flo2_llm::translate::{anthropic, gemini, openai};
-use futures_util::StreamExt;
+use futures_util::{FutureExt as _, StreamExt};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde_json::Value;
 
@@ -49,8 +49,13 @@ pub async fn chat_completions(
     body: Bytes,
 ) -> Response {
     let state = state.0;
-    let handling = handle(&state, caller, ApiFormat::OpenAi, id.0, None, body);
-    measure(&state, id.0, handling).await
+    // Built in place: a named future, moved into `measure`, would be kept twice.
+    measure(
+        &state,
+        id.0,
+        handle(&state, caller, ApiFormat::OpenAi, id.0, None, body),
+    )
+    .await
 }
 
 /// Anthropic Messages.
@@ -67,21 +72,27 @@ pub async fn messages(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let state = state.0;
-    let handling = handle(&state, caller, ApiFormat::Anthropic, id.0, beta, body);
-    measure(&state, id.0, handling).await
+    measure(
+        &state,
+        id.0,
+        handle(&state, caller, ApiFormat::Anthropic, id.0, beta, body),
+    )
+    .await
 }
 
-/// Runs a request's handling and records flo2's own share of its time ([`crate::overhead`]).
-async fn measure(
-    state: &GatewayState,
+/// A request's handling, recording flo2's own share of its time ([`crate::overhead`]). A
+/// combinator rather than an `async fn`, so the (large) handling future is held once.
+fn measure<'a>(
+    state: &'a GatewayState,
     id: RequestId,
-    handling: impl std::future::Future<Output = Result<Response, GatewayError>>,
-) -> Response {
-    let (result, waited) = crate::overhead::measured(handling).await;
-    state
-        .overhead
-        .record(id.arrived.elapsed().saturating_sub(waited));
-    result.unwrap_or_else(IntoResponse::into_response)
+    handling: impl std::future::Future<Output = Result<Response, GatewayError>> + 'a,
+) -> impl std::future::Future<Output = Response> + 'a {
+    crate::overhead::measured(handling).map(move |(result, waited)| {
+        state
+            .overhead
+            .record(id.arrived.elapsed().saturating_sub(waited));
+        result.unwrap_or_else(IntoResponse::into_response)
+    })
 }
 
 pub(crate) fn parse_body(format: ApiFormat, body: &[u8]) -> Result<Value, GatewayError> {

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use tokio::time::{Instant, Sleep};
 
@@ -26,12 +27,33 @@ impl Deadline {
 
     /// Runs `work` until it finishes or the deadline passes, whichever is first. `work` is
     /// polled first, so work that is ready at the deadline still counts.
-    pub async fn run<F: Future>(&mut self, work: F) -> Result<F::Output, Elapsed> {
-        tokio::select! {
-            biased;
-            output = work => Ok(output),
-            () = self.0.as_mut() => Err(Elapsed),
+    pub fn run<F: Future>(&mut self, work: F) -> Run<'_, F> {
+        Run {
+            work,
+            deadline: &mut self.0,
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`Deadline::run`]'s future. A struct rather than an `async fn`, which would keep `work`
+    /// twice (the argument and the awaited state) in every attempt's future.
+    pub struct Run<'d, F> {
+        #[pin]
+        work: F,
+        deadline: &'d mut Pin<Box<Sleep>>,
+    }
+}
+
+impl<F: Future> Future for Run<'_, F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.work.poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        this.deadline.as_mut().poll(cx).map(|()| Err(Elapsed))
     }
 }
 

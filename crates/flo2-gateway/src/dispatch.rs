@@ -78,7 +78,17 @@ pub async fn serve(
         let fanout = (race.fanout as usize).min(candidates.len());
         let (racers, after) = candidates.split_at(fanout);
         rest = after;
-        match run_race(req, racers, race, &policy.fallback, deadline, &mut trace).await {
+        // Boxed: a race's future is large, and inline it would grow every request's future,
+        // raced or not, by its size.
+        let race = Box::pin(run_race(
+            req,
+            racers,
+            race,
+            &policy.fallback,
+            deadline,
+            &mut trace,
+        ));
+        match race.await {
             Ok(success) => return Ok((success, trace)),
             Err(f) => {
                 if f.as_ref().is_some_and(|f| !f.retryable && !f.unsupported) {

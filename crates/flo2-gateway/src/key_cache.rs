@@ -58,6 +58,13 @@ impl KeyCache {
         if self.unknown.contains(&hash.0) {
             return Ok(None);
         }
+        // Boxed: the database read's future is large, and every request's future embeds this
+        // one, so inline it would make each request carry (and move) that size for a miss.
+        Box::pin(self.load(hash)).await
+    }
+
+    /// A lookup that missed the cache: reads the key and caches what it found.
+    async fn load(&self, hash: &KeyHash) -> Result<Option<Arc<KeyEntry>>, StoreError> {
         let (found_ticket, unknown_ticket) = (self.found.ticket(), self.unknown.ticket());
         match self.store.gateway_key_by_hash(&hash.0).await {
             Ok(key) => {

@@ -142,6 +142,13 @@ impl OrgCache {
         if let Some(config) = self.configs.get(&org) {
             return Ok(config);
         }
+        // Boxed: the load's futures (database reads, the gate) are large, and every request's
+        // future embeds this one, so inline they would make each request carry that size.
+        Box::pin(self.get_missed(org)).await
+    }
+
+    /// A get that missed the cache: one load at a time per organization.
+    async fn get_missed(&self, org: OrgId) -> Result<Arc<OrgConfig>, StoreError> {
         let gate = self.loading.get_with(org, Arc::default);
         let mut last_failure = gate.lock().await;
         if let Some(config) = self.configs.get(&org) {

@@ -14,6 +14,8 @@
 use std::cell::Cell;
 use std::fmt::Write as _;
 use std::future::Future;
+
+use futures_util::FutureExt as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -60,31 +62,40 @@ tokio::task_local! {
 /// Ends a wait when dropped, so a racer cancelled mid-wait still closes its interval.
 struct WaitGuard;
 
+impl WaitGuard {
+    /// Begins a wait, or `None` outside a [`measured`] request (background work, tests).
+    fn begin() -> Option<Self> {
+        WAITS.try_with(Waits::begin).ok().map(|()| Self)
+    }
+}
+
 impl Drop for WaitGuard {
     fn drop(&mut self) {
         let _ = WAITS.try_with(Waits::end);
     }
 }
 
-/// Runs `upstream_call`, counting the time it takes as waiting on an upstream. Outside a
-/// [`measured`] request (background work, tests) it only runs the call.
-pub async fn waiting<F: Future>(upstream_call: F) -> F::Output {
-    if WAITS.try_with(Waits::begin).is_err() {
-        return upstream_call.await;
-    }
-    let _guard = WaitGuard;
-    upstream_call.await
+// `waiting` and `measured` are combinators, not `async fn`s: an `async fn` that takes a future
+// by value keeps a slot for the argument beside the awaited state that holds it again, so each
+// layer doubled the size of every request's future (the chat handler's had grown to 80 KB,
+// allocated and copied per request).
+
+/// `upstream_call`, its time counted as waiting on an upstream from now until it completes or
+/// is dropped. Call it where the call is awaited.
+pub fn waiting<F: Future>(upstream_call: F) -> impl Future<Output = F::Output> {
+    let guard = WaitGuard::begin();
+    upstream_call.map(move |output| {
+        drop(guard);
+        output
+    })
 }
 
-/// Runs a request's handling and returns its result with the time it spent waiting on upstreams.
-pub async fn measured<F: Future>(handling: F) -> (F::Output, Duration) {
-    WAITS
-        .scope(Waits::default(), async {
-            let output = handling.await;
-            let waited = WAITS.with(|w| w.total.get());
-            (output, waited)
-        })
-        .await
+/// A request's handling, giving its result with the time it spent waiting on upstreams.
+pub fn measured<F: Future>(handling: F) -> impl Future<Output = (F::Output, Duration)> {
+    WAITS.scope(
+        Waits::default(),
+        handling.map(|output| (output, WAITS.with(|w| w.total.get()))),
+    )
 }
 
 /// A Prometheus histogram of durations, lock-free.
