@@ -111,7 +111,11 @@ async fn bench() {
         .unwrap();
 
     let fake_port = free_port();
-    let mut fake_proc = Proc::spawn(Command::new(&fake_bin).arg(format!("127.0.0.1:{fake_port}")));
+    let mut fake_proc = Proc::spawn(
+        Command::new(&fake_bin)
+            .arg(format!("127.0.0.1:{fake_port}"))
+            .arg("--no-record"),
+    );
     let fake = format!("http://127.0.0.1:{fake_port}");
     wait_ready(&http, &format!("{fake}/v1/models"), &mut fake_proc).await;
     let proxy_port = free_port();

@@ -53,7 +53,6 @@ impl RecordedRequest {
     }
 }
 
-#[derive(Default)]
 struct Shared {
     queue: Mutex<VecDeque<Scenario>>,
     default: Mutex<Option<Scenario>>,
@@ -61,6 +60,8 @@ struct Shared {
     disconnects: AtomicUsize,
     last_disconnect: Mutex<Option<Instant>>,
     notify: Notify,
+    /// Whether requests are kept for [`FakeUpstream::requests`] (off for load runs).
+    record: bool,
 }
 
 /// The fake server; it stops when dropped.
@@ -84,7 +85,22 @@ impl FakeUpstream {
 
     /// Starts on `addr` (e.g. `127.0.0.1:9999` for a standalone process).
     pub async fn start_on(addr: &str) -> Self {
-        let shared = Arc::new(Shared::default());
+        Self::start_with(addr, true).await
+    }
+
+    /// Starts on `addr`, keeping what it receives only if `record`. A benchmark's fake sends
+    /// millions of answers; kept, their requests grew it by about 3 KB each (3 GB a run), and
+    /// the page faults and list copies of that growth landed on the cores being measured.
+    pub async fn start_with(addr: &str, record: bool) -> Self {
+        let shared = Arc::new(Shared {
+            queue: Mutex::default(),
+            default: Mutex::default(),
+            requests: Mutex::default(),
+            disconnects: AtomicUsize::new(0),
+            last_disconnect: Mutex::default(),
+            notify: Notify::new(),
+            record,
+        });
         let state = Arc::clone(&shared);
         let app = Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
@@ -115,7 +131,7 @@ impl FakeUpstream {
         *self.shared.default.lock().unwrap() = Some(scenario);
     }
 
-    /// Every request received, in order.
+    /// Every request received, in order (none for a fake started with `record` off).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests.lock().unwrap().clone()
     }
@@ -191,20 +207,9 @@ async fn handle(
         .path_and_query()
         .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    state.requests.lock().unwrap().push(RecordedRequest {
-        method: method.to_string(),
-        path: path.clone(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    v.to_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect(),
-        body: json.clone(),
-    });
+    if state.record {
+        record(&state, &method, &path, &headers, &json);
+    }
     let Some(family) = family_of(&path) else {
         return json_response(
             StatusCode::NOT_FOUND,
@@ -284,6 +289,24 @@ async fn handle(
         .unwrap_or(false);
     let frames = wire::stream(family, &scenario, &model, include_usage);
     stream_response(state, frames, scenario.chunk_delay, scenario.drop_after)
+}
+
+/// Keeps a received request for [`FakeUpstream::requests`].
+fn record(state: &Shared, method: &Method, path: &str, headers: &HeaderMap, json: &Value) {
+    state.requests.lock().unwrap().push(RecordedRequest {
+        method: method.to_string(),
+        path: path.to_owned(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
+        body: json.clone(),
+    });
 }
 
 fn json_response(status: StatusCode, body: &Value, retry_after: Option<u64>) -> Response {

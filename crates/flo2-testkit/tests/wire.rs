@@ -173,3 +173,23 @@ async fn hang_ups_are_seen() {
         .is_some());
     assert_eq!(fake.disconnects(), 1);
 }
+
+#[tokio::test]
+async fn a_fake_without_recording_answers_the_same_and_keeps_nothing() {
+    let recording = FakeUpstream::start().await;
+    let quiet = FakeUpstream::start_with("127.0.0.1:0", false).await;
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+    let mut contents = Vec::new();
+    for fake in [&recording, &quiet] {
+        let answer: Value = post(fake, "/v1/chat/completions", body.clone())
+            .await
+            .json()
+            .await
+            .unwrap();
+        contents.push(answer["choices"][0]["message"]["content"].clone());
+    }
+    assert!(contents[1].is_string(), "{contents:?}");
+    assert_eq!(contents[0], contents[1]);
+    assert_eq!(recording.request_count(), 1);
+    assert_eq!(quiet.request_count(), 0);
+}
