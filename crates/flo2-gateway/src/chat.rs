@@ -48,14 +48,7 @@ pub async fn chat_completions(
     id: Extension<RequestId>,
     body: Bytes,
 ) -> Response {
-    let state = state.0;
-    // Built in place: a named future, moved into `measure`, would be kept twice.
-    measure(
-        &state,
-        id.0,
-        handle(&state, caller, ApiFormat::OpenAi, id.0, None, body),
-    )
-    .await
+    handle_measured(&state.0, caller, ApiFormat::OpenAi, id.0, None, body).await
 }
 
 /// Anthropic Messages.
@@ -71,22 +64,21 @@ pub async fn messages(
         .get("anthropic-beta")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let state = state.0;
-    measure(
-        &state,
-        id.0,
-        handle(&state, caller, ApiFormat::Anthropic, id.0, beta, body),
-    )
-    .await
+    handle_measured(&state.0, caller, ApiFormat::Anthropic, id.0, beta, body).await
 }
 
-/// A request's handling, recording flo2's own share of its time ([`crate::overhead`]). A
-/// combinator rather than an `async fn`, so the (large) handling future is held once.
-fn measure<'a>(
+/// [`handle`], recording flo2's own share of the request's time ([`crate::overhead`]). A
+/// combinator rather than an `async fn` awaiting `handle`, so that the (large) handling future
+/// is held once, not twice.
+fn handle_measured<'a>(
     state: &'a GatewayState,
+    caller: Caller,
+    format: ApiFormat,
     id: RequestId,
-    handling: impl std::future::Future<Output = Result<Response, GatewayError>> + 'a,
+    beta: Option<String>,
+    body: Bytes,
 ) -> impl std::future::Future<Output = Response> + 'a {
+    let handling = handle(state, caller, format, id, beta, body);
     crate::overhead::measured(handling).map(move |(result, waited)| {
         state
             .overhead

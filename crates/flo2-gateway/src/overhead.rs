@@ -14,10 +14,10 @@
 use std::cell::Cell;
 use std::fmt::Write as _;
 use std::future::Future;
-
-use futures_util::FutureExt as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
+
+use futures_util::FutureExt as _;
 
 /// Upper bounds of the histogram's buckets, in microseconds (Prometheus adds `+Inf`).
 const BOUNDS_US: [u64; 16] = [
@@ -77,7 +77,7 @@ impl Drop for WaitGuard {
 
 // `waiting` and `measured` are combinators, not `async fn`s: an `async fn` that takes a future
 // by value keeps a slot for the argument beside the awaited state that holds it again, so each
-// layer doubled the size of every request's future (the chat handler's had grown to 80 KB,
+// layer doubled the size of every request's future (the chat handler's had grown past 80 KB,
 // allocated and copied per request).
 
 /// `upstream_call`, its time counted as waiting on an upstream from now until it completes or

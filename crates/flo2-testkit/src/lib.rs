@@ -53,6 +53,7 @@ impl RecordedRequest {
     }
 }
 
+#[derive(Default)]
 struct Shared {
     queue: Mutex<VecDeque<Scenario>>,
     default: Mutex<Option<Scenario>>,
@@ -93,13 +94,8 @@ impl FakeUpstream {
     /// the page faults and list copies of that growth landed on the cores being measured.
     pub async fn start_with(addr: &str, record: bool) -> Self {
         let shared = Arc::new(Shared {
-            queue: Mutex::default(),
-            default: Mutex::default(),
-            requests: Mutex::default(),
-            disconnects: AtomicUsize::new(0),
-            last_disconnect: Mutex::default(),
-            notify: Notify::new(),
             record,
+            ..Shared::default()
         });
         let state = Arc::clone(&shared);
         let app = Router::new().fallback(
