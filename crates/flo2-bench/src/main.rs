@@ -156,7 +156,7 @@ async fn bench() {
             false,
         )
         .await;
-        let (switches, cpu) = (proxy_proc.switches(), CpuTicks::now());
+        let (sched, cpu) = (proxy_proc.sched(), CpuTicks::now());
         let behind = fixed_rate(
             &http,
             &Load::one(proxy_url.clone(), None, plain.clone()),
@@ -166,10 +166,9 @@ async fn bench() {
         )
         .await;
         let stolen = CpuTicks::now().stolen_since(cpu);
-        let switches =
-            proxy_proc.switches().saturating_sub(switches) as f64 / behind.sent.max(1) as f64;
+        let (switches, waited_us) = proxy_proc.sched().per_request_since(sched, behind.sent);
         eprintln!(
-            "{rate}/s: direct p50 {:.0}µs p99 {:.0}µs; bare proxy adds p50 {:.0}µs p99 {:.0}µs, {switches:.2} context switches per request, {stolen:.1} % CPU stolen",
+            "{rate}/s: direct p50 {:.0}µs p99 {:.0}µs; bare proxy adds p50 {:.0}µs p99 {:.0}µs, {switches:.2} context switches and {waited_us:.0}µs waiting for a CPU per request, {stolen:.1} % CPU stolen",
             direct.latency.p50,
             direct.latency.p99,
             behind.latency.p50 - direct.latency.p50,
@@ -177,9 +176,14 @@ async fn bench() {
         );
         floor.direct.push((rate, direct.latency));
         proxy_sent += behind.sent;
-        floor
-            .proxy
-            .push((rate, behind.latency, behind.errors, switches, stolen));
+        floor.proxy.push(report::ProxyRow {
+            rate,
+            latency: behind.latency,
+            errors: behind.errors,
+            switches,
+            waited_us,
+            stolen,
+        });
     }
     let streamed = body("gpt-4o-mini", true);
     floor.stream_direct = fixed_rate(
@@ -290,6 +294,7 @@ async fn bench() {
             http: &http,
             direct: &direct_plain,
             proxy: &proxy_plain,
+            proxy_proc: &proxy_proc,
             flo2: &f,
             rounds,
             segment,

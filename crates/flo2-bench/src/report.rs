@@ -11,9 +11,8 @@ use crate::rounds::{median_of, Measured};
 pub struct Floor {
     /// The fake's own latency at each rate.
     pub direct: Vec<(u64, Percentiles)>,
-    /// Latency behind the bare proxy at each rate, its errors, its context switches per
-    /// request and the percentage of CPU time stolen meanwhile.
-    pub proxy: Vec<(u64, Percentiles, u64, f64, f64)>,
+    /// Latency behind the bare proxy at each rate.
+    pub proxy: Vec<ProxyRow>,
     pub stream_direct: Percentiles,
     pub stream_proxy: Percentiles,
     pub fake_rps: f64,
@@ -32,6 +31,19 @@ impl Floor {
     }
 }
 
+/// The bare proxy at one rate.
+pub struct ProxyRow {
+    pub rate: u64,
+    pub latency: Percentiles,
+    pub errors: u64,
+    /// The proxy's context switches per request.
+    pub switches: f64,
+    /// µs per request the proxy's threads spent woken but waiting for a CPU.
+    pub waited_us: f64,
+    /// The percentage of the machine's CPU time the hypervisor took meanwhile.
+    pub stolen: f64,
+}
+
 /// One fixed-rate row through flo2, measured in rounds (see `rounds`).
 pub struct LatencyRow {
     pub rate: u64,
@@ -44,6 +56,8 @@ pub struct LatencyRow {
     pub added_rounds: Vec<Percentiles>,
     /// The bare proxy's added latency in the same rounds, medians.
     pub proxy_added: Percentiles,
+    /// µs per request the bare proxy's threads waited for a CPU in the same rounds.
+    pub proxy_waited_us: f64,
     /// flo2's own time per request (its overhead histogram): mean and interpolated p50, p99.
     pub own_mean_us: f64,
     pub own_p50_us: f64,
@@ -51,6 +65,8 @@ pub struct LatencyRow {
     pub errors: u64,
     /// flo2's context switches per request over the row.
     pub switches: f64,
+    /// µs per request flo2's threads spent woken but waiting for a CPU.
+    pub waited_us: f64,
     /// The percentage of the machine's CPU time the hypervisor took during the row.
     pub stolen: f64,
 }
@@ -68,11 +84,13 @@ impl LatencyRow {
                 added: median_of(&p.added_rounds),
                 added_rounds: p.added_rounds.clone(),
                 proxy_added: median_of(&measured.proxy_rounds),
+                proxy_waited_us: measured.proxy_waited_us,
                 own_mean_us: p.own.mean_us(),
                 own_p50_us: p.own.quantile_us(0.5),
                 own_p99_us: p.own.quantile_us(0.99),
                 errors: p.errors,
                 switches: p.switches,
+                waited_us: p.waited_us,
                 stolen: p.stolen,
             })
             .collect()
@@ -81,7 +99,7 @@ impl LatencyRow {
     /// One line for the log.
     pub fn summary(&self) -> String {
         format!(
-            "{}/s {}: added p50 {:.0}µs p99 {:.0}µs (rounds' p50: {}), bare proxy p50 {:.0}µs; flo2's own time mean {:.0}µs p50 {:.0}µs; errors {}, {:.2} context switches per request, {:.1} % CPU stolen",
+            "{}/s {}: added p50 {:.0}µs p99 {:.0}µs (rounds' p50: {}), bare proxy p50 {:.0}µs; flo2's own time mean {:.0}µs p50 {:.0}µs; errors {}, {:.2} context switches and {:.0}µs waiting for a CPU per request (bare proxy {:.0}µs), {:.1} % CPU stolen",
             self.rate,
             self.path,
             self.added.p50,
@@ -92,6 +110,8 @@ impl LatencyRow {
             self.own_p50_us,
             self.errors,
             self.switches,
+            self.waited_us,
+            self.proxy_waited_us,
             self.stolen
         )
     }
@@ -101,13 +121,14 @@ impl LatencyRow {
             "added_us": pct(self.added), "added_us_per_round": self.added_rounds.iter().map(|p| pct(*p)).collect::<Vec<_>>(),
             "bare_proxy_added_us_same_rounds": pct(self.proxy_added),
             "flo2_own_time_us": {"mean": self.own_mean_us, "p50": self.own_p50_us, "p99": self.own_p99_us},
-            "context_switches_per_request": self.switches, "cpu_stolen_percent": self.stolen})
+            "context_switches_per_request": self.switches, "waited_for_cpu_us_per_request": self.waited_us,
+            "bare_proxy_waited_for_cpu_us_per_request_same_rounds": self.proxy_waited_us, "cpu_stolen_percent": self.stolen})
     }
 
     fn md(&self) -> String {
         let a = self.added;
         format!(
-            "| {}/s | {} | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} / {:.0} µs | {} | {:.1} | {:.1} % |\n",
+            "| {}/s | {} | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} / {:.0} µs | {} | {:.1} | {:.0} µs ({:.0} µs) | {:.1} % |\n",
             self.rate,
             self.path,
             a.p50,
@@ -119,6 +140,8 @@ impl LatencyRow {
             self.own_p50_us,
             self.errors,
             self.switches,
+            self.waited_us,
+            self.proxy_waited_us,
             self.stolen
         )
     }
@@ -200,7 +223,7 @@ pub fn write(floor: &Floor, reports: &[DbReport], (secs, rounds): (u64, usize), 
 
     let floor_json = json!({
         "direct_us": floor.direct.iter().map(|(r, p)| json!({"rate": r, "latency": pct(*p)})).collect::<Vec<_>>(),
-        "bare_proxy_added_us": floor.proxy.iter().map(|(r, p, e, sw, st)| json!({"rate": r, "added": pct(p.minus(floor.direct_at(*r))), "errors": e, "context_switches_per_request": sw, "cpu_stolen_percent": st})).collect::<Vec<_>>(),
+        "bare_proxy_added_us": floor.proxy.iter().map(|p| json!({"rate": p.rate, "added": pct(p.latency.minus(floor.direct_at(p.rate))), "errors": p.errors, "context_switches_per_request": p.switches, "waited_for_cpu_us_per_request": p.waited_us, "cpu_stolen_percent": p.stolen})).collect::<Vec<_>>(),
         "stream_ttfb_direct_us": pct(floor.stream_direct),
         "bare_proxy_stream_ttfb_added_us": pct(floor.stream_proxy.minus(floor.stream_direct)),
         "max_throughput_rps": {"fake_alone": floor.fake_rps, "bare_proxy": floor.proxy_rps},
@@ -247,15 +270,19 @@ request per key first. The fixed-rate rows use one key and a provider/model name
 its requests over every key and route.\n\n\
 CPU stolen is the share of the machine's CPU time the hypervisor gave to other guests during a \
 measurement (steal time, `/proc/stat`); over this whole run it was {stolen:.1} %. A row measured while \
-much was stolen, or whose baseline was, is less reliable than the others.\n",
+much was stolen, or whose baseline was, is less reliable than the others.\n\n\
+Waiting for a CPU is the time a process's threads spent woken but not yet running, per request (the \
+kernel's run delay, `/proc/<pid>/task/*/schedstat`). On a VM, a thread woken on an idle virtual CPU waits \
+for the hypervisor to run that CPU; each hop of a request pays it, and flo2 and the bare proxy each add \
+the same two hops (client to gateway, gateway to upstream). The bare proxy's figure is from the same rounds.\n",
         secs as f64 / rounds as f64
     );
-    md.push_str("\n## Floor: a bare hyper reverse proxy\n\n| rate | added p50 | p90 | p99 | p99.9 | errors | context switches per request | CPU stolen |\n|---|---|---|---|---|---|---|---|\n");
-    for (rate, p, errors, switches, stolen) in &floor.proxy {
-        let a = p.minus(floor.direct_at(*rate));
+    md.push_str("\n## Floor: a bare hyper reverse proxy\n\n| rate | added p50 | p90 | p99 | p99.9 | errors | context switches per request | waiting for a CPU per request | CPU stolen |\n|---|---|---|---|---|---|---|---|---|\n");
+    for p in &floor.proxy {
+        let a = p.latency.minus(floor.direct_at(p.rate));
         md.push_str(&format!(
-            "| {rate}/s | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {errors} | {switches:.1} | {stolen:.1} % |\n",
-            a.p50, a.p90, a.p99, a.p999
+            "| {}/s | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} | {:.1} | {:.0} µs | {:.1} % |\n",
+            p.rate, a.p50, a.p90, a.p99, a.p999, p.errors, p.switches, p.waited_us, p.stolen
         ));
     }
     let sp = floor.stream_proxy.minus(floor.stream_direct);
@@ -264,7 +291,7 @@ much was stolen, or whose baseline was, is less reliable than the others.\n",
         sp.p50, sp.p99, crate::STREAM_RATE, floor.proxy_rps, floor.fake_rps, floor.proxy_cpu_us_per_request
     ));
     for r in reports {
-        md.push_str(&format!("\n## flo2 on {}\n\n| rate | path | added p50 | p90 | p99 | p99.9 | bare proxy p50, same rounds | flo2's own time, mean / p50 | errors | context switches per request | CPU stolen |\n|---|---|---|---|---|---|---|---|---|---|---|\n", r.database));
+        md.push_str(&format!("\n## flo2 on {}\n\n| rate | path | added p50 | p90 | p99 | p99.9 | bare proxy p50, same rounds | flo2's own time, mean / p50 | errors | context switches per request | waiting for a CPU per request (bare proxy, same rounds) | CPU stolen |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n", r.database));
         for row in r.scale.iter().chain(&r.latency).chain(&r.stream) {
             md.push_str(&row.md());
         }

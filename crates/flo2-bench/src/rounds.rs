@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use crate::load::{fixed_rate, Load, Percentiles, RateRun};
-use crate::setup::{CpuTicks, Flo2};
+use crate::setup::{CpuTicks, Flo2, Proc, Sched};
 
 /// One flo2 path of a row.
 pub struct Path {
@@ -34,6 +34,8 @@ pub struct PathResult {
     pub errors: u64,
     /// flo2's context switches per request over its segments.
     pub switches: f64,
+    /// µs per request flo2's threads spent woken but waiting for a CPU, over its segments.
+    pub waited_us: f64,
     /// The percentage of CPU time stolen during its segments.
     pub stolen: f64,
     /// flo2's own time per request over its segments.
@@ -43,6 +45,8 @@ pub struct PathResult {
 /// A row's rounds: each flo2 path, and the bare proxy's added latency per round.
 pub struct Measured {
     pub proxy_rounds: Vec<Percentiles>,
+    /// µs per request the proxy's threads spent woken but waiting for a CPU, over its segments.
+    pub proxy_waited_us: f64,
     pub paths: Vec<PathResult>,
 }
 
@@ -51,6 +55,7 @@ pub struct Rig<'a> {
     pub http: &'a reqwest::Client,
     pub direct: &'a Load,
     pub proxy: &'a Load,
+    pub proxy_proc: &'a Proc,
     pub flo2: &'a Flo2,
     pub rounds: usize,
     /// Each segment's length: the measurement's length split over the rounds.
@@ -62,6 +67,7 @@ impl Rig<'_> {
     pub async fn measure(&self, rate: u64, paths: &[Path], first_byte: bool) -> Measured {
         let mut out = Measured {
             proxy_rounds: Vec::new(),
+            proxy_waited_us: 0.0,
             paths: paths
                 .iter()
                 .map(|p| PathResult {
@@ -70,14 +76,20 @@ impl Rig<'_> {
                 })
                 .collect(),
         };
-        let mut switches = vec![0u64; paths.len()];
+        let mut sched = vec![(Sched::default(), Sched::default()); paths.len()];
         for _ in 0..self.rounds {
             let direct = self.run(self.direct, rate, first_byte).await.latency;
-            let behind = self.run(self.proxy, rate, first_byte).await.latency;
-            out.proxy_rounds.push(behind.minus(direct));
+            let proxy_before = self.proxy_proc.sched();
+            let behind = self.run(self.proxy, rate, first_byte).await;
+            let (_, waited) = self
+                .proxy_proc
+                .sched()
+                .per_request_since(proxy_before, behind.sent);
+            out.proxy_waited_us += waited / self.rounds as f64;
+            out.proxy_rounds.push(behind.latency.minus(direct));
             for (i, path) in paths.iter().enumerate() {
                 let (before, own_before, cpu) = (
-                    self.flo2.proc.switches(),
+                    self.flo2.proc.sched(),
                     self.flo2.own_time(self.http).await,
                     CpuTicks::now(),
                 );
@@ -85,7 +97,9 @@ impl Rig<'_> {
                 let stolen = CpuTicks::now().stolen_since(cpu);
                 let own = self.flo2.own_time(self.http).await.minus(&own_before);
                 let r = &mut out.paths[i];
-                switches[i] += self.flo2.proc.switches().saturating_sub(before);
+                let after = self.flo2.proc.sched();
+                sched[i].0.switches += after.switches.saturating_sub(before.switches);
+                sched[i].0.waited_ns += after.waited_ns.saturating_sub(before.waited_ns);
                 r.added_rounds.push(through.latency.minus(direct));
                 r.direct_rounds.push(direct);
                 r.sent += through.sent;
@@ -94,8 +108,8 @@ impl Rig<'_> {
                 r.own.add(&own);
             }
         }
-        for (r, n) in out.paths.iter_mut().zip(switches) {
-            r.switches = n as f64 / r.sent.max(1) as f64;
+        for (r, (during, zero)) in out.paths.iter_mut().zip(sched) {
+            (r.switches, r.waited_us) = during.per_request_since(zero, r.sent);
         }
         out
     }

@@ -41,28 +41,56 @@ impl Proc {
         (hwm, (ticks(11) + ticks(12)) / 100.0)
     }
 
-    /// Context switches so far, voluntary and not, summed over the process's live threads.
-    /// Every switch is a sleep and a wake-up, the costliest part of a request on a VM. A thread
-    /// that exits takes its count with it, so a later reading can be lower than an earlier one.
-    pub fn switches(&self) -> u64 {
+    /// The scheduler's counters so far, summed over the process's live threads. A thread that
+    /// exits takes its counts with it, so a later reading can be lower than an earlier one.
+    pub fn sched(&self) -> Sched {
         let pid = self.0.id();
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            return 0;
+            return Sched::default();
         };
-        tasks
-            .flatten()
-            .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-            .map(|status| {
-                status
-                    .lines()
-                    .filter_map(|l| {
-                        l.strip_prefix("voluntary_ctxt_switches:")
-                            .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                    })
-                    .sum::<u64>()
-            })
-            .sum()
+        let mut total = Sched::default();
+        for task in tasks.flatten() {
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            total.switches += status
+                .lines()
+                .filter_map(|l| {
+                    l.strip_prefix("voluntary_ctxt_switches:")
+                        .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                })
+                .sum::<u64>();
+            // `schedstat`: time on a CPU, time runnable but waiting for one, timeslices (ns).
+            let schedstat =
+                std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            total.waited_ns += schedstat
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        total
+    }
+}
+
+/// A process's scheduler counters at one moment.
+///
+/// Every context switch is a sleep and a wake-up, and on a VM the wake-up is the costliest part
+/// of a request: a woken thread waits for the hypervisor to run an idle virtual CPU (or for a
+/// busy one) before it runs. `waited_ns` is that wait, summed (the kernel's run delay).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sched {
+    pub switches: u64,
+    pub waited_ns: u64,
+}
+
+impl Sched {
+    /// Per request since `earlier`: (context switches, µs spent waiting for a CPU).
+    pub fn per_request_since(self, earlier: Self, requests: u64) -> (f64, f64) {
+        let n = requests.max(1) as f64;
+        (
+            self.switches.saturating_sub(earlier.switches) as f64 / n,
+            self.waited_ns.saturating_sub(earlier.waited_ns) as f64 / n / 1_000.0,
+        )
     }
 }
 
