@@ -166,7 +166,7 @@ async fn bench() {
         )
         .await;
         let stolen = CpuTicks::now().stolen_since(cpu);
-        let (switches, waited_us) = proxy_proc.sched().per_request_since(sched, behind.sent);
+        let (switches, waited_us) = proxy_proc.sched().since(sched).per_request(behind.sent);
         eprintln!(
             "{rate}/s: direct p50 {:.0}µs p99 {:.0}µs; bare proxy adds p50 {:.0}µs p99 {:.0}µs, {switches:.2} context switches and {waited_us:.0}µs waiting for a CPU per request, {stolen:.1} % CPU stolen",
             direct.latency.p50,

@@ -76,7 +76,7 @@ impl Rig<'_> {
                 })
                 .collect(),
         };
-        let mut sched = vec![(Sched::default(), Sched::default()); paths.len()];
+        let mut sched = vec![Sched::default(); paths.len()];
         for _ in 0..self.rounds {
             let direct = self.run(self.direct, rate, first_byte).await.latency;
             let proxy_before = self.proxy_proc.sched();
@@ -84,7 +84,8 @@ impl Rig<'_> {
             let (_, waited) = self
                 .proxy_proc
                 .sched()
-                .per_request_since(proxy_before, behind.sent);
+                .since(proxy_before)
+                .per_request(behind.sent);
             out.proxy_waited_us += waited / self.rounds as f64;
             out.proxy_rounds.push(behind.latency.minus(direct));
             for (i, path) in paths.iter().enumerate() {
@@ -97,9 +98,7 @@ impl Rig<'_> {
                 let stolen = CpuTicks::now().stolen_since(cpu);
                 let own = self.flo2.own_time(self.http).await.minus(&own_before);
                 let r = &mut out.paths[i];
-                let after = self.flo2.proc.sched();
-                sched[i].0.switches += after.switches.saturating_sub(before.switches);
-                sched[i].0.waited_ns += after.waited_ns.saturating_sub(before.waited_ns);
+                sched[i].add(self.flo2.proc.sched().since(before));
                 r.added_rounds.push(through.latency.minus(direct));
                 r.direct_rounds.push(direct);
                 r.sent += through.sent;
@@ -108,8 +107,8 @@ impl Rig<'_> {
                 r.own.add(&own);
             }
         }
-        for (r, (during, zero)) in out.paths.iter_mut().zip(sched) {
-            (r.switches, r.waited_us) = during.per_request_since(zero, r.sent);
+        for (r, during) in out.paths.iter_mut().zip(sched) {
+            (r.switches, r.waited_us) = during.per_request(r.sent);
         }
         out
     }

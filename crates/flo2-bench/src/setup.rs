@@ -84,12 +84,26 @@ pub struct Sched {
 }
 
 impl Sched {
-    /// Per request since `earlier`: (context switches, µs spent waiting for a CPU).
-    pub fn per_request_since(self, earlier: Self, requests: u64) -> (f64, f64) {
+    /// What happened between `earlier` and `self`.
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            switches: self.switches.saturating_sub(earlier.switches),
+            waited_ns: self.waited_ns.saturating_sub(earlier.waited_ns),
+        }
+    }
+
+    /// Adds `other`'s counts (segments of one row).
+    pub fn add(&mut self, other: Self) {
+        self.switches += other.switches;
+        self.waited_ns += other.waited_ns;
+    }
+
+    /// Per request: (context switches, µs spent waiting for a CPU).
+    pub fn per_request(self, requests: u64) -> (f64, f64) {
         let n = requests.max(1) as f64;
         (
-            self.switches.saturating_sub(earlier.switches) as f64 / n,
-            self.waited_ns.saturating_sub(earlier.waited_ns) as f64 / n / 1_000.0,
+            self.switches as f64 / n,
+            self.waited_ns as f64 / n / 1_000.0,
         )
     }
 }
