@@ -67,7 +67,7 @@ impl Rig<'_> {
     pub async fn measure(&self, rate: u64, paths: &[Path], first_byte: bool) -> Measured {
         let mut out = Measured {
             proxy_rounds: Vec::new(),
-            proxy_waited_us: 0.0,
+            proxy_waited_us: 0.0, // set from the rounds' totals below
             paths: paths
                 .iter()
                 .map(|p| PathResult {
@@ -77,16 +77,13 @@ impl Rig<'_> {
                 .collect(),
         };
         let mut sched = vec![Sched::default(); paths.len()];
+        let (mut proxy_sched, mut proxy_sent) = (Sched::default(), 0);
         for _ in 0..self.rounds {
             let direct = self.run(self.direct, rate, first_byte).await.latency;
             let proxy_before = self.proxy_proc.sched();
             let behind = self.run(self.proxy, rate, first_byte).await;
-            let (_, waited) = self
-                .proxy_proc
-                .sched()
-                .since(proxy_before)
-                .per_request(behind.sent);
-            out.proxy_waited_us += waited / self.rounds as f64;
+            proxy_sched.add(self.proxy_proc.sched().since(proxy_before));
+            proxy_sent += behind.sent;
             out.proxy_rounds.push(behind.latency.minus(direct));
             for (i, path) in paths.iter().enumerate() {
                 let (before, own_before, cpu) = (
@@ -107,6 +104,7 @@ impl Rig<'_> {
                 r.own.add(&own);
             }
         }
+        (_, out.proxy_waited_us) = proxy_sched.per_request(proxy_sent);
         for (r, during) in out.paths.iter_mut().zip(sched) {
             (r.switches, r.waited_us) = during.per_request(r.sent);
         }
