@@ -424,11 +424,13 @@ pub(crate) fn answer(
     }
     .map_err(|e| e.to_string())?;
     let out = match format {
-        ApiFormat::OpenAi => openai::write_response(&common, chrono::Utc::now().timestamp()),
-        ApiFormat::Anthropic => anthropic::write_response(&common),
-    };
-    // `to_vec` writes straight into a buffer; `Value`'s `Display` goes through the formatter.
-    let out = serde_json::to_vec(&out).map_err(|e| format!("cannot encode the answer: {e}"))?;
+        ApiFormat::OpenAi => serde_json::to_vec(&openai::write_response(
+            &common,
+            chrono::Utc::now().timestamp(),
+        )),
+        ApiFormat::Anthropic => serde_json::to_vec(&anthropic::write_response(&common)),
+    }
+    .map_err(|e| format!("cannot encode the answer: {e}"))?;
     Ok((Bytes::from(out), common.usage))
 }
 

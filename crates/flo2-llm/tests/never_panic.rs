@@ -208,8 +208,8 @@ fn translators_never_panic_on_random_documents() {
         {
             {
                 responses += 1;
-                let _ = openai::write_response(&resp, 0);
-                let _ = anthropic::write_response(&resp);
+                let _ = serde_json::to_vec(&openai::write_response(&resp, 0));
+                let _ = serde_json::to_vec(&anthropic::write_response(&resp));
             }
         }
         let _ = openai::parse_usage(&doc);

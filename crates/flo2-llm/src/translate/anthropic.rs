@@ -1,5 +1,6 @@
 //! Anthropic Messages ⇄ the common model.
 
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::{arguments_value, f64_field, present, str_at, string_list, u64_at};
@@ -338,14 +339,29 @@ pub fn parse_usage(u: &Value) -> Usage {
     }
 }
 
-/// Writes usage in Anthropic's shape.
+/// Usage in Anthropic's shape, serialized as it is (no JSON tree in between).
+#[derive(Serialize)]
+pub struct UsageOut {
+    input_tokens: u64,
+    output_tokens: u64,
+    cache_creation_input_tokens: u64,
+    cache_read_input_tokens: u64,
+}
+
+impl From<&Usage> for UsageOut {
+    fn from(u: &Usage) -> Self {
+        Self {
+            input_tokens: u.input,
+            output_tokens: u.output,
+            cache_creation_input_tokens: u.cache_write,
+            cache_read_input_tokens: u.cached_input,
+        }
+    }
+}
+
+/// Writes usage in Anthropic's shape, as a JSON value (for stream events, which add to it).
 pub fn write_usage(u: &Usage) -> Value {
-    json!({
-        "input_tokens": u.input,
-        "output_tokens": u.output,
-        "cache_creation_input_tokens": u.cache_write,
-        "cache_read_input_tokens": u.cached_input,
-    })
+    serde_json::to_value(UsageOut::from(u)).unwrap_or(Value::Null)
 }
 
 /// Maps an Anthropic stop reason.
@@ -397,24 +413,61 @@ pub fn parse_response(body: &Value) -> Result<ChatResponse, TranslateError> {
     })
 }
 
+/// A message as Anthropic writes it, borrowing from the common response: serialized straight
+/// to bytes, without building a JSON tree first.
+#[derive(Serialize)]
+pub struct MessageOut<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    role: &'static str,
+    model: &'a str,
+    content: Vec<BlockOut<'a>>,
+    stop_reason: &'static str,
+    /// Always `null`: which stop sequence matched is not part of the common model.
+    stop_sequence: (),
+    usage: UsageOut,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum BlockOut<'a> {
+    Text {
+        text: &'a str,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        /// The arguments as a JSON object (they arrive as text from other formats).
+        input: Value,
+    },
+}
+
 /// Writes a common response as an Anthropic message.
-pub fn write_response(resp: &ChatResponse) -> Value {
-    let content: Vec<Value> = resp
+pub fn write_response(resp: &ChatResponse) -> MessageOut<'_> {
+    let content = resp
         .parts
         .iter()
-        .filter(|p| matches!(p, Part::Text(_) | Part::ToolCall(_)))
-        .map(write_part)
+        .filter_map(|p| match p {
+            Part::Text(text) => Some(BlockOut::Text { text }),
+            Part::ToolCall(c) => Some(BlockOut::ToolUse {
+                id: &c.id,
+                name: &c.name,
+                input: arguments_value(&c.arguments),
+            }),
+            _ => None,
+        })
         .collect();
-    json!({
-        "id": resp.id,
-        "type": "message",
-        "role": "assistant",
-        "model": resp.model,
-        "content": content,
-        "stop_reason": stop_name(resp.finish),
-        "stop_sequence": null,
-        "usage": write_usage(&resp.usage),
-    })
+    MessageOut {
+        id: &resp.id,
+        kind: "message",
+        role: "assistant",
+        model: &resp.model,
+        content,
+        stop_reason: stop_name(resp.finish),
+        stop_sequence: (),
+        usage: UsageOut::from(&resp.usage),
+    }
 }
 
 #[cfg(test)]
@@ -493,6 +546,7 @@ mod tests {
             finish: FinishReason::ToolCalls,
             usage: u,
         };
-        assert_eq!(parse_response(&write_response(&resp)).unwrap(), resp);
+        let written = serde_json::to_value(write_response(&resp)).unwrap();
+        assert_eq!(parse_response(&written).unwrap(), resp);
     }
 }

