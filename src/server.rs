@@ -158,9 +158,7 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
         .route("/readyz", get(readyz).with_state(store.clone()))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(
-            flo2_gateway::request_id::middleware,
-        ));
+        .layer(flo2_gateway::request_id::RequestIdLayer);
 
     let listener = TcpListener::bind(config.listen)
         .await
