@@ -212,11 +212,9 @@ fn write_image(img: &Image) -> Value {
 
 fn write_part(p: &Part) -> Value {
     match p {
-        Part::Text(t) => json!({"type": "text", "text": t}),
+        Part::Text(text) => json!(BlockOut::Text { text }),
         Part::Image(img) => write_image(img),
-        Part::ToolCall(c) => {
-            json!({"type": "tool_use", "id": c.id, "name": c.name, "input": arguments_value(&c.arguments)})
-        }
+        Part::ToolCall(c) => json!(BlockOut::tool_use(c)),
         Part::ToolResult(r) => {
             let mut b = json!({"type": "tool_result", "tool_use_id": r.call_id, "content": r.content.iter().map(write_part).collect::<Vec<_>>()});
             if r.is_error {
@@ -429,6 +427,7 @@ pub struct MessageOut<'a> {
     usage: UsageOut,
 }
 
+/// A text or tool-use content block, written the same in requests and answers.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum BlockOut<'a> {
@@ -443,6 +442,16 @@ enum BlockOut<'a> {
     },
 }
 
+impl<'a> BlockOut<'a> {
+    fn tool_use(c: &'a ToolCall) -> Self {
+        BlockOut::ToolUse {
+            id: &c.id,
+            name: &c.name,
+            input: arguments_value(&c.arguments),
+        }
+    }
+}
+
 /// Writes a common response as an Anthropic message.
 pub fn write_response(resp: &ChatResponse) -> MessageOut<'_> {
     let content = resp
@@ -450,11 +459,7 @@ pub fn write_response(resp: &ChatResponse) -> MessageOut<'_> {
         .iter()
         .filter_map(|p| match p {
             Part::Text(text) => Some(BlockOut::Text { text }),
-            Part::ToolCall(c) => Some(BlockOut::ToolUse {
-                id: &c.id,
-                name: &c.name,
-                input: arguments_value(&c.arguments),
-            }),
+            Part::ToolCall(c) => Some(BlockOut::tool_use(c)),
             _ => None,
         })
         .collect();

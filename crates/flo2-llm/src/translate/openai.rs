@@ -273,7 +273,7 @@ pub fn write_request(req: &ChatRequest, max_tokens_field: &str, include_usage: b
                     .parts
                     .iter()
                     .filter_map(|p| match p {
-                        Part::ToolCall(c) => Some(json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}})),
+                        Part::ToolCall(c) => Some(json!(ToolCallOut::from(c))),
                         _ => None,
                     })
                     .collect();
@@ -539,6 +539,7 @@ struct AssistantMessage<'a> {
     tool_calls: Vec<ToolCallOut<'a>>,
 }
 
+/// A tool call, written the same in requests (assistant turns) and answers.
 #[derive(Serialize)]
 struct ToolCallOut<'a> {
     id: &'a str,
@@ -553,6 +554,19 @@ struct FunctionOut<'a> {
     arguments: &'a str,
 }
 
+impl<'a> From<&'a ToolCall> for ToolCallOut<'a> {
+    fn from(c: &'a ToolCall) -> Self {
+        Self {
+            id: &c.id,
+            kind: "function",
+            function: FunctionOut {
+                name: &c.name,
+                arguments: &c.arguments,
+            },
+        }
+    }
+}
+
 /// Writes a common response as an OpenAI chat completion.
 pub fn write_response(resp: &ChatResponse, created: i64) -> Completion<'_> {
     let mut texts = resp.parts.iter().filter_map(|p| match p {
@@ -564,24 +578,14 @@ pub fn write_response(resp: &ChatResponse, created: i64) -> Completion<'_> {
         (None, _) => Cow::Borrowed(""),
         (Some(only), None) => Cow::Borrowed(only),
         (Some(first), Some(second)) => {
-            let mut joined = String::from(first);
-            joined.push_str(second);
-            texts.for_each(|t| joined.push_str(t));
-            Cow::Owned(joined)
+            Cow::Owned([first, second].into_iter().chain(texts).collect())
         }
     };
     let tool_calls: Vec<ToolCallOut<'_>> = resp
         .parts
         .iter()
         .filter_map(|p| match p {
-            Part::ToolCall(c) => Some(ToolCallOut {
-                id: &c.id,
-                kind: "function",
-                function: FunctionOut {
-                    name: &c.name,
-                    arguments: &c.arguments,
-                },
-            }),
+            Part::ToolCall(c) => Some(ToolCallOut::from(c)),
             _ => None,
         })
         .collect();
