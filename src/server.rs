@@ -157,8 +157,7 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(store.clone()))
         .fallback(fallback)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(flo2_gateway::request_id::RequestIdLayer);
+        .method_not_allowed_fallback(method_not_allowed);
 
     let listener = TcpListener::bind(config.listen)
         .await

@@ -18,16 +18,22 @@
 //! closed. Dropping [`ServingThreads`] without releasing them (a test that never shuts down)
 //! ends them at once.
 
+use std::convert::Infallible;
 use std::future::IntoFuture as _;
 use std::io;
 use std::net::SocketAddr;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::serve::ListenerExt as _;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
+use axum::serve::IncomingStream;
 use axum::Router;
+use flo2_gateway::request_id::{RequestIdLayer, RequestIdService};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tower::{Layer as _, Service};
 
 /// A connection on its way from the accept loop to a serving thread.
 type Handed = (std::net::TcpStream, SocketAddr);
@@ -144,14 +150,9 @@ async fn serve_handed(
 ) {
     // Ends with the runtime, after `release`.
     tokio::spawn(pacemaker());
-    // `tap_io` gives the listener axum's `ConnectInfo<SocketAddr>` (login throttling reads it).
-    let listener = Handoff { rx, local }.tap_io(|_| {});
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop.cancelled_owned())
-    .into_future();
+    let server = axum::serve(Handoff { rx, local }, PerConnection { app })
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .into_future();
     tokio::select! {
         result = server => {
             let _ = done.send(result);
@@ -220,6 +221,57 @@ async fn accept_failed(e: &io::Error) {
     }
     tracing::error!(error = %e, "accepting a connection failed");
     tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Makes each connection's service: the router behind [`RequestIdLayer`], with the peer's
+/// address for axum's `ConnectInfo<SocketAddr>` (login throttling reads it).
+///
+/// The request-id layer wraps the router once, here, rather than through `Router::layer`,
+/// which wraps every route in one more boxed service that is cloned, and whose future is
+/// boxed, on every request.
+#[derive(Clone)]
+struct PerConnection {
+    app: Router,
+}
+
+impl<'a> Service<IncomingStream<'a, Handoff>> for PerConnection {
+    type Response = RequestIdService<WithPeer>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, stream: IncomingStream<'a, Handoff>) -> Self::Future {
+        let peer = ConnectInfo(*stream.remote_addr());
+        std::future::ready(Ok(RequestIdLayer.layer(WithPeer {
+            app: self.app.clone(),
+            peer,
+        })))
+    }
+}
+
+/// The router, given the connection's peer address on each request.
+#[derive(Clone)]
+struct WithPeer {
+    app: Router,
+    peer: ConnectInfo<SocketAddr>,
+}
+
+impl Service<Request> for WithPeer {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = <Router as Service<Request>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Service::<Request>::poll_ready(&mut self.app, cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        request.extensions_mut().insert(self.peer);
+        self.app.call(request)
+    }
 }
 
 /// A serving thread's listener: the connections the accept loop hands it.

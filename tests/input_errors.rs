@@ -395,3 +395,63 @@ async fn the_data_plane_answers_in_the_callers_shape() {
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert!(resp.json::<Value>().await.unwrap()["error"]["message"].is_string());
 }
+
+#[tokio::test]
+async fn an_oversized_data_plane_body_is_refused_in_the_callers_shape() {
+    let db = common::TestDb::new().await;
+    let app = TestApp::start_configured(db, common::master_key(), flo2::Mode::Serve, |c| {
+        c.gateway_max_body_bytes = 1_000;
+    })
+    .await;
+    let account = app.signup("big@example.com", "Big").await;
+    let team = app.team(&account.token, "t").await;
+    let (_, key) = app.api_key(&account.token, &team, "k").await;
+    let big = json!({"model": "openai/gpt-4o-mini", "max_tokens": 5,
+        "messages": [{"role": "user", "content": "x".repeat(2_000)}]});
+    let send = |path: &'static str, anthropic: bool| {
+        let mut req = app.http.post(app.url(path)).json(&big);
+        req = if anthropic {
+            req.header("x-api-key", &key)
+                .header("anthropic-version", "2023-06-01")
+        } else {
+            req.bearer_auth(&key)
+        };
+        async move {
+            let resp = req.send().await.unwrap();
+            assert!(resp.headers().contains_key("x-flo2-request-id"));
+            (resp.status(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    // OpenAI: `{"error": {"message", "type", ...}}`.
+    for path in ["/v1/chat/completions", "/v1/embeddings"] {
+        let (status, body) = send(path, false).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("1000 bytes"), "{message}");
+        assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    }
+    // Anthropic: `{"type": "error", "error": {"type", "message"}}`.
+    for path in ["/v1/messages", "/v1/messages/count_tokens"] {
+        let (status, body) = send(path, true).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {body}");
+        assert_eq!(body["type"], "error", "{body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+    // A body within the limit still gets through to the usual checks.
+    let small = app
+        .http
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(small.status(), StatusCode::BAD_REQUEST);
+    // Nothing was metered.
+    assert!(app
+        .store()
+        .usage_records(account.org.parse().unwrap(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}

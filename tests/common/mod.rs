@@ -132,7 +132,19 @@ impl TestApp {
     }
 
     pub async fn start_on(db: TestDb, key: String, mode: Mode) -> Self {
-        let server = flo2::start(&config(&db, &key), mode).await.unwrap();
+        Self::start_configured(db, key, mode, |_| {}).await
+    }
+
+    /// [`TestApp::start_on`] with the test's configuration changed by `edit` first.
+    pub async fn start_configured(
+        db: TestDb,
+        key: String,
+        mode: Mode,
+        edit: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut config = config(&db, &key);
+        edit(&mut config);
+        let server = flo2::start(&config, mode).await.unwrap();
         TestApp {
             base: format!("http://{}", server.addr),
             db,

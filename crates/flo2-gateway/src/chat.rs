@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::attempt::{Answer, Request};
 use crate::auth::Caller;
+use crate::caller_body::CallerBody;
 use crate::dispatch::{self, Policy, Trace};
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
 use crate::needs::Needs;
@@ -46,7 +47,7 @@ pub async fn chat_completions(
     state: State<GatewayState>,
     caller: Caller,
     id: Extension<RequestId>,
-    body: Bytes,
+    CallerBody(body): CallerBody,
 ) -> Response {
     handle_measured(&state.0, caller, ApiFormat::OpenAi, id.0, None, body).await
 }
@@ -57,7 +58,7 @@ pub async fn messages(
     caller: Caller,
     id: Extension<RequestId>,
     headers: HeaderMap,
-    body: Bytes,
+    CallerBody(body): CallerBody,
 ) -> Response {
     // Beta flags mean something only to Anthropic itself: forwarded there and nowhere else.
     let beta = headers
@@ -207,7 +208,10 @@ async fn handle(
                 HeaderValue::from_static("application/json"),
             );
             // Exact USD (12 decimal places) at the organization's price for this model.
-            add_headers(&mut resp, [(names::COST, cost.to_string())]);
+            add_headers(
+                &mut resp,
+                [(names::COST, header_text(format_args!("{cost}")))],
+            );
             resp
         }
         Answer::Stream { prefix, relay } => {
@@ -219,8 +223,11 @@ async fn handle(
     add_headers(
         &mut resp,
         [
-            (names::PROVIDER, target.provider.as_str().to_owned()),
-            (names::MODEL, target.model.clone()),
+            (
+                names::PROVIDER,
+                Some(HeaderValue::from_static(target.provider.as_str())),
+            ),
+            (names::MODEL, HeaderValue::from_str(&target.model).ok()),
         ],
     );
     add_trace_headers(&mut resp, route_name(&req), Some(&target), &trace);
@@ -318,13 +325,16 @@ fn add_trace_headers(
     trace: &Trace,
 ) {
     let mut headers = Vec::with_capacity(5);
-    headers.push((names::ATTEMPTS, trace.attempts.to_string()));
+    headers.push((names::ATTEMPTS, Some(HeaderValue::from(trace.attempts))));
     if let Some(route) = route {
-        headers.push((names::ROUTE, route.to_owned()));
+        headers.push((names::ROUTE, HeaderValue::from_str(route).ok()));
     }
     if let Some(t) = target {
-        headers.push((names::TARGET, format!("{}/{}", t.provider, t.model)));
-        headers.push((names::CREDENTIAL, t.credential.id.to_string()));
+        let target = header_text(format_args!("{}/{}", t.provider, t.model));
+        headers.push((names::TARGET, target));
+        let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let id = t.credential.id.as_uuid().hyphenated().encode_lower(&mut id);
+        headers.push((names::CREDENTIAL, HeaderValue::from_str(id).ok()));
     }
     if !trace.failures.is_empty() {
         let joined: String = trace
@@ -340,7 +350,7 @@ fn add_trace_headers(
             })
             .take(2000)
             .collect();
-        headers.push((names::ATTEMPT_ERRORS, joined));
+        headers.push((names::ATTEMPT_ERRORS, HeaderValue::try_from(joined).ok()));
     }
     add_headers(resp, headers);
 }
@@ -383,12 +393,60 @@ mod names {
     pub const ATTEMPT_ERRORS: HeaderName = HeaderName::from_static("x-flo2-attempt-errors");
 }
 
-/// Sets each header whose value is valid; the `String` becomes the header value without a copy.
-fn add_headers(resp: &mut Response, headers: impl IntoIterator<Item = (HeaderName, String)>) {
+/// Sets each header whose value is valid (`None` is a value that was not).
+fn add_headers(
+    resp: &mut Response,
+    headers: impl IntoIterator<Item = (HeaderName, Option<HeaderValue>)>,
+) {
     for (name, value) in headers {
-        if let Ok(v) = HeaderValue::try_from(value) {
+        if let Some(v) = value {
             resp.headers_mut().insert(name, v);
         }
+    }
+}
+
+/// A formatted header value, or `None` if the text is not a valid one. The text is written on
+/// the stack and copied once into the value: formatting into a `String` reallocates as it grows
+/// (a UUID's 36 characters took four allocations), and every answer carries several of these.
+fn header_text(args: std::fmt::Arguments<'_>) -> Option<HeaderValue> {
+    let mut text = StackText::default();
+    if std::fmt::write(&mut text, args).is_ok() {
+        return HeaderValue::from_bytes(text.as_bytes()).ok();
+    }
+    // Longer than the stack buffer (a very long model name): rare enough to allocate.
+    HeaderValue::try_from(args.to_string()).ok()
+}
+
+/// Text of up to [`StackText::CAPACITY`] bytes, written in place.
+struct StackText {
+    bytes: [u8; StackText::CAPACITY],
+    len: usize,
+}
+
+impl StackText {
+    const CAPACITY: usize = 192;
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl Default for StackText {
+    fn default() -> Self {
+        Self {
+            bytes: [0; Self::CAPACITY],
+            len: 0,
+        }
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let room = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        room.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -582,6 +640,17 @@ mod tests {
     use http_body_util::StreamBody;
 
     type Chunk = Result<hyper::body::Frame<Bytes>, std::io::Error>;
+
+    #[test]
+    fn header_text_formats_short_and_long_values_and_refuses_invalid_ones() {
+        let cost = flo2_core::PicoUsd(1_500_000);
+        let short = header_text(format_args!("{cost}")).unwrap();
+        assert_eq!(short, "0.000001500000");
+        let model = "m".repeat(StackText::CAPACITY + 10);
+        let long = header_text(format_args!("openai/{model}")).unwrap();
+        assert_eq!(long.as_bytes().len(), "openai/".len() + model.len());
+        assert!(header_text(format_args!("a\nb")).is_none());
+    }
 
     fn response(
         chunks: Vec<Chunk>,

@@ -11,6 +11,7 @@ use flo2_llm::providers::{self, WireFamily};
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
+use crate::caller_body::CallerBody;
 use crate::chat::{parse_body, read_limited, send, target_for, timeout_error, upstream_error};
 use crate::deadline::Deadline;
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
@@ -24,7 +25,7 @@ pub async fn embeddings(
     State(state): State<GatewayState>,
     caller: Caller,
     Extension(id): Extension<RequestId>,
-    body: Bytes,
+    CallerBody(body): CallerBody,
 ) -> Response {
     run(
         state,
@@ -141,7 +142,7 @@ async fn run(
 /// A documented approximation ([`estimate`]): about four characters of text per token, plus a
 /// small overhead per message. Providers other than Anthropic have no counting endpoint, and an exact count
 /// would need each model's tokenizer.
-pub async fn count_tokens(caller: Caller, body: Bytes) -> Response {
+pub async fn count_tokens(caller: Caller, CallerBody(body): CallerBody) -> Response {
     let format = ApiFormat::Anthropic;
     let _ = caller;
     match parse_body(format, &body) {

@@ -6,6 +6,7 @@
 
 pub mod attempt;
 pub mod auth;
+mod caller_body;
 pub mod change_watcher;
 mod chat;
 pub mod deadline;
@@ -34,7 +35,6 @@ pub mod usage_sink;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use flo2_store::Store;
@@ -243,7 +243,6 @@ impl GatewayState {
 
 /// The data plane's routes.
 pub fn router(state: GatewayState) -> Router {
-    let limit = state.settings.max_body_bytes;
     Router::new()
         .route("/metrics", get(metrics))
         .route("/v1/models", get(models::list))
@@ -251,7 +250,6 @@ pub fn router(state: GatewayState) -> Router {
         .route("/v1/messages", post(chat::messages))
         .route("/v1/messages/count_tokens", post(embeddings::count_tokens))
         .route("/v1/embeddings", post(embeddings::embeddings))
-        .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
 

@@ -42,7 +42,7 @@ impl<S> Layer<S> for RequestIdLayer {
     }
 }
 
-/// The service [`RequestIdLayer`] wraps around each route.
+/// The service [`RequestIdLayer`] wraps around the router.
 #[derive(Clone, Debug)]
 pub struct RequestIdService<S> {
     inner: S,
