@@ -154,10 +154,10 @@ async fn openai_to_openai_family_passes_through() {
     let r = &rows[0];
     assert_eq!(
         (
-            r.provider.as_str(),
+            r.provider.as_ref(),
             r.model.as_str(),
             r.status,
-            r.inbound_api.as_str()
+            r.inbound_api.as_ref()
         ),
         ("groq", "llama-3.3-70b-versatile", 200, "openai")
     );

@@ -124,7 +124,7 @@ impl Meter {
     pub fn attempt(&mut self, number: u32, role: &'static str) {
         if let Some(r) = self.record.as_mut() {
             r.attempt = i64::from(number);
-            r.attempt_role = role.to_owned();
+            r.attempt_role = role.into();
         }
         if role == "race" {
             // A race participant dropped before it finished lost the race; the upstream already
@@ -209,17 +209,17 @@ impl Meter {
     }
 
     /// Writes the record with `status` (and `error_kind` for failures).
-    pub fn finish(&mut self, status: u16, error_kind: Option<&str>) {
+    pub fn finish(&mut self, status: u16, error_kind: Option<&'static str>) {
         self.write(i64::from(status), error_kind);
     }
 
-    fn write(&mut self, status: i64, error_kind: Option<&str>) {
+    fn write(&mut self, status: i64, error_kind: Option<&'static str>) {
         let Some(mut record) = self.record.take() else {
             return;
         };
         let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         record.status = status;
-        record.error_kind = error_kind.map(str::to_owned);
+        record.error_kind = error_kind.map(Into::into);
         let (tokens, estimated) = self.tokens();
         record.input_tokens = to_i64(tokens.input);
         record.output_tokens = to_i64(tokens.output);

@@ -106,7 +106,7 @@ impl Relay {
 
     /// Gives up before anything reached the caller (e.g. no first token in time), recording the
     /// call with `status` and `kind`; dropping the relay then closes the upstream connection.
-    pub fn abort(&mut self, status: u16, kind: &str) {
+    pub fn abort(&mut self, status: u16, kind: &'static str) {
         if !self.finished {
             self.finished = true;
             self.meter.usage(self.decoder.usage());

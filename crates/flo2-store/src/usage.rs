@@ -8,6 +8,11 @@ use crate::pool::{on_pool, BeginWrite as _, Pool};
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
 
+/// Text that is nearly always one of a few names fixed in the code (a provider, a role, a
+/// failure kind): borrowed from the program, so metering a call does not allocate them, and
+/// owned when read back from the database or a spill file.
+pub type Text = std::borrow::Cow<'static, str>;
+
 /// One upstream call. Serializable so the usage pipeline can spill it to disk while the database
 /// is unreachable.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -25,15 +30,15 @@ pub struct UsageRecord {
     /// Attempt number within the request, from 1.
     pub attempt: i64,
     /// `primary`, `fallback`, `race`, `judge`, `cache_hit`.
-    pub attempt_role: String,
+    pub attempt_role: Text,
     /// `openai` or `anthropic`: the API the caller used.
-    pub inbound_api: String,
+    pub inbound_api: Text,
     /// The model (or route) the caller asked for.
     pub requested_model: String,
     /// The route, if one was used.
     pub route: Option<String>,
     /// Provider called.
-    pub provider: String,
+    pub provider: Text,
     /// Model called, as the provider names it.
     pub model: String,
     /// Credential used.
@@ -41,7 +46,7 @@ pub struct UsageRecord {
     /// HTTP status of the attempt (499 when the caller went away first).
     pub status: i64,
     /// Short machine-readable failure kind, if it failed.
-    pub error_kind: Option<String>,
+    pub error_kind: Option<Text>,
     /// Input tokens at the full input price.
     pub input_tokens: i64,
     /// Output tokens, reasoning included.
@@ -111,15 +116,15 @@ impl From<UsageRow> for UsageRecord {
             gateway_key_id: r.gateway_key_id.map(Into::into),
             request_id: r.request_id.0,
             attempt: r.attempt,
-            attempt_role: r.attempt_role,
-            inbound_api: r.inbound_api,
+            attempt_role: r.attempt_role.into(),
+            inbound_api: r.inbound_api.into(),
             requested_model: r.requested_model,
             route: r.route,
-            provider: r.provider,
+            provider: r.provider.into(),
             model: r.model,
             credential_id: r.credential_id.map(Into::into),
             status: r.status,
-            error_kind: r.error_kind,
+            error_kind: r.error_kind.map(Text::from),
             input_tokens: r.input_tokens,
             output_tokens: r.output_tokens,
             cached_input_tokens: r.cached_input_tokens,
@@ -168,11 +173,11 @@ fn push_sqlite_row<'args>(
         .push_bind(r.gateway_key_id.map(DbUuid::from))
         .push_bind(DbUuid(r.request_id))
         .push_bind(r.attempt)
-        .push_bind(r.attempt_role.as_str())
-        .push_bind(r.inbound_api.as_str())
+        .push_bind(r.attempt_role.as_ref())
+        .push_bind(r.inbound_api.as_ref())
         .push_bind(r.requested_model.as_str())
         .push_bind(r.route.as_deref())
-        .push_bind(r.provider.as_str())
+        .push_bind(r.provider.as_ref())
         .push_bind(r.model.as_str())
         .push_bind(r.credential_id.map(DbUuid::from))
         .push_bind(r.status)
@@ -254,11 +259,11 @@ async fn insert_unnest(pool: &sqlx::PgPool, records: &[UsageRecord]) -> Result<(
     .bind(column(r, |r| r.gateway_key_id.map(|k| k.as_uuid())))
     .bind(column(r, |r| r.request_id))
     .bind(column(r, |r| r.attempt))
-    .bind(column(r, |r| r.attempt_role.as_str()))
-    .bind(column(r, |r| r.inbound_api.as_str()))
+    .bind(column(r, |r| r.attempt_role.as_ref()))
+    .bind(column(r, |r| r.inbound_api.as_ref()))
     .bind(column(r, |r| r.requested_model.as_str()))
     .bind(column(r, |r| r.route.as_deref()))
-    .bind(column(r, |r| r.provider.as_str()))
+    .bind(column(r, |r| r.provider.as_ref()))
     .bind(column(r, |r| r.model.as_str()))
     .bind(column(r, |r| r.credential_id.map(|c| c.as_uuid())))
     .bind(column(r, |r| r.status))
