@@ -253,8 +253,7 @@ impl Upstream {
         map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         map.insert(USER_AGENT, HeaderValue::from_static(AGENT));
         for (name, value) in headers {
-            let name =
-                HeaderName::from_bytes(name.as_bytes()).map_err(|_| UpstreamError::BadHeader)?;
+            let name = header_name(name)?;
             let mut value = HeaderValue::from_str(value).map_err(|_| UpstreamError::BadHeader)?;
             value.set_sensitive(true);
             map.append(name, value);
@@ -263,6 +262,27 @@ impl Upstream {
             .await
             .map_err(|e| classify(&e))
     }
+}
+
+/// The names provider calls carry, parsed once: `HeaderName::from_bytes` copies every name
+/// that is not a standard HTTP header into a new allocation.
+mod names {
+    use http::header::HeaderName;
+
+    pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+    pub const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
+    pub const ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
+    pub const X_GOOG_API_KEY: HeaderName = HeaderName::from_static("x-goog-api-key");
+}
+
+fn header_name(name: &str) -> Result<HeaderName, UpstreamError> {
+    Ok(match name {
+        "x-api-key" => names::X_API_KEY,
+        "anthropic-version" => names::ANTHROPIC_VERSION,
+        "anthropic-beta" => names::ANTHROPIC_BETA,
+        "x-goog-api-key" => names::X_GOOG_API_KEY,
+        _ => HeaderName::from_bytes(name.as_bytes()).map_err(|_| UpstreamError::BadHeader)?,
+    })
 }
 
 /// What a failed send means, from the error's causes (the resolver's refusal, a timeout).
@@ -290,6 +310,25 @@ pub fn body_stream(response: UpstreamResponse) -> BodyStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provider_header_names_parse_as_from_bytes_would() {
+        for name in [
+            "x-api-key",
+            "anthropic-version",
+            "anthropic-beta",
+            "x-goog-api-key",
+            "authorization",
+        ] {
+            let parsed = header_name(name).unwrap();
+            assert_eq!(parsed, HeaderName::from_bytes(name.as_bytes()).unwrap());
+            assert_eq!(parsed.as_str(), name);
+        }
+        assert!(matches!(
+            header_name("bad name"),
+            Err(UpstreamError::BadHeader)
+        ));
+    }
 
     #[test]
     fn private_ranges_are_recognised() {

@@ -26,13 +26,22 @@ pub fn family(provider: ProviderKind) -> WireFamily {
 /// The chat endpoint for `model` under `base_url` (no trailing slash).
 pub fn chat_url(provider: ProviderKind, base_url: &str, model: &str, stream: bool) -> String {
     match family(provider) {
-        WireFamily::OpenAi => format!("{base_url}/chat/completions"),
-        WireFamily::Anthropic => format!("{base_url}/messages"),
+        WireFamily::OpenAi => joined(base_url, "/chat/completions"),
+        WireFamily::Anthropic => joined(base_url, "/messages"),
         WireFamily::Gemini if stream => {
             format!("{base_url}/models/{model}:streamGenerateContent?alt=sse")
         }
         WireFamily::Gemini => format!("{base_url}/models/{model}:generateContent"),
     }
+}
+
+/// `base` then `path`, allocated once at its final size (`format!` grows its `String` as it
+/// writes, which for a URL meant a second allocation on every call).
+fn joined(base: &str, path: &str) -> String {
+    let mut url = String::with_capacity(base.len() + path.len());
+    url.push_str(base);
+    url.push_str(path);
+    url
 }
 
 /// The embeddings endpoint, for providers that have an OpenAI-style one.
