@@ -9,6 +9,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_LENGTH;
+use axum::http::HeaderMap;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
@@ -24,30 +25,54 @@ impl FromRequest<GatewayState> for CallerBody {
     async fn from_request(req: Request, state: &GatewayState) -> Result<Self, GatewayError> {
         let format = ApiFormat::detect(req.uri().path(), req.headers());
         let limit = state.settings.max_body_bytes;
-        let too_large = || {
-            GatewayError::new(
+        let (parts, body) = req.into_parts();
+        match read_capped(&parts.headers, body, limit).await {
+            Ok(bytes) => Ok(Self(bytes)),
+            Err(Capped::TooLarge) => Err(GatewayError::new(
                 format,
                 ErrorKind::TooLarge,
                 format!("the request body is larger than the {limit} bytes this flo2 accepts"),
-            )
-        };
-        // A declared length over the limit is refused before a byte of the body is read.
-        let declared = req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Err(too_large());
-        }
-        match Limited::new(req.into_body(), limit).collect().await {
-            Ok(collected) => Ok(Self(collected.to_bytes())),
-            Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
-            Err(_) => Err(GatewayError::new(
+            )),
+            Err(Capped::Broken) => Err(GatewayError::new(
                 format,
                 ErrorKind::InvalidRequest,
                 "the request body broke off before its end",
             )),
         }
+    }
+}
+
+/// Why a whole body could not be read under its cap.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Capped {
+    /// It is (or declared itself) larger than the cap.
+    TooLarge,
+    /// The connection broke before its end.
+    Broken,
+}
+
+/// Reads a whole body of at most `limit` bytes, for the caller's request and the upstream's
+/// answer alike. A declared `content-length` over the limit is refused before a byte is read;
+/// a body that arrives in one chunk (most do) is passed on without a copy.
+pub(crate) async fn read_capped<B>(
+    headers: &HeaderMap,
+    body: B,
+    limit: usize,
+) -> Result<Bytes, Capped>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(Capped::TooLarge);
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(Capped::TooLarge),
+        Err(_) => Err(Capped::Broken),
     }
 }

@@ -13,12 +13,11 @@ use flo2_llm::providers::{self, WireFamily};
 use flo2_llm::stream::encode::{self, AnthropicEncoder, OpenAiEncoder};
 use flo2_llm::translate::{anthropic, gemini, openai};
 use futures_util::{FutureExt as _, StreamExt};
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde_json::Value;
 
 use crate::attempt::{Answer, Request};
 use crate::auth::Caller;
-use crate::caller_body::CallerBody;
+use crate::caller_body::{read_capped, CallerBody, Capped};
 use crate::dispatch::{self, Policy, Trace};
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
 use crate::needs::Needs;
@@ -332,9 +331,8 @@ fn add_trace_headers(
     if let Some(t) = target {
         let target = header_text(format_args!("{}/{}", t.provider, t.model));
         headers.push((names::TARGET, target));
-        let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let id = t.credential.id.as_uuid().hyphenated().encode_lower(&mut id);
-        headers.push((names::CREDENTIAL, HeaderValue::from_str(id).ok()));
+        let id = crate::request_id::uuid_value(&t.credential.id.as_uuid());
+        headers.push((names::CREDENTIAL, id));
     }
     if !trace.failures.is_empty() {
         let joined: String = trace
@@ -407,7 +405,8 @@ fn add_headers(
 
 /// A formatted header value, or `None` if the text is not a valid one. The text is written on
 /// the stack and copied once into the value: formatting into a `String` reallocates as it grows
-/// (a UUID's 36 characters took four allocations), and every answer carries several of these.
+/// (a UUID took four allocations: [`crate::request_id::uuid_value`]), and every answer carries
+/// several of these.
 fn header_text(args: std::fmt::Arguments<'_>) -> Option<HeaderValue> {
     let mut text = StackText::default();
     if std::fmt::write(&mut text, args).is_ok() {
@@ -536,26 +535,18 @@ pub(crate) async fn read_limited(response: UpstreamResponse) -> Result<Bytes, St
     collect_limited(response, MAX_UPSTREAM_BODY).await
 }
 
-/// Reads a whole body of at most `limit` bytes. A body that arrives in one chunk (most answers
-/// do) is passed on without a copy.
+/// Reads a whole body of at most `limit` bytes ([`read_capped`]), its time counted as waiting
+/// on the upstream.
 async fn collect_limited<B>(response: http::Response<B>, limit: usize) -> Result<Bytes, String>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let too_large = || "the upstream answer is too large".to_owned();
-    let declared = response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    match crate::overhead::waiting(Limited::new(response.into_body(), limit).collect()).await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
-        Err(_) => Err("the upstream connection broke".to_owned()),
+    let (parts, body) = response.into_parts();
+    match crate::overhead::waiting(read_capped(&parts.headers, body, limit)).await {
+        Ok(bytes) => Ok(bytes),
+        Err(Capped::TooLarge) => Err("the upstream answer is too large".to_owned()),
+        Err(Capped::Broken) => Err("the upstream connection broke".to_owned()),
     }
 }
 

@@ -99,12 +99,16 @@ where
         this.inner
             .span()
             .in_scope(|| tracing::debug!(status, "answered"));
-        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        if let Ok(value) =
-            HeaderValue::from_bytes(this.id.hyphenated().encode_lower(&mut text).as_bytes())
-        {
+        if let Some(value) = uuid_value(this.id) {
             response.headers_mut().insert(HEADER, value);
         }
         Poll::Ready(Ok(response))
     }
+}
+
+/// A UUID as a header value, written on the stack and copied once into the value (through a
+/// `String`, its 36 characters took four allocations).
+pub(crate) fn uuid_value(id: &Uuid) -> Option<HeaderValue> {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut text)).ok()
 }
