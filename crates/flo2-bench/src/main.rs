@@ -17,10 +17,12 @@
 //! reports figures and never fails on them.
 //!
 //! `flo2-bench proxy LISTEN UPSTREAM` runs the bare proxy alone (the benchmark spawns itself so).
+//! `flo2-bench profile [N]` runs a sequential workload for profilers (see `profile`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod load;
+mod profile;
 mod proxy;
 mod report;
 mod rounds;
@@ -36,8 +38,8 @@ use load::{fixed_rate, max_throughput, Call, Load};
 use report::{DbReport, Floor, LatencyRow};
 use rounds::{Path, Rig};
 use setup::{
-    free_port, start_flo2, wait_ready, CpuTicks, FreshPostgres, Proc, CROSS_FORMAT_MODEL,
-    SAME_FORMAT_MODEL,
+    free_port, start_fake, start_flo2, wait_ready, CpuTicks, FreshPostgres, Proc,
+    CROSS_FORMAT_MODEL, SAME_FORMAT_MODEL,
 };
 
 /// The rate the scale run exercises every key and route at.
@@ -78,6 +80,13 @@ fn main() {
             .build()
             .unwrap()
             .block_on(proxy::run(listen, args[3].clone()));
+    } else if args.get(1).map(String::as_str) == Some("profile") {
+        let requests = args
+            .get(2)
+            .map_or(2_000, |n| n.parse().expect("profile [N]"));
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(profile::run(requests));
     } else {
         tokio::runtime::Runtime::new().unwrap().block_on(bench());
     }
@@ -110,14 +119,8 @@ async fn bench() {
         .build()
         .unwrap();
 
-    let fake_port = free_port();
-    let mut fake_proc = Proc::spawn(
-        Command::new(&fake_bin)
-            .arg(format!("127.0.0.1:{fake_port}"))
-            .arg("--no-record"),
-    );
+    let (_fake_proc, fake_port) = start_fake(&http, &fake_bin).await;
     let fake = format!("http://127.0.0.1:{fake_port}");
-    wait_ready(&http, &format!("{fake}/v1/models"), &mut fake_proc).await;
     let proxy_port = free_port();
     let mut proxy_proc = Proc::spawn(
         Command::new(std::env::current_exe().unwrap())

@@ -160,6 +160,24 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Starts the fake upstream on a free port (without recording requests) and waits until it
+/// answers; returns it and its port.
+pub async fn start_fake(http: &reqwest::Client, bin: &str) -> (Proc, u16) {
+    let port = free_port();
+    let mut proc = Proc::spawn(
+        Command::new(bin)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--no-record"),
+    );
+    wait_ready(
+        http,
+        &format!("http://127.0.0.1:{port}/v1/models"),
+        &mut proc,
+    )
+    .await;
+    (proc, port)
+}
+
 /// Waits until `url` answers 2xx, or panics when `proc` exits first.
 pub async fn wait_ready(http: &reqwest::Client, url: &str, proc: &mut Proc) {
     for _ in 0..300 {

@@ -267,14 +267,20 @@ impl UsageWriter {
                 }
             }
             // 3. Write the oldest records: memory first (it is older than the file), then the file.
-            let (batch, next_offset) = if !memory.is_empty() {
-                (memory.iter().take(BATCH).cloned().collect::<Vec<_>>(), None)
+            // Written from where they wait, not from copies: the batch borrows the queue.
+            let read_back: Vec<UsageRecord>;
+            let (batch, next_offset): (&[UsageRecord], _) = if !memory.is_empty() {
+                let waiting = memory.make_contiguous();
+                (&waiting[..waiting.len().min(BATCH)], None)
             } else if spill.active {
                 match spill.read(BATCH).await {
-                    Ok((records, offset)) => (records, Some(offset)),
+                    Ok((records, offset)) => {
+                        read_back = records;
+                        (&read_back, Some(offset))
+                    }
                     Err(err) => {
                         tracing::error!(error = %err, "cannot read the usage spill file");
-                        (Vec::new(), None)
+                        (&[], None)
                     }
                 }
             } else if stopping {
@@ -297,9 +303,9 @@ impl UsageWriter {
                 continue;
             }
             let started = Instant::now();
-            match store.insert_usage(&batch).await {
+            let n = batch.len();
+            match store.insert_usage(batch).await {
                 Ok(()) => {
-                    let n = batch.len();
                     match next_offset {
                         Some(offset) => spill.offset = offset,
                         None => {
@@ -333,7 +339,7 @@ impl UsageWriter {
                         }
                         return;
                     }
-                    tracing::warn!(error = %err, records = batch.len(), "cannot write usage; retrying");
+                    tracing::warn!(error = %err, records = n, "cannot write usage; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
                         () = cancel.cancelled() => {}

@@ -61,12 +61,20 @@ impl StreamDecoder {
             out.done = true;
             return out;
         }
+        if self.family == WireFamily::OpenAi {
+            // The common case, read without building a tree; an unusual shape takes the
+            // tolerant path below.
+            if let Ok(chunk) = serde_json::from_str::<openai_chunk::Chunk<'_>>(&event.data) {
+                self.openai(chunk, &mut out);
+                return out;
+            }
+        }
         let Ok(data) = serde_json::from_str::<Value>(&event.data) else {
             out.error = Some("upstream sent a malformed stream event".into());
             return out;
         };
         match self.family {
-            WireFamily::OpenAi => self.openai(&data, &mut out),
+            WireFamily::OpenAi => self.openai(openai_chunk::Chunk::read(&data), &mut out),
             WireFamily::Anthropic => self.anthropic(event.event.as_deref(), &data, &mut out),
             WireFamily::Gemini => self.gemini(&data, &mut out),
         }
@@ -83,8 +91,8 @@ impl StreamDecoder {
         }
     }
 
-    fn openai(&mut self, data: &Value, out: &mut Decoded) {
-        if let Some(err) = data.get("error") {
+    fn openai(&mut self, chunk: openai_chunk::Chunk<'_>, out: &mut Decoded) {
+        if let Some(err) = &chunk.error {
             out.error = Some(
                 str_at(err, "message")
                     .unwrap_or("upstream error")
@@ -93,25 +101,18 @@ impl StreamDecoder {
             return;
         }
         self.start(
-            str_at(data, "id").unwrap_or_default(),
-            str_at(data, "model"),
+            chunk.id.as_deref().unwrap_or_default(),
+            chunk.model.as_deref(),
             out,
         );
-        if let Some(choice) = data.get("choices").and_then(|c| c.get(0)) {
-            let delta = choice.get("delta").unwrap_or(&Value::Null);
-            if let Some(text) = str_at(delta, "content") {
-                if !text.is_empty() {
-                    out.events.push(StreamEvent::Text(text.to_owned()));
-                }
+        if let Some(choice) = chunk.choices.and_then(|c| c.0) {
+            let delta = choice.delta.unwrap_or_default();
+            if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+                out.events.push(StreamEvent::Text(text.into_owned()));
             }
-            for call in delta
-                .get("tool_calls")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let upstream_index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let function = call.get("function").unwrap_or(&Value::Null);
+            for call in delta.tool_calls.into_iter().flatten() {
+                let upstream_index = call.index.unwrap_or(0);
+                let function = call.function.unwrap_or_default();
                 let index = match self.openai_tools.get(&upstream_index) {
                     Some(i) => *i,
                     None => {
@@ -120,25 +121,25 @@ impl StreamDecoder {
                         self.openai_tools.insert(upstream_index, i);
                         out.events.push(StreamEvent::ToolCallStart {
                             index: i,
-                            id: str_at(call, "id").unwrap_or_default().to_owned(),
-                            name: str_at(function, "name").unwrap_or_default().to_owned(),
+                            id: call.id.unwrap_or_default().into_owned(),
+                            name: function.name.unwrap_or_default().into_owned(),
                         });
                         i
                     }
                 };
-                if let Some(args) = str_at(function, "arguments").filter(|a| !a.is_empty()) {
+                if let Some(args) = function.arguments.filter(|a| !a.is_empty()) {
                     out.events.push(StreamEvent::ToolCallArgs {
                         index,
-                        fragment: args.to_owned(),
+                        fragment: args.into_owned(),
                     });
                 }
             }
-            if let Some(reason) = str_at(choice, "finish_reason") {
+            if let Some(reason) = choice.finish_reason {
                 out.events
-                    .push(StreamEvent::Finish(openai::parse_finish(Some(reason))));
+                    .push(StreamEvent::Finish(openai::parse_finish(Some(&reason))));
             }
         }
-        if let Some(u) = data.get("usage").filter(|u| !u.is_null()) {
+        if let Some(u) = &chunk.usage {
             self.usage = openai::parse_usage(u);
             out.events.push(StreamEvent::Usage(self.usage));
         }
@@ -281,6 +282,139 @@ impl StreamDecoder {
     }
 }
 
+/// The parts of an OpenAI stream chunk that decoding reads.
+///
+/// A chunk is deserialized straight into these borrowed views: strings without escapes point
+/// into the event's text, and what is not read (`object`, `created`, `logprobs`, every choice
+/// after the first) is skipped without being built. Parsing every chunk into a `Value` tree and
+/// freeing it again was most of a relayed stream's cost (callgrind, 2026-12-02). A chunk whose
+/// fields have unexpected types (a number where text belongs) fails this strict reading; it is
+/// then parsed as a `Value` and read leniently by [`Chunk::read`], as every chunk was before.
+mod openai_chunk {
+    use std::borrow::Cow;
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
+    use serde::Deserialize;
+    use serde_json::Value;
+
+    use crate::translate::str_at;
+
+    #[derive(Default, Deserialize)]
+    pub(super) struct Chunk<'a> {
+        #[serde(borrow, default)]
+        pub id: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub model: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub choices: Option<First<Choice<'a>>>,
+        /// Absent and `null` alike are `None`.
+        #[serde(default)]
+        pub usage: Option<Value>,
+        #[serde(default)]
+        pub error: Option<Value>,
+    }
+
+    #[derive(Default, Deserialize)]
+    pub(super) struct Choice<'a> {
+        #[serde(borrow, default)]
+        pub delta: Option<Delta<'a>>,
+        #[serde(borrow, default)]
+        pub finish_reason: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Default, Deserialize)]
+    pub(super) struct Delta<'a> {
+        #[serde(borrow, default)]
+        pub content: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub tool_calls: Option<Vec<ToolCall<'a>>>,
+    }
+
+    #[derive(Default, Deserialize)]
+    pub(super) struct ToolCall<'a> {
+        #[serde(default)]
+        pub index: Option<u64>,
+        #[serde(borrow, default)]
+        pub id: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub function: Option<Function<'a>>,
+    }
+
+    #[derive(Default, Deserialize)]
+    pub(super) struct Function<'a> {
+        #[serde(borrow, default)]
+        pub name: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub arguments: Option<Cow<'a, str>>,
+    }
+
+    /// The first element of an array (the rest skipped), without collecting a `Vec`.
+    pub(super) struct First<T>(pub Option<T>);
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for First<T> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct FirstVisitor<T>(PhantomData<T>);
+            impl<'de, T: Deserialize<'de>> Visitor<'de> for FirstVisitor<T> {
+                type Value = First<T>;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("an array")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<First<T>, A::Error> {
+                    let first = seq.next_element()?;
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    Ok(First(first))
+                }
+            }
+            d.deserialize_seq(FirstVisitor(PhantomData))
+        }
+    }
+
+    fn text<'a>(v: &'a Value, key: &str) -> Option<Cow<'a, str>> {
+        str_at(v, key).map(Cow::Borrowed)
+    }
+
+    fn present(v: &Value, key: &str) -> Option<Value> {
+        v.get(key).filter(|u| !u.is_null()).cloned()
+    }
+
+    impl<'a> Chunk<'a> {
+        /// Reads a chunk of any shape: a field of an unexpected type counts as absent.
+        pub fn read(v: &'a Value) -> Self {
+            let choice = v.get("choices").and_then(|c| c.get(0)).map(|c| {
+                let delta = c.get("delta").map(|d| Delta {
+                    content: text(d, "content"),
+                    tool_calls: d.get("tool_calls").and_then(Value::as_array).map(|calls| {
+                        calls
+                            .iter()
+                            .map(|call| ToolCall {
+                                index: call.get("index").and_then(Value::as_u64),
+                                id: text(call, "id"),
+                                function: call.get("function").map(|f| Function {
+                                    name: text(f, "name"),
+                                    arguments: text(f, "arguments"),
+                                }),
+                            })
+                            .collect()
+                    }),
+                });
+                Choice {
+                    delta,
+                    finish_reason: text(c, "finish_reason"),
+                }
+            });
+            Chunk {
+                id: text(v, "id"),
+                model: text(v, "model"),
+                choices: Some(First(choice)),
+                usage: present(v, "usage"),
+                error: present(v, "error"),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +452,37 @@ mod tests {
         ));
         assert!(matches!(c.events[0], StreamEvent::Usage(u) if u.input == 3 && u.output == 4));
         assert!(d.decode(&ev(None, "[DONE]")).done);
+    }
+
+    #[test]
+    fn openai_chunks_of_odd_shapes_read_as_before() {
+        let mut d = StreamDecoder::new(WireFamily::OpenAi, "m");
+        // Only the first choice counts; escaped text is unescaped.
+        let a = d.decode(&ev(None, r#"{"id":"x","choices":[{"delta":{"content":"a\"b"}},{"delta":{"content":"no"}}],"usage":null}"#));
+        assert_eq!(a.events[1], StreamEvent::Text("a\"b".into()));
+        assert_eq!(a.events.len(), 2);
+        // A number where text belongs is skipped (the tolerant reading), the rest still read.
+        let b = d.decode(&ev(
+            None,
+            r#"{"choices":[{"delta":{"content":5},"finish_reason":"stop"}]}"#,
+        ));
+        assert_eq!(b.events, [StreamEvent::Finish(FinishReason::Stop)]);
+        let c = d.decode(&ev(
+            None,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":"0","function":{"name":"f"}}]}}]}"#,
+        ));
+        assert!(
+            matches!(&c.events[0], StreamEvent::ToolCallStart { index: 0, name, .. } if name == "f")
+        );
+        // A null error is no error; any other is.
+        assert!(d
+            .decode(&ev(None, r#"{"error":null,"choices":[]}"#))
+            .error
+            .is_none());
+        let e = d.decode(&ev(None, r#"{"error":{"message":"overloaded"}}"#));
+        assert_eq!(e.error.as_deref(), Some("overloaded"));
+        let e = d.decode(&ev(None, r#"{"error":"boom"}"#));
+        assert_eq!(e.error.as_deref(), Some("upstream error"));
     }
 
     #[test]

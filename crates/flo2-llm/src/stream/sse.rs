@@ -5,8 +5,6 @@
 //! ends, `event:` and `data:` fields (one optional space after the colon), multi-line data joined
 //! with `\n`, comment lines (`:`) ignored, an event dispatched at a blank line.
 
-use std::fmt::Write as _;
-
 /// One decoded event.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SseEvent {
@@ -41,27 +39,29 @@ impl SseDecoder {
     }
 
     /// Consumes `chunk`, appending every event it completes to `out`.
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), EventTooLarge> {
-        for &byte in chunk {
-            if self.skip_lf {
-                self.skip_lf = false;
-                if byte == b'\n' {
-                    continue;
-                }
+    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), EventTooLarge> {
+        while let Some(&first) = chunk.first() {
+            if std::mem::take(&mut self.skip_lf) && first == b'\n' {
+                chunk = &chunk[1..];
+                continue;
             }
-            match byte {
-                b'\n' | b'\r' => {
-                    self.skip_lf = byte == b'\r';
-                    self.end_line(out);
-                }
-                _ => {
-                    if self.line.len() + self.data.len() >= MAX_EVENT_BYTES {
-                        return Err(EventTooLarge);
-                    }
-                    self.line.push(byte);
-                }
-            }
+            // Whole runs up to the next line end, not byte by byte.
+            let Some(at) = memchr::memchr2(b'\n', b'\r', chunk) else {
+                return self.extend_line(chunk);
+            };
+            self.extend_line(&chunk[..at])?;
+            self.skip_lf = chunk[at] == b'\r';
+            self.end_line(out);
+            chunk = &chunk[at + 1..];
         }
+        Ok(())
+    }
+
+    fn extend_line(&mut self, bytes: &[u8]) -> Result<(), EventTooLarge> {
+        if self.line.len() + self.data.len() + bytes.len() > MAX_EVENT_BYTES {
+            return Err(EventTooLarge);
+        }
+        self.line.extend_from_slice(bytes);
         Ok(())
     }
 
@@ -79,15 +79,21 @@ impl SseDecoder {
             self.dispatch(out);
             return;
         }
-        // Lines are decoded whole, so a character split across chunks is intact here.
-        let line = String::from_utf8_lossy(&self.line).into_owned();
-        self.line.clear();
+        // Lines are decoded whole, so a character split across chunks is intact here. The
+        // buffer is taken out for the borrow and put back, keeping its capacity.
+        let mut bytes = std::mem::take(&mut self.line);
+        self.field(&String::from_utf8_lossy(&bytes));
+        bytes.clear();
+        self.line = bytes;
+    }
+
+    fn field(&mut self, line: &str) {
         if line.starts_with(':') {
             return;
         }
         let (field, value) = match line.split_once(':') {
             Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line.as_str(), ""),
+            None => (line, ""),
         };
         match field {
             "event" => self.event = Some(value.to_owned()),
@@ -117,10 +123,14 @@ impl SseDecoder {
 /// Appends one event in wire form (`event:` line if named, `data:` lines, blank line).
 pub fn encode(out: &mut String, event: Option<&str>, data: &str) {
     if let Some(name) = event {
-        let _ = writeln!(out, "event: {name}");
+        out.push_str("event: ");
+        out.push_str(name);
+        out.push('\n');
     }
     for line in data.split('\n') {
-        let _ = writeln!(out, "data: {line}");
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
     }
     out.push('\n');
 }
