@@ -162,9 +162,6 @@ fn statement_chunks<T>(mut records: &[T]) -> impl Iterator<Item = (usize, &[T])>
     })
 }
 
-/// Values per usage row: one per name in [`COLUMNS`].
-const SQLITE_BINDS_PER_ROW: usize = 28;
-
 /// The SQLite insert of `STATEMENT_ROWS[size]` rows, one text per size, written once per
 /// process. Building it per batch with `QueryBuilder` formatted a placeholder per bound value
 /// (28 per row): a tenth of the instructions the usage write of a request cost (callgrind).
@@ -174,7 +171,7 @@ fn sqlite_insert(size: usize) -> &'static str {
         STATEMENT_ROWS
             .iter()
             .map(|&n| {
-                let row = format!("({})", vec!["?"; SQLITE_BINDS_PER_ROW].join(", "));
+                let row = format!("({})", vec!["?"; binds_per_row()].join(", "));
                 format!(
                     "INSERT INTO usage_records ({COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING",
                     vec![row; n].join(", ")
@@ -183,6 +180,11 @@ fn sqlite_insert(size: usize) -> &'static str {
             .collect()
     });
     &texts[size]
+}
+
+/// Values bound per usage row: one per name in [`COLUMNS`].
+fn binds_per_row() -> usize {
+    COLUMNS.split(',').count()
 }
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
@@ -327,10 +329,12 @@ mod tests {
 
     #[test]
     fn the_sqlite_statements_bind_one_value_per_column() {
-        assert_eq!(COLUMNS.split(',').count(), SQLITE_BINDS_PER_ROW);
+        assert_eq!(binds_per_row(), 28);
+        // SQLite's limit on bound parameters per statement.
+        assert!(STATEMENT_ROWS[0] * binds_per_row() <= 32_766);
         for (size, rows) in STATEMENT_ROWS.into_iter().enumerate() {
             let text = sqlite_insert(size);
-            assert_eq!(text.matches('?').count(), rows * SQLITE_BINDS_PER_ROW);
+            assert_eq!(text.matches('?').count(), rows * binds_per_row());
             assert!(
                 text.ends_with(") ON CONFLICT (id) DO NOTHING"),
                 "{text:.80}"
