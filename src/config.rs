@@ -39,7 +39,7 @@ pub const SETTINGS: &[Setting] = &[
     s("FLO2_MASTER_KEY_FILE", "", "Read the master key from this file instead of FLO2_MASTER_KEY."),
     Setting { env: "FLO2_PREVIOUS_MASTER_KEYS", default: "", doc: "Comma-separated older master keys, still accepted for unwrapping during a rotation.", secret: true },
     s("FLO2_MIGRATE_ON_START", "true", "Apply database migrations at start (`false` when a separate `flo2 migrate` step runs them)."),
-    s("FLO2_DB_MAX_CONNECTIONS", "16", "Most database connections per process."),
+    s("FLO2_DB_MAX_CONNECTIONS", "16", "Most database connections per process (SQLite: at most 4)."),
     s("FLO2_WORKER_THREADS", "0", "Serving threads, each a single-threaded runtime that owns its connections; 0 means one per CPU core the process may use."),
     s("FLO2_LOG", "info", "Log filter, e.g. `info` or `info,flo2_gateway=debug`."),
     s("FLO2_LOG_FORMAT", "text", "`text` for people, `json` for log pipelines."),

@@ -28,7 +28,7 @@ pub use error::StoreError;
 pub use gateway_keys::{GatewayKey, NewGatewayKey};
 pub use invites::{Invite, NewInvite};
 pub use orgs::{Membership, NewOrganization, Organization, StoredDataKey};
-pub use pool::{Dialect, PoolOptions};
+pub use pool::{Dialect, PoolOptions, SQLITE_MAX_CONNECTIONS};
 pub use prices::PriceOverride;
 pub use reports::{ExportRow, GroupBy, UsageFilter, UsageGroup, UsageTotals};
 pub use routes::Route;
