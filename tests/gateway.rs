@@ -503,6 +503,28 @@ async fn bad_requests_answer_in_the_callers_shape() {
         StatusCode::BAD_REQUEST,
         "JSON mode is refused for Anthropic, not dropped"
     );
+    // An image `data:` URL that is not base64 once sent the Anthropic and Gemini writers into
+    // endless recursion: the stack overflowed and the whole process aborted.
+    let image = json!([{"type": "image_url", "image_url": {"url": "data:image/png,AAAA"}}]);
+    for model in ["anthropic/claude-haiku-4-5", "gemini/gemini-2.5-flash"] {
+        let resp = s
+            .openai(json!({"model": model, "messages": [{"role": "user", "content": image}]}))
+            .await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{model}");
+        let error = resp.json::<Value>().await.unwrap()["error"].clone();
+        assert_eq!(error["type"], "invalid_request_error", "{model}");
+        assert!(
+            error["message"].as_str().unwrap().contains("base64"),
+            "{error}"
+        );
+    }
+    let resp = s.anthropic(json!({"model": "gemini/gemini-2.5-flash", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "url", "url": "data:text/plain,hi"}}]}]})).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["type"],
+        "invalid_request_error"
+    );
     assert_eq!(
         s.fake.request_count(),
         0,

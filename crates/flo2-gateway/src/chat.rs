@@ -8,11 +8,13 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use flo2_llm::common::TranslateError;
+use flo2_llm::common::{TranslateError, Usage};
 use flo2_llm::providers::{self, WireFamily};
+use flo2_llm::reported_usage::ReportedUsage;
 use flo2_llm::stream::encode::{self, AnthropicEncoder, OpenAiEncoder};
 use flo2_llm::translate::{anthropic, gemini, openai};
 use futures_util::{FutureExt as _, StreamExt};
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::attempt::{Answer, Request};
@@ -453,7 +455,22 @@ impl std::fmt::Write for StackText {
 #[derive(serde::Deserialize)]
 struct UsageOnly {
     #[serde(default)]
-    usage: Option<Value>,
+    usage: Option<ReportedUsage>,
+}
+
+/// The usage a passed-through answer reports, read without building a tree; an answer the
+/// typed reading refuses (a repeated field) is read as a `Value`, the last value winning.
+fn passthrough_usage(family: WireFamily, bytes: &[u8]) -> Result<Usage, serde_json::Error> {
+    let usage = match serde_json::from_slice::<UsageOnly>(bytes) {
+        Ok(only) => only.usage,
+        Err(_) => serde_json::from_slice::<Value>(bytes)?
+            .get("usage")
+            .map(|u| ReportedUsage::deserialize(u).unwrap_or_default()),
+    };
+    Ok(usage.map_or_else(Usage::default, |u| match family {
+        WireFamily::Anthropic => u.anthropic(),
+        _ => u.openai(),
+    }))
 }
 
 /// The answer body for the caller and the usage it reports.
@@ -462,24 +479,31 @@ pub(crate) fn answer(
     plan: &Plan,
     target: &Target,
     bytes: &Bytes,
-) -> Result<(Bytes, flo2_llm::common::Usage), String> {
+) -> Result<(Bytes, Usage), String> {
     let malformed = |_| "the upstream answered with malformed JSON".to_owned();
     if plan.mode == Mode::Passthrough {
         // Forwarded as it came: only `usage` is built; the rest is checked and skipped.
-        let only: UsageOnly = serde_json::from_slice(bytes).map_err(malformed)?;
-        let usage = match plan.family {
-            WireFamily::Anthropic => only.usage.as_ref().map(anthropic::parse_usage),
-            _ => only.usage.as_ref().map(openai::parse_usage),
-        };
-        return Ok((bytes.clone(), usage.unwrap_or_default()));
+        let usage = passthrough_usage(plan.family, bytes).map_err(malformed)?;
+        return Ok((bytes.clone(), usage));
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(malformed)?;
-    let common = match plan.family {
-        WireFamily::OpenAi => openai::parse_response(&value),
-        WireFamily::Anthropic => anthropic::parse_response(&value),
-        WireFamily::Gemini => gemini::parse_response(&value, &target.model),
-    }
-    .map_err(|e| e.to_string())?;
+    // Anthropic's answer is read straight from its text; an unusual one, and the other
+    // families, through a tree.
+    let typed = match plan.family {
+        WireFamily::Anthropic => anthropic::read_response(bytes),
+        _ => None,
+    };
+    let common = match typed {
+        Some(common) => common,
+        None => {
+            let value: Value = serde_json::from_slice(bytes).map_err(malformed)?;
+            match plan.family {
+                WireFamily::OpenAi => openai::parse_response(&value),
+                WireFamily::Anthropic => anthropic::parse_response(&value),
+                WireFamily::Gemini => gemini::parse_response(&value, &target.model),
+            }
+            .map_err(|e| e.to_string())?
+        }
+    };
     let out = match format {
         ApiFormat::OpenAi => serde_json::to_vec(&openai::write_response(
             &common,

@@ -71,7 +71,7 @@ fn refuse_foreign(
 }
 
 /// Builds the upstream request for `body` from a caller speaking `inbound`; `size_hint` is the
-/// caller's body length, the buffer a same-format body is written into.
+/// caller's body length, the buffer an upstream body is written into.
 pub fn plan(
     inbound: ApiFormat,
     target: &Target,
@@ -126,16 +126,19 @@ pub fn plan(
     };
     common.model = target.model.clone();
     let out = match family {
-        WireFamily::OpenAi => openai::write_request(
-            &common,
-            providers::max_tokens_field(target.provider),
-            providers::accepts_stream_options(target.provider),
+        WireFamily::OpenAi => encode(
+            &openai::write_request(
+                &common,
+                providers::max_tokens_field(target.provider),
+                providers::accepts_stream_options(target.provider),
+            ),
+            size_hint,
         ),
-        WireFamily::Anthropic => anthropic::write_request(&common)?,
-        WireFamily::Gemini => gemini::write_request(&common)?,
+        WireFamily::Anthropic => encode(&anthropic::write_request(&common)?, size_hint),
+        WireFamily::Gemini => encode(&gemini::write_request(&common)?, size_hint),
     };
     Ok(Plan {
-        body: Bytes::from(serde_json::to_vec(&out).map_err(encode_error)?),
+        body: Bytes::from(out.map_err(encode_error)?),
         mode: Mode::Translate,
         family,
         stream,
@@ -144,7 +147,15 @@ pub fn plan(
     })
 }
 
-/// serde_json cannot fail to write a `Value` (its keys are strings); kept as an error, not a panic.
+/// A translated body's JSON text, in a buffer about the caller's body's size to start with.
+fn encode(body: &impl serde::Serialize, size_hint: usize) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(size_hint + 256);
+    serde_json::to_writer(&mut out, body)?;
+    Ok(out)
+}
+
+/// serde_json cannot fail to write these bodies (every map key is a string); kept as an error,
+/// not a panic.
 fn encode_error(e: serde_json::Error) -> TranslateError {
     TranslateError::Invalid(InvalidRequest(format!(
         "cannot encode the upstream request: {e}"

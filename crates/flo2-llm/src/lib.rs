@@ -5,5 +5,6 @@ pub mod catalog;
 pub mod common;
 pub mod estimate;
 pub mod providers;
+pub mod reported_usage;
 pub mod stream;
 pub mod translate;

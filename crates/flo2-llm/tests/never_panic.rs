@@ -192,9 +192,10 @@ fn translators_never_panic_on_random_documents() {
         {
             {
                 requests += 1;
-                let _ = openai::write_request(&req, "max_tokens", true);
-                let _ = anthropic::write_request(&req);
-                let _ = gemini::write_request(&req);
+                // The writers return views that serialize lazily: write them out too.
+                let _ = serde_json::to_vec(&openai::write_request(&req, "max_tokens", true));
+                let _ = anthropic::write_request(&req).map(|r| serde_json::to_vec(&r));
+                let _ = gemini::write_request(&req).map(|r| serde_json::to_vec(&r));
             }
         }
         // Responses in, then out.
@@ -327,4 +328,41 @@ fn a_default_request_translates_everywhere() {
     let _ = openai::write_request(&req, "max_tokens", false);
     assert!(anthropic::write_request(&req).is_ok());
     assert!(gemini::write_request(&req).is_ok());
+}
+
+/// A `data:` image URL that is not base64 cannot be sent inline. It used to be read as a URL,
+/// then again as a `data:` URL, without end: the Anthropic and Gemini writers recursed until the
+/// stack overflowed, which aborts the process, not just the request.
+#[test]
+fn a_data_url_image_that_is_not_base64_is_refused_not_looped_on() {
+    for url in [
+        "data:image/png,AAAA",
+        "data:",
+        "data:image/png",
+        "data:;base64",
+    ] {
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": url}}]}]});
+        let req = openai::parse_request(&body).unwrap();
+        for err in [
+            anthropic::write_request(&req).err(),
+            gemini::write_request(&req).err(),
+        ] {
+            let err = err.expect("refused").to_string();
+            assert!(err.contains("base64"), "{url}: {err}");
+        }
+        let from_anthropic = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+            {"type": "image", "source": {"type": "url", "url": url}}]}]});
+        let req = anthropic::parse_request(&from_anthropic).unwrap();
+        assert!(anthropic::write_request(&req).is_err(), "{url}");
+    }
+    // A base64 `data:` URL still goes inline.
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,QUJD"}}]}]});
+    let req = openai::parse_request(&body).unwrap();
+    let out = serde_json::to_value(anthropic::write_request(&req).unwrap()).unwrap();
+    assert_eq!(
+        out["messages"][0]["content"][0],
+        json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "QUJD"}})
+    );
 }

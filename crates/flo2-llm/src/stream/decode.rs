@@ -140,7 +140,7 @@ impl StreamDecoder {
             }
         }
         if let Some(u) = &chunk.usage {
-            self.usage = openai::parse_usage(u);
+            self.usage = u.openai();
             out.events.push(StreamEvent::Usage(self.usage));
         }
     }
@@ -299,6 +299,7 @@ mod openai_chunk {
     use serde::Deserialize;
     use serde_json::Value;
 
+    use crate::reported_usage::ReportedUsage;
     use crate::translate::str_at;
 
     #[derive(Default, Deserialize)]
@@ -311,7 +312,7 @@ mod openai_chunk {
         pub choices: Option<First<Choice<'a>>>,
         /// Absent and `null` alike are `None`.
         #[serde(default)]
-        pub usage: Option<Value>,
+        pub usage: Option<ReportedUsage>,
         #[serde(default)]
         pub error: Option<Value>,
     }
@@ -408,7 +409,11 @@ mod openai_chunk {
                 id: text(v, "id"),
                 model: text(v, "model"),
                 choices: Some(First(choice)),
-                usage: present(v, "usage"),
+                // From a tree every shape reads (no field can repeat in it).
+                usage: v
+                    .get("usage")
+                    .filter(|u| !u.is_null())
+                    .map(|u| ReportedUsage::deserialize(u).unwrap_or_default()),
                 error: present(v, "error"),
             }
         }

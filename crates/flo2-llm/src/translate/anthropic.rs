@@ -1,13 +1,16 @@
 //! Anthropic Messages ⇄ the common model.
 
-use serde::Serialize;
-use serde_json::{json, Map, Value};
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use super::{arguments_value, f64_field, present, str_at, string_list, u64_at};
 use crate::common::{
     invalid, unsupported, ChatRequest, ChatResponse, FinishReason, Image, Message, Part, Role,
     ToolCall, ToolChoice, ToolDef, ToolResult, TranslateError, Usage,
 };
+use crate::reported_usage::ReportedUsage;
 
 /// Anthropic request fields that no other format can express.
 pub const ANTHROPIC_ONLY: &[&str] = &["thinking", "top_k", "container", "mcp_servers"];
@@ -200,63 +203,167 @@ fn image(source: &Value, i: usize) -> Result<Image, TranslateError> {
     }
 }
 
-fn write_image(img: &Image) -> Value {
-    match img {
-        Image::Base64 { media_type, data } => {
-            json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}})
-        }
-        Image::Url(u) if u.starts_with("data:") => write_image(&super::image_from_url(u)),
-        Image::Url(u) => json!({"type": "image", "source": {"type": "url", "url": u}}),
-    }
+/// An Anthropic messages request, borrowing from the common request: serialized straight to
+/// bytes, without building a JSON tree first (a cross-format call writes one per attempt).
+#[derive(Serialize)]
+pub struct RequestOut<'a> {
+    model: &'a str,
+    max_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<SystemOut<'a>>,
+    messages: Vec<MessageIn<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop_sequences: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<ToolOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<ToolChoiceOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<MetadataOut<'a>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
 }
 
-fn write_part(p: &Part) -> Value {
-    match p {
-        Part::Text(text) => json!(BlockOut::Text { text }),
-        Part::Image(img) => write_image(img),
-        Part::ToolCall(c) => json!(BlockOut::tool_use(c)),
-        Part::ToolResult(r) => {
-            let mut b = json!({"type": "tool_result", "tool_use_id": r.call_id, "content": r.content.iter().map(write_part).collect::<Vec<_>>()});
-            if r.is_error {
-                b["is_error"] = json!(true);
-            }
-            b
-        }
-    }
+/// One system prompt as a string; several as text blocks, kept apart.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum SystemOut<'a> {
+    One(&'a str),
+    Many(Vec<BlockOut<'a>>),
+}
+
+/// A turn as Anthropic takes it.
+#[derive(Serialize)]
+struct MessageIn<'a> {
+    role: &'static str,
+    content: ContentIn<'a>,
+}
+
+/// A turn's content: blocks, or an empty string for a turn with none (Anthropic rejects empty
+/// text blocks and empty block lists).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ContentIn<'a> {
+    Empty(&'static str),
+    Blocks(Vec<PartIn<'a>>),
+}
+
+/// A request content block.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum PartIn<'a> {
+    /// Text and tool use, written as in answers.
+    Block(BlockOut<'a>),
+    Image(ImageIn<'a>),
+    ToolResult(ToolResultIn<'a>),
+}
+
+/// An image block: inline bytes or a URL.
+#[derive(Serialize)]
+struct ImageIn<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    source: ImageSource<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ImageSource<'a> {
+    Base64 {
+        media_type: Cow<'a, str>,
+        data: Cow<'a, str>,
+    },
+    Url {
+        url: &'a str,
+    },
+}
+
+#[derive(Serialize)]
+struct ToolResultIn<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    tool_use_id: &'a str,
+    content: Vec<PartIn<'a>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    is_error: bool,
+}
+
+#[derive(Serialize)]
+struct ToolOut<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    input_schema: &'a Value,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ToolChoiceOut<'a> {
+    Auto,
+    None,
+    Any,
+    Tool { name: &'a str },
+}
+
+#[derive(Serialize)]
+struct MetadataOut<'a> {
+    user_id: &'a str,
+}
+
+fn write_part(p: &Part) -> Result<PartIn<'_>, TranslateError> {
+    Ok(match p {
+        Part::Text(text) => PartIn::Block(BlockOut::Text { text }),
+        Part::Image(img) => PartIn::Image(write_image(img)?),
+        Part::ToolCall(c) => PartIn::Block(BlockOut::tool_use(c)),
+        Part::ToolResult(r) => PartIn::ToolResult(ToolResultIn {
+            kind: "tool_result",
+            tool_use_id: &r.call_id,
+            content: r.content.iter().map(write_part).collect::<Result<_, _>>()?,
+            is_error: r.is_error,
+        }),
+    })
+}
+
+fn write_image(img: &Image) -> Result<ImageIn<'_>, TranslateError> {
+    let source = match super::inline_image(img)? {
+        Cow::Borrowed(Image::Base64 { media_type, data }) => ImageSource::Base64 {
+            media_type: Cow::Borrowed(media_type),
+            data: Cow::Borrowed(data),
+        },
+        Cow::Owned(Image::Base64 { media_type, data }) => ImageSource::Base64 {
+            media_type: Cow::Owned(media_type),
+            data: Cow::Owned(data),
+        },
+        Cow::Borrowed(Image::Url(url)) => ImageSource::Url { url },
+        // `inline_image` turns every `data:` URL into bytes or refuses it, and borrows the rest.
+        Cow::Owned(Image::Url(_)) => return Err(invalid("an image URL could not be read")),
+    };
+    Ok(ImageIn {
+        kind: "image",
+        source,
+    })
 }
 
 /// Writes a common request as an Anthropic messages request.
-pub fn write_request(req: &ChatRequest) -> Result<Value, TranslateError> {
+pub fn write_request(req: &ChatRequest) -> Result<RequestOut<'_>, TranslateError> {
     if req.response_format.is_some() {
         return Err(unsupported(
             "response_format (JSON mode / structured output)",
             "anthropic",
         ));
     }
-    let mut out = Map::new();
-    out.insert("model".into(), json!(req.model));
-    out.insert(
-        "max_tokens".into(),
-        json!(req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
-    );
-    match req.system.len() {
-        0 => {}
-        1 => {
-            out.insert("system".into(), json!(req.system[0]));
-        }
-        _ => {
-            out.insert(
-                "system".into(),
-                Value::Array(
-                    req.system
-                        .iter()
-                        .map(|s| json!({"type": "text", "text": s}))
-                        .collect(),
-                ),
-            );
-        }
-    }
-    let messages: Vec<Value> = req
+    let system = match req.system.as_slice() {
+        [] => None,
+        [one] => Some(SystemOut::One(one)),
+        many => Some(SystemOut::Many(
+            many.iter().map(|text| BlockOut::Text { text }).collect(),
+        )),
+    };
+    let messages = req
         .messages
         .iter()
         .map(|m| {
@@ -266,64 +373,46 @@ pub fn write_request(req: &ChatRequest) -> Result<Value, TranslateError> {
                 "assistant"
             };
             // Anthropic rejects empty text blocks; an empty turn becomes an empty string.
-            let blocks: Vec<Value> = m
+            let blocks = m
                 .parts
                 .iter()
                 .filter(|p| !matches!(p, Part::Text(t) if t.is_empty()))
                 .map(write_part)
-                .collect();
-            if blocks.is_empty() {
-                json!({"role": role, "content": ""})
+                .collect::<Result<Vec<_>, _>>()?;
+            let content = if blocks.is_empty() {
+                ContentIn::Empty("")
             } else {
-                json!({"role": role, "content": blocks})
-            }
+                ContentIn::Blocks(blocks)
+            };
+            Ok(MessageIn { role, content })
         })
-        .collect();
-    out.insert("messages".into(), Value::Array(messages));
-    if let Some(t) = req.temperature {
-        out.insert("temperature".into(), json!(t));
-    }
-    if let Some(p) = req.top_p {
-        out.insert("top_p".into(), json!(p));
-    }
-    if !req.stop.is_empty() {
-        out.insert("stop_sequences".into(), json!(req.stop));
-    }
-    if !req.tools.is_empty() {
-        out.insert(
-            "tools".into(),
-            Value::Array(
-                req.tools
-                    .iter()
-                    .map(|t| {
-                        let mut v = json!({"name": t.name, "input_schema": t.parameters});
-                        if let Some(d) = &t.description {
-                            v["description"] = json!(d);
-                        }
-                        v
-                    })
-                    .collect(),
-            ),
-        );
-    }
-    if let Some(c) = &req.tool_choice {
-        out.insert(
-            "tool_choice".into(),
-            match c {
-                ToolChoice::Auto => json!({"type": "auto"}),
-                ToolChoice::None => json!({"type": "none"}),
-                ToolChoice::Required => json!({"type": "any"}),
-                ToolChoice::Named(n) => json!({"type": "tool", "name": n}),
-            },
-        );
-    }
-    if let Some(u) = &req.user {
-        out.insert("metadata".into(), json!({"user_id": u}));
-    }
-    if req.stream {
-        out.insert("stream".into(), json!(true));
-    }
-    Ok(Value::Object(out))
+        .collect::<Result<_, TranslateError>>()?;
+    Ok(RequestOut {
+        model: &req.model,
+        max_tokens: req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        system,
+        messages,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        stop_sequences: &req.stop,
+        tools: req
+            .tools
+            .iter()
+            .map(|t| ToolOut {
+                name: &t.name,
+                description: t.description.as_deref(),
+                input_schema: &t.parameters,
+            })
+            .collect(),
+        tool_choice: req.tool_choice.as_ref().map(|c| match c {
+            ToolChoice::Auto => ToolChoiceOut::Auto,
+            ToolChoice::None => ToolChoiceOut::None,
+            ToolChoice::Required => ToolChoiceOut::Any,
+            ToolChoice::Named(name) => ToolChoiceOut::Tool { name },
+        }),
+        metadata: req.user.as_deref().map(|user_id| MetadataOut { user_id }),
+        stream: req.stream,
+    })
 }
 
 /// Reads Anthropic usage.
@@ -409,6 +498,71 @@ pub fn parse_response(body: &Value) -> Result<ChatResponse, TranslateError> {
         finish: parse_stop(str_at(body, "stop_reason")),
         usage: body.get("usage").map(parse_usage).unwrap_or_default(),
     })
+}
+
+/// Reads an Anthropic message straight from its JSON text, without building a tree: strings are
+/// borrowed where they hold no escapes. `None` when this strict reading refuses the text (a
+/// field of an unexpected type, a repeated field, not JSON at all); the caller then parses a
+/// `Value` and reads it with [`parse_response`], which tolerates more and says what is wrong.
+pub fn read_response(text: &[u8]) -> Option<ChatResponse> {
+    let message: Arriving<'_> = serde_json::from_slice(text).ok()?;
+    let parts = message
+        .content
+        .into_iter()
+        .filter_map(|b| match b.kind.as_deref() {
+            Some("text") => Some(Part::Text(b.text.unwrap_or_default().into_owned())),
+            Some("tool_use") => Some(Part::ToolCall(ToolCall {
+                id: b.id.unwrap_or_default().into_owned(),
+                name: b.name.unwrap_or_default().into_owned(),
+                arguments: b
+                    .input
+                    .map_or_else(|| "{}".to_owned(), |input| input.to_string()),
+            })),
+            _ => None,
+        })
+        .collect();
+    Some(ChatResponse {
+        id: message.id.unwrap_or_default().into_owned(),
+        model: message.model.unwrap_or_default().into_owned(),
+        parts,
+        finish: parse_stop(message.stop_reason.as_deref()),
+        usage: message.usage.map_or_else(Usage::default, |u| u.anthropic()),
+    })
+}
+
+/// An Anthropic message as it arrives (what [`parse_response`] reads, typed).
+#[derive(Deserialize)]
+struct Arriving<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    content: Vec<BlockArriving<'a>>,
+    #[serde(borrow, default)]
+    stop_reason: Option<Cow<'a, str>>,
+    #[serde(default)]
+    usage: Option<ReportedUsage>,
+}
+
+/// A content block as it arrives; the fields of every kind flo2 reads, each optional.
+#[derive(Deserialize)]
+struct BlockArriving<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    /// Present (`null` included) or absent, as [`parse_response`] tells them apart.
+    #[serde(default, deserialize_with = "present_value")]
+    input: Option<Value>,
+}
+
+fn present_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// A message as Anthropic writes it, borrowing from the common response: serialized straight
@@ -497,10 +651,49 @@ mod tests {
         assert_eq!(req.system, ["One.", "Two."]);
         assert_eq!(req.tool_choice, Some(ToolChoice::Required));
         assert_eq!(req.messages[2].parts.len(), 2);
-        let back = write_request(&req).unwrap();
+        let back = serde_json::to_value(write_request(&req).unwrap()).unwrap();
         assert_eq!(back["messages"], body["messages"]);
         assert_eq!(back["system"], body["system"]);
         assert_eq!(back["tool_choice"], body["tool_choice"]);
+    }
+
+    /// The typed reading gives what the tree reading gives, or declines and leaves it to it.
+    #[test]
+    fn answers_read_from_text_match_answers_read_from_a_tree() {
+        // (answer, read by the typed reading)
+        let answers = [
+            (
+                r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"Hi \"there\"\n"}],
+                   "stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":3,"cache_read_input_tokens":4}}"#,
+                true,
+            ),
+            (
+                r#"{"id":"m","model":"c","content":[{"type":"thinking","thinking":"…"},{"type":"tool_use","id":"t","name":"f","input":{"a":[1,2]}},
+                   {"type":"tool_use","id":"u","name":"g","input":null},{"type":"tool_use","id":"v","name":"h"},{"type":"server_tool_use"},{}],
+                   "stop_reason":"tool_use","usage":null}"#,
+                true,
+            ),
+            (r#"{"content":[],"stop_reason":"max_tokens"}"#, true),
+            (r#"{"id":7,"content":[{"type":"text","text":"x"}]}"#, false),
+            (
+                r#"{"id":"m","content":["text",{"type":"text","text":5}]}"#,
+                false,
+            ),
+            (r#"{"id":"m","id":"n","content":[]}"#, false),
+            (r#"{"id":"m","content":{"type":"text"}}"#, false),
+            (r#"{"id":"m"}"#, false),
+        ];
+        for (text, typed) in answers {
+            let tree = parse_response(&serde_json::from_str(text).unwrap());
+            match read_response(text.as_bytes()) {
+                Some(read) => {
+                    assert!(typed, "{text}");
+                    assert_eq!(Ok(read), tree, "{text}");
+                }
+                None => assert!(!typed, "{text}"),
+            }
+        }
+        assert_eq!(read_response(b"not json"), None);
     }
 
     #[test]
@@ -514,7 +707,7 @@ mod tests {
             ..ChatRequest::default()
         };
         assert_eq!(
-            write_request(&req).unwrap()["max_tokens"],
+            serde_json::to_value(write_request(&req).unwrap()).unwrap()["max_tokens"],
             DEFAULT_MAX_TOKENS
         );
     }
@@ -526,7 +719,9 @@ mod tests {
             response_format: Some(ResponseFormat::JsonObject),
             ..ChatRequest::default()
         };
-        let err = write_request(&req).unwrap_err();
+        let Err(err) = write_request(&req) else {
+            panic!("JSON mode was accepted")
+        };
         assert!(err.to_string().contains("response_format"));
     }
 

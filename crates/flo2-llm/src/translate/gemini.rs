@@ -34,11 +34,10 @@ fn clean_schema(v: &Value) -> Value {
 }
 
 fn image_part(img: &Image) -> Result<Value, TranslateError> {
-    match img {
+    match &*super::inline_image(img)? {
         Image::Base64 { media_type, data } => {
             Ok(json!({"inlineData": {"mimeType": media_type, "data": data}}))
         }
-        Image::Url(u) if u.starts_with("data:") => image_part(&super::image_from_url(u)),
         // Gemini reads only its own file URIs; fetching arbitrary URLs on the caller's behalf
         // would make flo2 an open fetcher.
         Image::Url(_) => Err(unsupported(

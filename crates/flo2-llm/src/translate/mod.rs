@@ -5,6 +5,8 @@ pub mod anthropic;
 pub mod gemini;
 pub mod openai;
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::common::{invalid, Image, TranslateError};
@@ -48,6 +50,21 @@ pub(crate) fn image_from_url(url: &str) -> Image {
         }
     }
     Image::Url(url.to_owned())
+}
+
+/// An image as an upstream that takes inline bytes receives it: a `data:` URL becomes inline
+/// base64. A `data:` URL that is not base64 is refused: it cannot be sent inline, and sending it
+/// on as a URL would have the writer read it as a `data:` URL again, for ever.
+pub(crate) fn inline_image(image: &Image) -> Result<Cow<'_, Image>, TranslateError> {
+    match image {
+        Image::Url(u) if u.starts_with("data:") => match image_from_url(u) {
+            Image::Url(_) => Err(invalid(
+                "an image `data:` URL must be base64-encoded (`data:<media type>;base64,<data>`)",
+            )),
+            inline => Ok(Cow::Owned(inline)),
+        },
+        other => Ok(Cow::Borrowed(other)),
+    }
 }
 
 /// The URL form of an image (inline images as `data:` URLs).
