@@ -3,12 +3,13 @@
 
 use std::borrow::Cow;
 
+use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::{f64_field, image_from_url, image_to_url, present, str_at, string_list, u64_at};
 use crate::common::{
-    invalid, ChatRequest, ChatResponse, FinishReason, Message, Part, ResponseFormat, Role,
+    invalid, ChatRequest, ChatResponse, FinishReason, Image, Message, Part, ResponseFormat, Role,
     ToolCall, ToolChoice, ToolDef, ToolResult, TranslateError, Usage,
 };
 
@@ -249,132 +250,265 @@ fn user_parts(content: Option<&Value>, i: usize) -> Result<Vec<Part>, TranslateE
 /// Writes a common request as an OpenAI chat request. `max_completion_tokens` is OpenAI's
 /// current name; other servers of the family take `max_tokens`. `include_usage` asks the
 /// server for usage in the stream (not every server accepts `stream_options`).
-pub fn write_request(req: &ChatRequest, max_tokens_field: &str, include_usage: bool) -> Value {
-    let mut messages: Vec<Value> = req
+pub fn write_request<'a>(
+    req: &'a ChatRequest,
+    max_tokens_field: &'a str,
+    include_usage: bool,
+) -> RequestOut<'a> {
+    let mut messages: Vec<MessageOut<'a>> = req
         .system
         .iter()
-        .map(|s| json!({"role": "system", "content": s}))
+        .map(|content| MessageOut::System {
+            role: "system",
+            content,
+        })
         .collect();
     for m in &req.messages {
         match m.role {
             Role::Assistant => {
-                let text: String = m
-                    .parts
-                    .iter()
-                    .filter_map(|p| {
-                        if let Part::Text(t) = p {
-                            Some(t.as_str())
-                        } else {
-                            None
-                        }
-                    })
-                    .collect();
-                let calls: Vec<Value> = m
-                    .parts
-                    .iter()
-                    .filter_map(|p| match p {
-                        Part::ToolCall(c) => Some(json!(ToolCallOut::from(c))),
-                        _ => None,
-                    })
-                    .collect();
-                let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
-                if !calls.is_empty() {
-                    msg["tool_calls"] = Value::Array(calls);
-                }
-                messages.push(msg);
+                let (content, tool_calls) = assistant_turn(&m.parts);
+                messages.push(MessageOut::Assistant {
+                    role: "assistant",
+                    content,
+                    tool_calls,
+                });
             }
             Role::User => {
+                // Tool results become `tool` messages ahead of what else the turn says.
                 let mut content = Vec::new();
                 for p in &m.parts {
                     match p {
-                        Part::ToolResult(r) => messages.push(json!({"role": "tool", "tool_call_id": r.call_id, "content": result_text(r)})),
-                        Part::Text(t) => content.push(json!({"type": "text", "text": t})),
-                        Part::Image(img) => content.push(json!({"type": "image_url", "image_url": {"url": image_to_url(img)}})),
+                        Part::ToolResult(r) => messages.push(MessageOut::Tool {
+                            role: "tool",
+                            tool_call_id: &r.call_id,
+                            content: result_text(r),
+                        }),
+                        Part::Text(text) => content.push(UserPart::Text { text }),
+                        Part::Image(img) => content.push(UserPart::ImageUrl {
+                            image_url: ImageUrl {
+                                url: match img {
+                                    Image::Url(u) => Cow::Borrowed(u.as_str()),
+                                    inline => Cow::Owned(image_to_url(inline)),
+                                },
+                            },
+                        }),
                         Part::ToolCall(_) => {}
                     }
                 }
-                if !content.is_empty() {
-                    let simple = content.len() == 1 && content[0]["type"] == "text";
-                    let body = if simple {
-                        content[0]["text"].clone()
-                    } else {
-                        Value::Array(content)
-                    };
-                    messages.push(json!({"role": "user", "content": body}));
-                }
+                let content = match content.as_slice() {
+                    [] => continue,
+                    [UserPart::Text { text }] => UserContent::Text(text),
+                    _ => UserContent::Parts(content),
+                };
+                messages.push(MessageOut::User {
+                    role: "user",
+                    content,
+                });
             }
         }
     }
-    let mut out = Map::new();
-    out.insert("model".into(), json!(req.model));
-    out.insert("messages".into(), Value::Array(messages));
-    if let Some(n) = req.max_tokens {
-        out.insert(max_tokens_field.into(), json!(n));
+    RequestOut {
+        req,
+        messages,
+        max_tokens_field,
+        include_usage,
     }
-    if let Some(t) = req.temperature {
-        out.insert("temperature".into(), json!(t));
+}
+
+/// An OpenAI chat request, borrowing from the common request: serialized straight to bytes,
+/// without building a JSON tree first (a cross-format call writes one per attempt).
+pub struct RequestOut<'a> {
+    req: &'a ChatRequest,
+    messages: Vec<MessageOut<'a>>,
+    max_tokens_field: &'a str,
+    include_usage: bool,
+}
+
+impl Serialize for RequestOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let r = self.req;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("model", &r.model)?;
+        map.serialize_entry("messages", &self.messages)?;
+        if let Some(n) = r.max_tokens {
+            map.serialize_entry(self.max_tokens_field, &n)?;
+        }
+        if let Some(t) = r.temperature {
+            map.serialize_entry("temperature", &t)?;
+        }
+        if let Some(p) = r.top_p {
+            map.serialize_entry("top_p", &p)?;
+        }
+        if !r.stop.is_empty() {
+            map.serialize_entry("stop", &r.stop)?;
+        }
+        if !r.tools.is_empty() {
+            let tools: Vec<ToolOut<'_>> = r.tools.iter().map(ToolOut::from).collect();
+            map.serialize_entry("tools", &tools)?;
+        }
+        if let Some(choice) = &r.tool_choice {
+            map.serialize_entry("tool_choice", &ToolChoiceOut::from(choice))?;
+        }
+        match &r.response_format {
+            None => {}
+            Some(ResponseFormat::JsonObject) => {
+                map.serialize_entry("response_format", &FormatOut::JsonObject)?;
+            }
+            Some(ResponseFormat::JsonSchema {
+                name,
+                schema,
+                strict,
+            }) => map.serialize_entry(
+                "response_format",
+                &FormatOut::JsonSchema {
+                    json_schema: SchemaOut {
+                        name,
+                        schema,
+                        strict: *strict,
+                    },
+                },
+            )?,
+        }
+        if let Some(user) = &r.user {
+            map.serialize_entry("user", user)?;
+        }
+        if r.stream {
+            map.serialize_entry("stream", &true)?;
+            if self.include_usage {
+                map.serialize_entry(
+                    "stream_options",
+                    &StreamOptionsOut {
+                        include_usage: true,
+                    },
+                )?;
+            }
+        }
+        map.end()
     }
-    if let Some(p) = req.top_p {
-        out.insert("top_p".into(), json!(p));
-    }
-    if !req.stop.is_empty() {
-        out.insert("stop".into(), json!(req.stop));
-    }
-    if !req.tools.is_empty() {
-        let tools: Vec<Value> = req
-            .tools
-            .iter()
-            .map(|t| {
-                let mut f = json!({"name": t.name, "parameters": t.parameters});
-                if let Some(d) = &t.description {
-                    f["description"] = json!(d);
-                }
-                json!({"type": "function", "function": f})
-            })
-            .collect();
-        out.insert("tools".into(), Value::Array(tools));
-    }
-    if let Some(choice) = &req.tool_choice {
-        out.insert(
-            "tool_choice".into(),
-            match choice {
-                ToolChoice::Auto => json!("auto"),
-                ToolChoice::None => json!("none"),
-                ToolChoice::Required => json!("required"),
-                ToolChoice::Named(n) => json!({"type": "function", "function": {"name": n}}),
+}
+
+/// A request message; the field names say which kind it is.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum MessageOut<'a> {
+    System {
+        role: &'static str,
+        content: &'a str,
+    },
+    Assistant {
+        role: &'static str,
+        content: Option<Cow<'a, str>>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<ToolCallOut<'a>>,
+    },
+    Tool {
+        role: &'static str,
+        tool_call_id: &'a str,
+        content: String,
+    },
+    User {
+        role: &'static str,
+        content: UserContent<'a>,
+    },
+}
+
+/// A user turn's content: one text as a string, anything else as parts.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum UserContent<'a> {
+    Text(&'a str),
+    Parts(Vec<UserPart<'a>>),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum UserPart<'a> {
+    Text { text: &'a str },
+    ImageUrl { image_url: ImageUrl<'a> },
+}
+
+#[derive(Serialize)]
+struct ImageUrl<'a> {
+    url: Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+struct ToolOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: ToolFunctionOut<'a>,
+}
+
+#[derive(Serialize)]
+struct ToolFunctionOut<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    parameters: &'a Value,
+}
+
+impl<'a> From<&'a ToolDef> for ToolOut<'a> {
+    fn from(t: &'a ToolDef) -> Self {
+        Self {
+            kind: "function",
+            function: ToolFunctionOut {
+                name: &t.name,
+                description: t.description.as_deref(),
+                parameters: &t.parameters,
             },
-        );
-    }
-    match &req.response_format {
-        None => {}
-        Some(ResponseFormat::JsonObject) => {
-            out.insert("response_format".into(), json!({"type": "json_object"}));
-        }
-        Some(ResponseFormat::JsonSchema {
-            name,
-            schema,
-            strict,
-        }) => {
-            let mut js = json!({"name": name, "schema": schema});
-            if let Some(s) = strict {
-                js["strict"] = json!(s);
-            }
-            out.insert(
-                "response_format".into(),
-                json!({"type": "json_schema", "json_schema": js}),
-            );
         }
     }
-    if let Some(u) = &req.user {
-        out.insert("user".into(), json!(u));
-    }
-    if req.stream {
-        out.insert("stream".into(), json!(true));
-        if include_usage {
-            out.insert("stream_options".into(), json!({"include_usage": true}));
+}
+
+/// `"auto"`, `"none"`, `"required"`, or the one function to call.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ToolChoiceOut<'a> {
+    Mode(&'static str),
+    Named {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        function: NamedFunction<'a>,
+    },
+}
+
+#[derive(Serialize)]
+struct NamedFunction<'a> {
+    name: &'a str,
+}
+
+impl<'a> From<&'a ToolChoice> for ToolChoiceOut<'a> {
+    fn from(c: &'a ToolChoice) -> Self {
+        match c {
+            ToolChoice::Auto => Self::Mode("auto"),
+            ToolChoice::None => Self::Mode("none"),
+            ToolChoice::Required => Self::Mode("required"),
+            ToolChoice::Named(name) => Self::Named {
+                kind: "function",
+                function: NamedFunction { name },
+            },
         }
     }
-    Value::Object(out)
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum FormatOut<'a> {
+    JsonObject,
+    JsonSchema { json_schema: SchemaOut<'a> },
+}
+
+#[derive(Serialize)]
+struct SchemaOut<'a> {
+    name: &'a str,
+    schema: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct StreamOptionsOut {
+    include_usage: bool,
 }
 
 fn result_text(r: &ToolResult) -> String {
@@ -567,13 +701,14 @@ impl<'a> From<&'a ToolCall> for ToolCallOut<'a> {
     }
 }
 
-/// Writes a common response as an OpenAI chat completion.
-pub fn write_response(resp: &ChatResponse, created: i64) -> Completion<'_> {
-    let mut texts = resp.parts.iter().filter_map(|p| match p {
+/// An assistant turn as OpenAI writes it, in requests and answers alike: its text (one part
+/// borrowed, several joined) and its tool calls; the content is `null` when the turn is only
+/// tool calls.
+fn assistant_turn(parts: &[Part]) -> (Option<Cow<'_, str>>, Vec<ToolCallOut<'_>>) {
+    let mut texts = parts.iter().filter_map(|p| match p {
         Part::Text(t) => Some(t.as_str()),
         _ => None,
     });
-    // One text part (the usual answer) is borrowed; several are joined.
     let text: Cow<'_, str> = match (texts.next(), texts.next()) {
         (None, _) => Cow::Borrowed(""),
         (Some(only), None) => Cow::Borrowed(only),
@@ -581,8 +716,7 @@ pub fn write_response(resp: &ChatResponse, created: i64) -> Completion<'_> {
             Cow::Owned([first, second].into_iter().chain(texts).collect())
         }
     };
-    let tool_calls: Vec<ToolCallOut<'_>> = resp
-        .parts
+    let tool_calls: Vec<ToolCallOut<'_>> = parts
         .iter()
         .filter_map(|p| match p {
             Part::ToolCall(c) => Some(ToolCallOut::from(c)),
@@ -590,6 +724,12 @@ pub fn write_response(resp: &ChatResponse, created: i64) -> Completion<'_> {
         })
         .collect();
     let content = (!text.is_empty() || tool_calls.is_empty()).then_some(text);
+    (content, tool_calls)
+}
+
+/// Writes a common response as an OpenAI chat completion.
+pub fn write_response(resp: &ChatResponse, created: i64) -> Completion<'_> {
+    let (content, tool_calls) = assistant_turn(&resp.parts);
     Completion {
         id: &resp.id,
         object: "chat.completion",
@@ -621,7 +761,6 @@ pub fn has_images(req: &ChatRequest) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::common::Image;
 
     #[test]
     fn parses_multi_turn_tools_images_and_several_system_messages() {
@@ -668,7 +807,7 @@ mod tests {
         assert!(req.stream);
 
         // And back out: tool messages follow the assistant turn, in order.
-        let out = write_request(&req, "max_tokens", true);
+        let out = serde_json::to_value(write_request(&req, "max_tokens", true)).unwrap();
         let roles: Vec<&str> = out["messages"]
             .as_array()
             .unwrap()
@@ -691,6 +830,96 @@ mod tests {
         assert_eq!(
             out["messages"][2]["content"][1]["image_url"]["url"],
             "data:image/png;base64,AAAA"
+        );
+    }
+
+    #[test]
+    fn a_request_is_written_field_by_field() {
+        let req = ChatRequest {
+            model: "gpt-x".into(),
+            system: vec!["Be brief.".into()],
+            messages: vec![
+                Message {
+                    role: Role::User,
+                    parts: vec![Part::Text("weather?".into())],
+                },
+                Message {
+                    role: Role::Assistant,
+                    parts: vec![Part::ToolCall(ToolCall {
+                        id: "c1".into(),
+                        name: "weather".into(),
+                        arguments: "{\"city\":\"Oslo\"}".into(),
+                    })],
+                },
+                Message {
+                    role: Role::User,
+                    parts: vec![
+                        Part::ToolResult(ToolResult {
+                            call_id: "c1".into(),
+                            content: vec![Part::Text("rain".into()), Part::Text("5C".into())],
+                            is_error: false,
+                        }),
+                        Part::Text("and".into()),
+                        Part::Image(Image::Url("https://x/y.png".into())),
+                    ],
+                },
+                Message {
+                    role: Role::Assistant,
+                    parts: vec![Part::Text("It ".into()), Part::Text("rains.".into())],
+                },
+            ],
+            max_tokens: Some(50),
+            temperature: Some(0.5),
+            top_p: None,
+            stop: vec!["END".into()],
+            tools: vec![ToolDef {
+                name: "weather".into(),
+                description: Some("Looks it up".into()),
+                parameters: json!({"type": "object"}),
+            }],
+            tool_choice: Some(ToolChoice::Named("weather".into())),
+            response_format: Some(ResponseFormat::JsonSchema {
+                name: "w".into(),
+                schema: json!({"type": "object"}),
+                strict: Some(true),
+            }),
+            stream: true,
+            user: Some("u1".into()),
+        };
+        let out = serde_json::to_value(write_request(&req, "max_completion_tokens", true)).unwrap();
+        assert_eq!(
+            out,
+            json!({
+                "model": "gpt-x",
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "weather?"},
+                    {"role": "assistant", "content": null, "tool_calls": [
+                        {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Oslo\"}"}}]},
+                    {"role": "tool", "tool_call_id": "c1", "content": "rain\n5C"},
+                    {"role": "user", "content": [{"type": "text", "text": "and"}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]},
+                    {"role": "assistant", "content": "It rains."}
+                ],
+                "max_completion_tokens": 50,
+                "temperature": 0.5,
+                "stop": ["END"],
+                "tools": [{"type": "function", "function": {"name": "weather", "description": "Looks it up", "parameters": {"type": "object"}}}],
+                "tool_choice": {"type": "function", "function": {"name": "weather"}},
+                "response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object"}, "strict": true}},
+                "user": "u1",
+                "stream": true,
+                "stream_options": {"include_usage": true}
+            })
+        );
+        let plain = ChatRequest {
+            model: "m".into(),
+            tool_choice: Some(ToolChoice::Required),
+            response_format: Some(ResponseFormat::JsonObject),
+            ..ChatRequest::default()
+        };
+        assert_eq!(
+            serde_json::to_value(write_request(&plain, "max_tokens", true)).unwrap(),
+            json!({"model": "m", "messages": [], "tool_choice": "required", "response_format": {"type": "json_object"}})
         );
     }
 
