@@ -458,14 +458,19 @@ struct UsageOnly {
     usage: Option<ReportedUsage>,
 }
 
-/// The usage a passed-through answer reports, read without building a tree; an answer the
-/// typed reading refuses (a repeated field) is read as a `Value`, the last value winning.
+/// The usage a passed-through answer reports, read without building a tree. An object the
+/// typed reading refuses (a repeated field, a `usage` that is not an object) is read as a
+/// `Value`, the last value winning, as before the typed reading; anything else is malformed.
 fn passthrough_usage(family: WireFamily, bytes: &[u8]) -> Result<Usage, serde_json::Error> {
     let usage = match serde_json::from_slice::<UsageOnly>(bytes) {
         Ok(only) => only.usage,
-        Err(_) => serde_json::from_slice::<Value>(bytes)?
-            .get("usage")
-            .map(|u| ReportedUsage::deserialize(u).unwrap_or_default()),
+        Err(refused) => match serde_json::from_slice::<Value>(bytes)? {
+            Value::Object(answer) => answer
+                .get("usage")
+                .filter(|u| !u.is_null())
+                .map(|u| ReportedUsage::deserialize(u).unwrap_or_default()),
+            _ => return Err(refused),
+        },
     };
     Ok(usage.map_or_else(Usage::default, |u| match family {
         WireFamily::Anthropic => u.anthropic(),
@@ -665,6 +670,30 @@ mod tests {
         let long = header_text(format_args!("openai/{model}")).unwrap();
         assert_eq!(long.as_bytes().len(), "openai/".len() + model.len());
         assert!(header_text(format_args!("a\nb")).is_none());
+    }
+
+    #[test]
+    fn passed_through_usage_reads_odd_answers_as_the_tree_reading_did() {
+        let read = |text: &str| passthrough_usage(WireFamily::OpenAi, text.as_bytes());
+        let usage =
+            read(r#"{"id":"x","usage":{"prompt_tokens":9,"completion_tokens":2}}"#).unwrap();
+        assert_eq!((usage.input, usage.output), (9, 2));
+        // A repeated field: the last wins, as in a tree.
+        let usage = read(r#"{"usage":{"prompt_tokens":1,"prompt_tokens":4}}"#).unwrap();
+        assert_eq!(usage.input, 4);
+        // A `usage` of another kind counts nothing; so does none at all.
+        for text in [r#"{"usage":"lots"}"#, r#"{"usage":null}"#, "{}", "[]"] {
+            assert_eq!(read(text).unwrap(), Usage::default(), "{text}");
+        }
+        for text in ["not json", "5", r#""usage""#, "[1]"] {
+            assert!(read(text).is_err(), "{text}");
+        }
+        let usage = passthrough_usage(
+            WireFamily::Anthropic,
+            br#"{"usage":{"input_tokens":3,"output_tokens":5,"cache_read_input_tokens":7}}"#,
+        )
+        .unwrap();
+        assert_eq!((usage.input, usage.output, usage.cached_input), (3, 5, 7));
     }
 
     fn response(
