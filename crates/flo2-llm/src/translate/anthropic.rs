@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{arguments_value, f64_field, present, str_at, string_list, u64_at};
+use super::{arguments_value, f64_field, present, str_at, string_list, u64_at, InlineImage};
 use crate::common::{
     invalid, unsupported, ChatRequest, ChatResponse, FinishReason, Image, Message, Part, Role,
     ToolCall, ToolChoice, ToolDef, ToolResult, TranslateError, Usage,
@@ -273,13 +273,8 @@ struct ImageIn<'a> {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ImageSource<'a> {
-    Base64 {
-        media_type: Cow<'a, str>,
-        data: Cow<'a, str>,
-    },
-    Url {
-        url: &'a str,
-    },
+    Base64 { media_type: &'a str, data: &'a str },
+    Url { url: &'a str },
 }
 
 #[derive(Serialize)]
@@ -329,22 +324,12 @@ fn write_part(p: &Part) -> Result<PartIn<'_>, TranslateError> {
 }
 
 fn write_image(img: &Image) -> Result<ImageIn<'_>, TranslateError> {
-    let source = match super::inline_image(img)? {
-        Cow::Borrowed(Image::Base64 { media_type, data }) => ImageSource::Base64 {
-            media_type: Cow::Borrowed(media_type),
-            data: Cow::Borrowed(data),
-        },
-        Cow::Owned(Image::Base64 { media_type, data }) => ImageSource::Base64 {
-            media_type: Cow::Owned(media_type),
-            data: Cow::Owned(data),
-        },
-        Cow::Borrowed(Image::Url(url)) => ImageSource::Url { url },
-        // `inline_image` turns every `data:` URL into bytes or refuses it, and borrows the rest.
-        Cow::Owned(Image::Url(_)) => return Err(invalid("an image URL could not be read")),
-    };
     Ok(ImageIn {
         kind: "image",
-        source,
+        source: match super::inline_image(img)? {
+            InlineImage::Base64 { media_type, data } => ImageSource::Base64 { media_type, data },
+            InlineImage::Url(url) => ImageSource::Url { url },
+        },
     })
 }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
-use super::{arguments_value, str_at, u64_at};
+use super::{arguments_value, str_at, u64_at, InlineImage};
 use crate::common::{
     invalid, unsupported, ChatRequest, ChatResponse, FinishReason, Image, Part, ResponseFormat,
     Role, ToolCall, ToolChoice, TranslateError, Usage,
@@ -34,13 +34,13 @@ fn clean_schema(v: &Value) -> Value {
 }
 
 fn image_part(img: &Image) -> Result<Value, TranslateError> {
-    match &*super::inline_image(img)? {
-        Image::Base64 { media_type, data } => {
+    match super::inline_image(img)? {
+        InlineImage::Base64 { media_type, data } => {
             Ok(json!({"inlineData": {"mimeType": media_type, "data": data}}))
         }
         // Gemini reads only its own file URIs; fetching arbitrary URLs on the caller's behalf
         // would make flo2 an open fetcher.
-        Image::Url(_) => Err(unsupported(
+        InlineImage::Url(_) => Err(unsupported(
             "image URLs (send the image as base64)",
             "gemini",
         )),

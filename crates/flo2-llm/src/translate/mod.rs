@@ -5,8 +5,6 @@ pub mod anthropic;
 pub mod gemini;
 pub mod openai;
 
-use std::borrow::Cow;
-
 use serde_json::Value;
 
 use crate::common::{invalid, Image, TranslateError};
@@ -37,33 +35,44 @@ pub(crate) fn f64_field(v: &Value, key: &str) -> Result<Option<f64>, TranslateEr
     }
 }
 
-/// Reads `data:<media>;base64,<data>` URLs as inline images, anything else as a URL.
-pub(crate) fn image_from_url(url: &str) -> Image {
-    if let Some(rest) = url.strip_prefix("data:") {
-        if let Some((meta, data)) = rest.split_once(',') {
-            if let Some(media_type) = meta.strip_suffix(";base64") {
-                return Image::Base64 {
-                    media_type: media_type.to_owned(),
-                    data: data.to_owned(),
-                };
-            }
-        }
-    }
-    Image::Url(url.to_owned())
+/// The media type and data of a `data:<media>;base64,<data>` URL, borrowed from it.
+fn base64_data_url(url: &str) -> Option<(&str, &str)> {
+    let (meta, data) = url.strip_prefix("data:")?.split_once(',')?;
+    Some((meta.strip_suffix(";base64")?, data))
 }
 
-/// An image as an upstream that takes inline bytes receives it: a `data:` URL becomes inline
-/// base64. A `data:` URL that is not base64 is refused: it cannot be sent inline, and sending it
-/// on as a URL would have the writer read it as a `data:` URL again, for ever.
-pub(crate) fn inline_image(image: &Image) -> Result<Cow<'_, Image>, TranslateError> {
+/// Reads `data:<media>;base64,<data>` URLs as inline images, anything else as a URL.
+pub(crate) fn image_from_url(url: &str) -> Image {
+    match base64_data_url(url) {
+        Some((media_type, data)) => Image::Base64 {
+            media_type: media_type.to_owned(),
+            data: data.to_owned(),
+        },
+        None => Image::Url(url.to_owned()),
+    }
+}
+
+/// An image as an upstream that takes inline bytes receives it, borrowed from the common model.
+pub(crate) enum InlineImage<'a> {
+    /// Base64 bytes.
+    Base64 { media_type: &'a str, data: &'a str },
+    /// A web URL (never a `data:` URL).
+    Url(&'a str),
+}
+
+/// `image` for an upstream that takes inline bytes: a `data:` URL becomes its base64 bytes. A
+/// `data:` URL that is not base64 is refused: it cannot be sent inline, and sending it on as a
+/// URL had the writers read it as a `data:` URL again, for ever.
+pub(crate) fn inline_image(image: &Image) -> Result<InlineImage<'_>, TranslateError> {
     match image {
-        Image::Url(u) if u.starts_with("data:") => match image_from_url(u) {
-            Image::Url(_) => Err(invalid(
+        Image::Base64 { media_type, data } => Ok(InlineImage::Base64 { media_type, data }),
+        Image::Url(u) if u.starts_with("data:") => match base64_data_url(u) {
+            Some((media_type, data)) => Ok(InlineImage::Base64 { media_type, data }),
+            None => Err(invalid(
                 "an image `data:` URL must be base64-encoded (`data:<media type>;base64,<data>`)",
             )),
-            inline => Ok(Cow::Owned(inline)),
         },
-        other => Ok(Cow::Borrowed(other)),
+        Image::Url(u) => Ok(InlineImage::Url(u)),
     }
 }
 
