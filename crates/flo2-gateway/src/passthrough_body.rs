@@ -34,15 +34,6 @@ pub struct Forwarded<'a> {
     pub stream_options: StreamOptions,
 }
 
-impl Forwarded<'_> {
-    /// The JSON text, in a buffer of `capacity` bytes to start with.
-    pub fn to_vec(&self, capacity: usize) -> serde_json::Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(capacity);
-        serde_json::to_writer(&mut out, self)?;
-        Ok(out)
-    }
-}
-
 impl Serialize for Forwarded<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let rename = self.max_tokens_for_max_completion;
@@ -120,7 +111,7 @@ mod tests {
             max_tokens_for_max_completion: rename,
             stream_options,
         };
-        serde_json::from_slice(&view.to_vec(16).unwrap()).unwrap()
+        serde_json::from_slice(&serde_json::to_vec(&view).unwrap()).unwrap()
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub fn plan(
             stream_options,
         };
         return Ok(Plan {
-            body: Bytes::from(forwarded.to_vec(size_hint + 64).map_err(encode_error)?),
+            body: Bytes::from(encode(&forwarded, size_hint).map_err(encode_error)?),
             mode: Mode::Passthrough,
             family,
             stream,
@@ -147,7 +147,8 @@ pub fn plan(
     })
 }
 
-/// A translated body's JSON text, in a buffer about the caller's body's size to start with.
+/// An upstream body's JSON text, in a buffer a little larger than the caller's body to start
+/// with (a same-format body is about its size; a translated one seldom much larger).
 fn encode(body: &impl serde::Serialize, size_hint: usize) -> serde_json::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(size_hint + 256);
     serde_json::to_writer(&mut out, body)?;
