@@ -794,3 +794,20 @@ async fn the_overhead_metric_counts_flo2s_own_time_and_not_the_upstreams() {
         "the 2 × 300 ms upstream waits are not flo2's own time: {own} s"
     );
 }
+
+#[tokio::test]
+async fn a_nul_in_the_model_name_does_not_stop_usage_from_being_written() {
+    let s = setup().await;
+    // The fake upstream answers any model name. PostgreSQL text cannot hold NUL, so the record
+    // of this call stores U+FFFD in its place rather than failing the batch it shares with the
+    // next, ordinary request (the writer would retry that batch forever).
+    for model in ["openai/gpt-4o\u{0}mini", "openai/gpt-4o"] {
+        let resp = s
+            .openai(json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    let rows = s.usage(2).await;
+    let asked: Vec<&str> = rows.iter().map(|r| r.requested_model.as_str()).collect();
+    assert_eq!(asked, ["openai/gpt-4o\u{FFFD}mini", "openai/gpt-4o"]);
+}

@@ -75,6 +75,50 @@ pub struct UsageRecord {
     pub finished_at: DateTime<Utc>,
 }
 
+impl UsageRecord {
+    /// Whether a text holds NUL, which PostgreSQL text cannot store. The caller chooses
+    /// `requested_model`, so one such record would otherwise fail its whole batch on every retry
+    /// and stop usage from being written at all.
+    fn holds_nul(&self) -> bool {
+        [
+            Some(self.requested_model.as_str()),
+            self.route.as_deref(),
+            Some(self.model.as_str()),
+            self.error_kind.as_deref(),
+            Some(&self.attempt_role),
+            Some(&self.inbound_api),
+            Some(&self.provider),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|text| text.contains('\0'))
+    }
+
+    /// The record with each NUL replaced by U+FFFD, on both databases so they read back alike.
+    fn without_nul(&self) -> Self {
+        fn clean(text: &str) -> String {
+            text.replace('\0', "\u{FFFD}")
+        }
+        fn clean_text(text: &Text) -> Text {
+            if text.contains('\0') {
+                Text::Owned(clean(text))
+            } else {
+                text.clone()
+            }
+        }
+        Self {
+            attempt_role: clean_text(&self.attempt_role),
+            inbound_api: clean_text(&self.inbound_api),
+            requested_model: clean(&self.requested_model),
+            route: self.route.as_deref().map(clean),
+            provider: clean_text(&self.provider),
+            model: clean(&self.model),
+            error_kind: self.error_kind.as_ref().map(clean_text),
+            ..self.clone()
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct UsageRow {
     id: DbUuid,
@@ -228,6 +272,16 @@ impl Store {
         if records.is_empty() {
             return Ok(());
         }
+        // Rare enough (a caller typed a NUL into a model name) to pay a copy of the batch.
+        if records.iter().any(UsageRecord::holds_nul) {
+            let storable: Vec<UsageRecord> = records.iter().map(UsageRecord::without_nul).collect();
+            return self.insert_storable(&storable).await;
+        }
+        self.insert_storable(records).await
+    }
+
+    /// [`Store::insert_usage`] for records that hold no NUL.
+    async fn insert_storable(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
         match &self.pool {
             Pool::Postgres(p) => insert_unnest(p, records).await,
             Pool::Sqlite(p) => {
