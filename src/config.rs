@@ -54,6 +54,7 @@ pub const SETTINGS: &[Setting] = &[
     s("FLO2_UPSTREAM_TIMEOUT_SECS", "600", "Whole-call timeout for non-streaming upstream calls."),
     s("FLO2_USAGE_SPILL_DIR", "<FLO2_DATA_DIR>", "Where usage records are spilled (usage-spill.jsonl) while the database is unreachable; replayed in order when it returns and at the next start."),
     s("FLO2_USAGE_MEMORY_RECORDS", "50000", "Usage records held in memory during a database outage before spilling to disk."),
+    s("FLO2_USAGE_GATHER_MS", "100", "How long the usage writer gathers records into one batch insert. Longer costs the database less in all; shorter spreads its work into smaller bursts."),
     s("FLO2_BREAKER_FAILURES", "5", "Consecutive retryable failures that open a target's or key's circuit breaker (so traffic skips it)."),
     s("FLO2_BREAKER_OPEN_MS", "30000", "How long an open circuit breaker waits before letting one probe request through."),
     s("FLO2_GATEWAY_MAX_BODY_BYTES", "33554432", "Largest accepted /v1 request body (images make these large); larger ones get 413."),
@@ -117,6 +118,8 @@ pub struct Config {
     pub usage_spill_dir: Option<PathBuf>,
     /// Usage records held in memory before spilling.
     pub usage_memory_records: usize,
+    /// How long a usage batch gathers.
+    pub usage_gather: Duration,
     /// Consecutive failures that open a circuit breaker.
     pub breaker_failures: u32,
     /// How long a breaker stays open before a probe.
@@ -265,6 +268,7 @@ impl Config {
             usage_spill_dir: opt("FLO2_USAGE_SPILL_DIR").map(PathBuf::from),
             usage_memory_records: usize::try_from(num("FLO2_USAGE_MEMORY_RECORDS")?.max(1))
                 .map_err(|_| invalid("FLO2_USAGE_MEMORY_RECORDS", "too large"))?,
+            usage_gather: Duration::from_millis(num("FLO2_USAGE_GATHER_MS")?.clamp(1, 10_000)),
             gateway_max_body_bytes: usize::try_from(num("FLO2_GATEWAY_MAX_BODY_BYTES")?)
                 .map_err(|_| invalid("FLO2_GATEWAY_MAX_BODY_BYTES", "too large"))?,
             breaker_failures: u32::try_from(num("FLO2_BREAKER_FAILURES")?.max(1))

@@ -115,6 +115,7 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
                         .unwrap_or_else(|| config.data_dir.clone())
                         .join("usage-spill.jsonl"),
                     memory_records: config.usage_memory_records,
+                    gather: config.usage_gather,
                 },
                 health: flo2_gateway::health::HealthSettings {
                     failures: config.breaker_failures,

@@ -82,6 +82,7 @@ impl Default for GatewaySettings {
             usage_spill: usage_sink::SpillSettings {
                 path: std::path::PathBuf::from("data/usage-spill.jsonl"),
                 memory_records: 50_000,
+                gather: usage_sink::GATHER,
             },
             health: health::HealthSettings::default(),
         }

@@ -25,13 +25,14 @@ use tokio_util::sync::CancellationToken;
 /// How many records may wait in the queue between requests and the writer.
 pub const QUEUE_CAPACITY: usize = 100_000;
 const BATCH: usize = 1_000;
-/// How long a batch gathers once its first record has arrived: a row per write would cost the
-/// database a transaction per request, and each statement of a batch is a round trip to the
-/// database (on SQLite, to its connection's thread, with four context switches). At 1,000
-/// requests per second flo2 made 3.0 context switches per request with 50 ms, 2.7–2.9 with
-/// 100 ms and 2.6 with 250 ms (benchmark, 2026-12-01). 250 ms batches reach the 256-row SQLite
-/// statement, which every pooled connection then keeps prepared: 14 MiB more RSS.
-const GATHER: Duration = Duration::from_millis(100);
+/// The default of [`SpillSettings::gather`]: a row per write would cost the database a
+/// transaction per request, and each statement of a batch is a round trip to the database (on
+/// SQLite, to its connection's thread, with four context switches). At 1,000 requests per second
+/// flo2 made 3.0 context switches per request with 50 ms, 2.7–2.9 with 100 ms and 2.6 with
+/// 250 ms (benchmark, 2026-12-01). 250 ms batches reach the 256-row SQLite statement, which every
+/// pooled connection then keeps prepared: 14 MiB more RSS. 20 ms did not shorten PostgreSQL's
+/// tail either (p99 added 481 µs against 434 µs at 100 ms, 2026-12-03) and took SQLite to 4.2.
+pub const GATHER: Duration = Duration::from_millis(100);
 /// The first retry delay after a failed write; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -53,13 +54,16 @@ pub struct UsageStats {
     pub last_flush_micros: AtomicU64,
 }
 
-/// Where and when to spill.
+/// How usage is batched, and where and when it spills.
 #[derive(Clone, Debug)]
 pub struct SpillSettings {
     /// The spill file.
     pub path: PathBuf,
     /// Records held in memory before spilling starts.
     pub memory_records: usize,
+    /// How long a batch gathers once its first record has arrived. Longer batches cost the
+    /// database less in all, shorter ones spread its work into smaller bursts.
+    pub gather: Duration,
 }
 
 /// The sending side, cloned into every request.
@@ -231,7 +235,7 @@ impl UsageWriter {
                 tokio::select! {
                     n = self.rx.recv_many(&mut incoming, BATCH) => {
                         if n == 0 { stopping = true; }
-                        tokio::time::sleep(GATHER).await;
+                        tokio::time::sleep(self.spill.gather).await;
                     }
                     () = cancel.cancelled() => { stopping = true; }
                 }
