@@ -76,6 +76,12 @@ impl Setup {
             .unwrap()
     }
 
+    /// The Prometheus text of `/metrics`.
+    async fn metrics(&self) -> String {
+        let resp = self.app.http.get(self.app.url("/metrics")).send().await;
+        resp.unwrap().text().await.unwrap()
+    }
+
     /// Waits for `n` usage rows and returns them.
     async fn usage(&self, n: usize) -> Vec<flo2_store::UsageRecord> {
         self.app.usage_rows(&self.org, n).await
@@ -764,16 +770,7 @@ async fn the_overhead_metric_counts_flo2s_own_time_and_not_the_upstreams() {
     streamed.bytes().await.unwrap();
     assert!(started.elapsed() >= 2 * slow);
 
-    let metrics = s
-        .app
-        .http
-        .get(s.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     let value = |name: &str| -> f64 {
         metrics
             .lines()
@@ -810,4 +807,59 @@ async fn a_nul_in_the_model_name_does_not_stop_usage_from_being_written() {
     let rows = s.usage(2).await;
     let asked: Vec<&str> = rows.iter().map(|r| r.requested_model.as_str()).collect();
     assert_eq!(asked, ["openai/gpt-4o\u{FFFD}mini", "openai/gpt-4o"]);
+}
+
+#[tokio::test]
+async fn a_record_the_database_refuses_is_set_aside_and_the_rest_of_its_batch_is_stored() {
+    let s = setup().await;
+    // Stands for any record the database will not take, however often it is retried: a rule
+    // that no failed call may be stored.
+    let rule = if s.app.db.is_postgres() {
+        "ALTER TABLE usage_records ADD CONSTRAINT no_failures CHECK (status < 400)"
+    } else {
+        "CREATE TRIGGER no_failures BEFORE INSERT ON usage_records WHEN NEW.status >= 400 \
+         BEGIN SELECT RAISE(ABORT, 'no failures'); END"
+    };
+    common::exec_sql(&s.app.db, rule).await;
+    // Three calls inside one batch's gathering time: the middle one is refused.
+    for refused in [false, true, false] {
+        if refused {
+            s.fake.push(Scenario::error(400, "no such thing"));
+        }
+        let resp = s
+            .openai(
+                json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .await;
+        assert_eq!(resp.status().is_success(), !refused);
+    }
+    let rows = s.usage(2).await;
+    let statuses: Vec<i64> = rows.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200]);
+
+    let path = s.app.db.data_dir().join("usage-refused.jsonl");
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = std::fs::read_to_string(&path).unwrap_or_default();
+        if !text.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused: Vec<flo2_store::UsageRecord> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(refused.len(), 1, "{text}");
+    assert_eq!(refused[0].status, 400);
+    assert_eq!(refused[0].requested_model, "openai/gpt-4o");
+    assert_eq!(refused[0].org_id.to_string(), s.org);
+    assert!(!text.contains(PROVIDER_SECRET));
+
+    let metrics = s.metrics().await;
+    assert!(
+        metrics.contains("flo2_usage_records_refused_total 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("flo2_usage_records_written_total 2\n"));
 }

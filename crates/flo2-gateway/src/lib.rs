@@ -219,6 +219,12 @@ impl GatewayState {
                 &s.write_errors,
             ),
             (
+                "flo2_usage_records_refused_total",
+                "counter",
+                "Usage records the database refused, set aside in usage-refused.jsonl. Should stay 0.",
+                &s.refused,
+            ),
+            (
                 "flo2_usage_last_flush_microseconds",
                 "gauge",
                 "Duration of the last successful usage batch write.",

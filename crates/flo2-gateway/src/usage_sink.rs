@@ -9,15 +9,18 @@
 //! - at shutdown everything queued is written, or, if the database is down, spilled, so the
 //!   process exits promptly and the next start replays the file;
 //! - inserts are idempotent by record id, so a batch retried after an unclear failure is not
-//!   duplicated.
+//!   duplicated;
+//! - a batch the database refuses for what it holds (a constraint, a value it cannot store) is
+//!   written in halves until the refused records stand alone; those are set aside in
+//!   `usage-refused.jsonl` beside the spill file, so one bad record never holds back the rest.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flo2_store::{Store, UsageRecord};
+use flo2_store::{Store, StoreError, UsageRecord};
 use tokio::io::{AsyncBufReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -50,6 +53,8 @@ pub struct UsageStats {
     pub pending: AtomicU64,
     /// Failed write attempts.
     pub write_errors: AtomicU64,
+    /// Records the database refused, set aside in the refused file. Should stay 0.
+    pub refused: AtomicU64,
     /// Duration of the last successful batch write, in microseconds.
     pub last_flush_micros: AtomicU64,
 }
@@ -113,6 +118,61 @@ impl UsageSink {
     }
 }
 
+/// Appends `records` to `path` as JSON lines and syncs them to disk.
+async fn append_lines<'r>(
+    path: &Path,
+    records: impl IntoIterator<Item = &'r UsageRecord>,
+) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await?;
+    }
+    let mut text = String::new();
+    for r in records {
+        text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
+        text.push('\n');
+    }
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .await?;
+    file.write_all(text.as_bytes()).await?;
+    file.sync_data().await
+}
+
+/// Writes `batch`. When the database refuses it for what it holds, writes it in halves until
+/// each refused record stands alone, and returns those with the reason; the rest are stored.
+/// An outage is returned as an error: the caller retries the whole batch, which is safe because
+/// inserts skip ids already stored.
+async fn insert_isolating<'b>(
+    store: &Store,
+    batch: &'b [UsageRecord],
+) -> Result<Vec<(&'b UsageRecord, StoreError)>, StoreError> {
+    let mut parts = vec![batch];
+    let mut refused = Vec::new();
+    while let Some(part) = parts.pop() {
+        match store.insert_usage(part).await {
+            Ok(()) => {}
+            Err(err) if err.is_refusal() => match part {
+                [one] => refused.push((one, err)),
+                _ => {
+                    let (front, back) = part.split_at(part.len() / 2);
+                    parts.push(back);
+                    parts.push(front);
+                }
+            },
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(refused)
+}
+
+/// Where refused records go: beside the spill file, never replayed (they would be refused
+/// again), kept for an operator to inspect and, once the cause is fixed, load by hand.
+fn refused_path(spill: &Path) -> PathBuf {
+    spill.with_file_name("usage-refused.jsonl")
+}
+
 /// The spill file: appended at the end, replayed from `offset`.
 struct SpillFile {
     settings: SpillSettings,
@@ -136,21 +196,7 @@ impl SpillFile {
     }
 
     async fn append(&mut self, records: &[UsageRecord]) -> std::io::Result<()> {
-        if let Some(dir) = self.settings.path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        let mut text = String::new();
-        for r in records {
-            text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
-            text.push('\n');
-        }
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.settings.path)
-            .await?;
-        file.write_all(text.as_bytes()).await?;
-        file.sync_data().await?;
+        append_lines(&self.settings.path, records).await?;
         self.active = true;
         Ok(())
     }
@@ -221,6 +267,27 @@ impl SpillFile {
 }
 
 impl UsageWriter {
+    /// Keeps records the database refused in the refused file, and says so loudly.
+    async fn set_aside(&self, refused: &[(&UsageRecord, StoreError)]) {
+        let path = refused_path(&self.spill.path);
+        for (record, err) in refused {
+            tracing::error!(
+                record = %record.id, error = %err, path = %path.display(),
+                "the database refused a usage record; set aside"
+            );
+        }
+        self.stats
+            .refused
+            .fetch_add(refused.len() as u64, Ordering::Relaxed);
+        if let Err(err) = append_lines(&path, refused.iter().map(|(r, _)| *r)).await {
+            // The last place left is the log: a usage record holds no secret.
+            for (r, _) in refused {
+                let line = serde_json::to_string(r).unwrap_or_default();
+                tracing::error!(error = %err, record = %line, "cannot set aside a refused usage record");
+            }
+        }
+    }
+
     /// Writes until `cancel` fires and everything queued is stored or spilled.
     pub async fn run(mut self, store: Store, cancel: CancellationToken) {
         let stats = Arc::clone(&self.stats);
@@ -308,15 +375,19 @@ impl UsageWriter {
             }
             let started = Instant::now();
             let n = batch.len();
-            match store.insert_usage(batch).await {
-                Ok(()) => {
+            match insert_isolating(&store, batch).await {
+                Ok(refused) => {
+                    let stored = n - refused.len();
+                    if !refused.is_empty() {
+                        self.set_aside(&refused).await;
+                    }
                     match next_offset {
                         Some(offset) => spill.offset = offset,
                         None => {
                             memory.drain(..n);
                         }
                     }
-                    stats.written.fetch_add(n as u64, Ordering::Relaxed);
+                    stats.written.fetch_add(stored as u64, Ordering::Relaxed);
                     stats.pending.fetch_sub(
                         (n as u64).min(stats.pending.load(Ordering::Relaxed)),
                         Ordering::Relaxed,

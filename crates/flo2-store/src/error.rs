@@ -49,6 +49,30 @@ impl From<sqlx::Error> for StoreError {
 }
 
 impl StoreError {
+    /// True when the database refused the data itself (a constraint, a value it cannot store),
+    /// so writing the same rows again fails again; false for outages, which a retry outlasts.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            StoreError::Conflict | StoreError::InvalidReference => true,
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                use sqlx::error::ErrorKind;
+                if !matches!(db.kind(), ErrorKind::Other) {
+                    return true; // unique, foreign key, not-null or check violation
+                }
+                if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    // SQLSTATE class 22 (data exception) and 23 (integrity constraint).
+                    return pg.code().starts_with("22") || pg.code().starts_with("23");
+                }
+                // SQLite result codes: the primary code is the low byte of the extended one.
+                // 18 too big, 19 constraint (a trigger's RAISE too), 20 type mismatch, 25 range.
+                db.code()
+                    .and_then(|code| code.parse::<i64>().ok())
+                    .is_some_and(|code| matches!(code & 0xff, 18 | 19 | 20 | 25))
+            }
+            _ => false,
+        }
+    }
+
     /// True for errors that mean the database is unreachable or overloaded rather than that the
     /// request was wrong; callers answer 503 for these.
     pub fn is_unavailable(&self) -> bool {
