@@ -57,11 +57,17 @@ fn record(org: OrgId, i: usize, start: DateTime<Utc>) -> UsageRecord {
     }
 }
 
+/// A running flo2 on a fresh database, and the organization of a new account on it.
+async fn app_with_org(email: &str) -> (TestApp, OrgId) {
+    let app = TestApp::start().await;
+    let account = app.signup(email, "Usage Org").await;
+    let org = account.org.parse().unwrap();
+    (app, org)
+}
+
 #[tokio::test]
 async fn usage_records_read_back_exactly_and_a_rewritten_batch_is_not_duplicated() {
-    let app = TestApp::start().await;
-    let account = app.signup("usage@example.com", "Usage Org").await;
-    let org: OrgId = account.org.parse().unwrap();
+    let (app, org) = app_with_org("usage@example.com").await;
     let start = Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap();
 
     // One record, a typical batch, the writer's largest batch and one past it.
@@ -89,9 +95,7 @@ async fn usage_records_read_back_exactly_and_a_rewritten_batch_is_not_duplicated
 /// store U+FFFD in its place, so they read back alike.
 #[tokio::test]
 async fn a_nul_in_a_text_is_stored_as_a_replacement_character() {
-    let app = TestApp::start().await;
-    let account = app.signup("nul@example.com", "Nul Org").await;
-    let org: OrgId = account.org.parse().unwrap();
+    let (app, org) = app_with_org("nul@example.com").await;
     let start = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
 
     let plain = record(org, 0, start);

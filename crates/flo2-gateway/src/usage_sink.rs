@@ -118,6 +118,16 @@ impl UsageSink {
     }
 }
 
+/// `records` as JSON lines, the format of the spill and refused files.
+fn json_lines<'r>(records: impl IntoIterator<Item = &'r UsageRecord>) -> std::io::Result<String> {
+    let mut text = String::new();
+    for r in records {
+        text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
 /// Appends `records` to `path` as JSON lines and syncs them to disk.
 async fn append_lines<'r>(
     path: &Path,
@@ -126,11 +136,7 @@ async fn append_lines<'r>(
     if let Some(dir) = path.parent() {
         tokio::fs::create_dir_all(dir).await?;
     }
-    let mut text = String::new();
-    for r in records {
-        text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
-        text.push('\n');
-    }
+    let text = json_lines(records)?;
     let mut file = tokio::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -214,11 +220,7 @@ impl SpillFile {
             file.seek(std::io::SeekFrom::Start(self.offset)).await?;
             tokio::io::AsyncReadExt::read_to_end(&mut file, &mut rest).await?;
         }
-        let mut text = String::new();
-        for r in older {
-            text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
-            text.push('\n');
-        }
+        let text = json_lines(older)?;
         let tmp = self.settings.path.with_extension("tmp");
         let mut file = tokio::fs::File::create(&tmp).await?;
         file.write_all(text.as_bytes()).await?;
