@@ -3,6 +3,7 @@
 //! This crate does no I/O, so every other crate can depend on it cheaply.
 
 pub mod ids;
+pub mod model_id;
 pub mod money;
 pub mod pricing;
 pub mod provider;

@@ -209,9 +209,8 @@ impl RoutePolicy {
             )));
         }
         for (i, t) in self.targets.iter().enumerate() {
-            if t.model.trim().is_empty() || t.model.len() > 200 {
-                return Err(bad(format!("`targets[{i}].model` must be a model id")));
-            }
+            crate::model_id::check(t.provider, &t.model)
+                .map_err(|e| bad(format!("`targets[{i}].model`: {e}")))?;
             if t.weight == Some(0) {
                 return Err(bad(format!("`targets[{i}].weight` must be at least 1")));
             }
@@ -225,11 +224,10 @@ impl RoutePolicy {
             let (p, m) = b
                 .split_once('/')
                 .ok_or_else(|| bad("`baseline` must be provider/model"))?;
-            p.parse::<ProviderKind>()
+            let provider = p
+                .parse::<ProviderKind>()
                 .map_err(|e| bad(format!("`baseline`: {e}")))?;
-            if m.is_empty() {
-                return Err(bad("`baseline` must be provider/model"));
-            }
+            crate::model_id::check(provider, m).map_err(|e| bad(format!("`baseline`: {e}")))?;
         }
         for (field, value) in [
             ("max_input_per_mtok", &self.max_input_per_mtok),
@@ -338,6 +336,18 @@ mod tests {
             (
                 r#"{"strategy":"sometimes","targets":[]}"#,
                 "unknown variant",
+            ),
+            (
+                r#"{"strategy":"priority","targets":[{"provider":"gemini","model":"zzz/../gemini-2.5-pro"}]}"#,
+                "targets[0].model",
+            ),
+            (
+                r#"{"strategy":"priority","targets":[{"provider":"openai","model":"a"},{"provider":"openrouter","model":"a/../b"}]}"#,
+                "targets[1].model",
+            ),
+            (
+                r#"{"strategy":"priority","targets":[{"provider":"openai","model":"a"}],"baseline":"gemini/x?key=1"}"#,
+                "baseline",
             ),
             (
                 r#"{"strategy":"priority","targets":[{"provider":"openai","model":"a"}],"extra":1}"#,

@@ -42,6 +42,9 @@ pub enum ResolveError {
     /// Nothing known by that name.
     #[error("unknown model {0:?}: use provider/model, e.g. openai/gpt-4o-mini")]
     Unknown(String),
+    /// The model id is not plain data (it would change the provider URL, say).
+    #[error("`model`: {0}")]
+    BadModelId(#[from] flo2_core::model_id::ModelIdError),
 }
 
 /// Resolves `requested` within the organization's configuration.
@@ -62,6 +65,7 @@ fn resolve_unpriced(config: &OrgConfig, requested: &str) -> Result<Target, Resol
             if model.is_empty() {
                 return Err(ResolveError::Unknown(requested.to_owned()));
             }
+            flo2_core::model_id::check(provider, model)?;
             let credential = first_key(config, provider).ok_or(ResolveError::NoKey(provider))?;
             return Ok(target(provider, model, credential));
         }
@@ -77,6 +81,7 @@ fn resolve_unpriced(config: &OrgConfig, requested: &str) -> Result<Target, Resol
             _ => return Err(ResolveError::Unknown(requested.to_owned())),
         },
     };
+    flo2_core::model_id::check(provider, requested)?;
     let credential = first_key(config, provider).ok_or(ResolveError::NoKey(provider))?;
     Ok(target(provider, requested, credential))
 }
@@ -168,6 +173,17 @@ mod tests {
             Err(ResolveError::Unknown(_))
         ));
         assert_eq!(resolve(&config, " ").unwrap_err(), ResolveError::Missing);
+        for bad in [
+            "openrouter/x/../../v1/files",
+            "openai/gpt-4o?x=1",
+            "groq/llama 3",
+            "openai/gpt-4o#",
+        ] {
+            assert!(
+                matches!(resolve(&config, bad), Err(ResolveError::BadModelId(_))),
+                "{bad}"
+            );
+        }
         // Not a provider prefix: a bare name with a slash (e.g. an org/model id).
         assert!(matches!(
             resolve(&config, "meta/llama"),

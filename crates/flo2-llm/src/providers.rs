@@ -24,14 +24,44 @@ pub fn family(provider: ProviderKind) -> WireFamily {
 }
 
 /// The chat endpoint for `model` under `base_url` (no trailing slash).
+///
+/// Callers check model ids first ([`flo2_core::model_id::check`] refuses anything but one plain
+/// segment for a provider that puts the id into its URL); the id is still written as one
+/// percent-encoded path segment, so no id can reach another endpoint or the query string.
 pub fn chat_url(provider: ProviderKind, base_url: &str, model: &str, stream: bool) -> String {
     match family(provider) {
         WireFamily::OpenAi => joined(base_url, "/chat/completions"),
         WireFamily::Anthropic => joined(base_url, "/messages"),
-        WireFamily::Gemini if stream => {
-            format!("{base_url}/models/{model}:streamGenerateContent?alt=sse")
+        WireFamily::Gemini => {
+            let method = if stream {
+                ":streamGenerateContent?alt=sse"
+            } else {
+                ":generateContent"
+            };
+            let mut url = String::with_capacity(base_url.len() + model.len() + 40);
+            url.push_str(base_url);
+            url.push_str("/models/");
+            push_segment(&mut url, model);
+            url.push_str(method);
+            url
         }
-        WireFamily::Gemini => format!("{base_url}/models/{model}:generateContent"),
+    }
+}
+
+/// Appends `text` as one URL path segment: every byte outside RFC 3986's unreserved set
+/// (`A-Z a-z 0-9 - . _ ~`) percent-encoded, and `.` / `..` (which a server would resolve as a
+/// step up the path) encoded whole.
+fn push_segment(url: &mut String, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let dots = text == "." || text == "..";
+    for b in text.bytes() {
+        if (b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~' | b'.')) && !dots {
+            url.push(char::from(b));
+        } else {
+            url.push('%');
+            url.push(char::from(HEX[usize::from(b >> 4)]));
+            url.push(char::from(HEX[usize::from(b & 0xF)]));
+        }
     }
 }
 
@@ -113,6 +143,20 @@ mod tests {
         assert_eq!(
             chat_url(ProviderKind::Gemini, "https://generativelanguage.googleapis.com/v1beta", "gemini-2.5-flash", true),
             "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+        );
+        assert_eq!(
+            chat_url(
+                ProviderKind::Gemini,
+                "https://g/v1beta",
+                "x/../../v1/files?key=a#",
+                false
+            ),
+            "https://g/v1beta/models/x%2F..%2F..%2Fv1%2Ffiles%3Fkey%3Da%23:generateContent",
+            "one segment, whatever the id"
+        );
+        assert_eq!(
+            chat_url(ProviderKind::Gemini, "https://g/v1beta", "..", false),
+            "https://g/v1beta/models/%2E%2E:generateContent"
         );
         assert_eq!(
             auth_headers(ProviderKind::Gemini, "k"),

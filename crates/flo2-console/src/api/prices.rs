@@ -205,11 +205,10 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<PriceView>), ApiError> {
     let org = principal.require(Role::Admin)?;
     let model = req.model.trim();
-    if model.is_empty() || model.len() > 200 || model.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "`model` must be 1 to 200 printable characters",
-        ));
-    }
+    // The same rule the gateway applies before any upstream call: a price for a name no call
+    // can use would only hide what calls really cost.
+    flo2_core::model_id::check(req.provider, model)
+        .map_err(|e| ApiError::invalid(format!("`model`: {e}")))?;
     let now = Utc::now();
     let created = state
         .store
