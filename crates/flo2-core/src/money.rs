@@ -80,9 +80,10 @@ impl PricePerMtok {
             .map_err(|_| MoneyError::TooLarge(text.to_owned()))
     }
 
-    /// The exact cost of `tokens` tokens at this price.
+    /// The exact cost of `tokens` tokens at this price (saturating: `u64::MAX` tokens at
+    /// `i64::MAX` still fits `i128`, but a negative price from a corrupt row must not wrap).
     pub fn cost(self, tokens: u64) -> PicoUsd {
-        PicoUsd(i128::from(tokens) * i128::from(self.0))
+        PicoUsd(i128::from(tokens).saturating_mul(i128::from(self.0)))
     }
 }
 
@@ -109,23 +110,25 @@ impl PicoUsd {
     }
 }
 
+// Token counts come from callers and upstreams, so sums saturate rather than wrap (or panic):
+// a cost estimate for a `max_tokens` near 2^64 is "more than anything", never a small number.
 impl std::ops::Add for PicoUsd {
     type Output = PicoUsd;
     fn add(self, rhs: PicoUsd) -> PicoUsd {
-        PicoUsd(self.0 + rhs.0)
+        PicoUsd(self.0.saturating_add(rhs.0))
     }
 }
 
 impl std::ops::Sub for PicoUsd {
     type Output = PicoUsd;
     fn sub(self, rhs: PicoUsd) -> PicoUsd {
-        PicoUsd(self.0 - rhs.0)
+        PicoUsd(self.0.saturating_sub(rhs.0))
     }
 }
 
 impl std::iter::Sum for PicoUsd {
     fn sum<I: Iterator<Item = PicoUsd>>(iter: I) -> PicoUsd {
-        PicoUsd(iter.map(|p| p.0).sum())
+        iter.fold(PicoUsd::ZERO, |a, b| a + b)
     }
 }
 

@@ -47,7 +47,7 @@ impl ModelPrice {
                 .cache_write
                 .unwrap_or(self.input)
                 .cost(tokens.cache_write)
-            + self.output.cost(tokens.output - reasoning)
+            + self.output.cost(tokens.output.saturating_sub(reasoning))
             + self.reasoning.unwrap_or(self.output).cost(reasoning)
     }
 }
@@ -58,6 +58,35 @@ mod tests {
 
     fn p(s: &str) -> PricePerMtok {
         PricePerMtok::parse(s).unwrap()
+    }
+
+    #[test]
+    fn costs_at_the_type_limits_saturate_instead_of_wrapping() {
+        let dear = ModelPrice {
+            input: PricePerMtok(i64::MAX),
+            output: PricePerMtok(i64::MAX),
+            cached_input: None,
+            cache_write: None,
+            reasoning: None,
+        };
+        let all = Tokens {
+            input: u64::MAX,
+            output: u64::MAX,
+            cached_input: u64::MAX,
+            cache_write: u64::MAX,
+            reasoning: u64::MAX,
+        };
+        let cost = dear.cost(&all);
+        assert_eq!(cost, PicoUsd(i128::MAX), "saturated, not wrapped");
+        assert_eq!(cost.to_i64(), i64::MAX);
+        assert!(dear.cost(&Tokens::default()) == PicoUsd::ZERO);
+        assert_eq!(PicoUsd(i128::MIN) - PicoUsd(1), PicoUsd(i128::MIN));
+        assert_eq!(
+            [PicoUsd(i128::MAX), PicoUsd(1)]
+                .into_iter()
+                .sum::<PicoUsd>(),
+            PicoUsd(i128::MAX)
+        );
     }
 
     #[test]
