@@ -57,6 +57,8 @@ pub const SETTINGS: &[Setting] = &[
     s("FLO2_USAGE_GATHER_MS", "100", "How long the usage writer gathers records into one batch insert. Longer costs the database less in all; shorter spreads its work into smaller bursts."),
     s("FLO2_BREAKER_FAILURES", "5", "Consecutive retryable failures that open a target's or key's circuit breaker (so traffic skips it)."),
     s("FLO2_BREAKER_OPEN_MS", "30000", "How long an open circuit breaker waits before letting one probe request through."),
+    s("FLO2_HEDGE_BUDGET_PERCENT", "10", "Hedges (a hedged race's extra racers) an organization may send per replica, as a share of its requests, on top of FLO2_HEDGE_BUDGET_FLOOR_PER_SEC."),
+    s("FLO2_HEDGE_BUDGET_FLOOR_PER_SEC", "1", "Hedges an organization may always send per second per replica, however few requests it makes."),
     s("FLO2_GATEWAY_MAX_BODY_BYTES", "33554432", "Largest accepted /v1 request body (images make these large); larger ones get 413."),
 ];
 
@@ -124,6 +126,10 @@ pub struct Config {
     pub breaker_failures: u32,
     /// How long a breaker stays open before a probe.
     pub breaker_open: Duration,
+    /// Hedges per request, percent (per organization and replica).
+    pub hedge_budget_percent: u64,
+    /// Hedges always allowed per second (per organization and replica).
+    pub hedge_budget_floor_per_sec: u64,
 }
 
 /// A setting could not be read.
@@ -274,6 +280,8 @@ impl Config {
             breaker_failures: u32::try_from(num("FLO2_BREAKER_FAILURES")?.max(1))
                 .map_err(|_| invalid("FLO2_BREAKER_FAILURES", "too large"))?,
             breaker_open: Duration::from_millis(num("FLO2_BREAKER_OPEN_MS")?.max(10)),
+            hedge_budget_percent: num("FLO2_HEDGE_BUDGET_PERCENT")?.min(1_000),
+            hedge_budget_floor_per_sec: num("FLO2_HEDGE_BUDGET_FLOOR_PER_SEC")?.min(1_000_000),
         })
     }
 

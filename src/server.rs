@@ -120,6 +120,10 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
                 health: flo2_gateway::health::HealthSettings {
                     failures: config.breaker_failures,
                     open_for: config.breaker_open,
+                    hedge: flo2_gateway::budget::BudgetRule {
+                        percent: config.hedge_budget_percent,
+                        floor_per_sec: config.hedge_budget_floor_per_sec,
+                    },
                     ..flo2_gateway::health::HealthSettings::default()
                 },
                 ..GatewaySettings::default()

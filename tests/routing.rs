@@ -513,7 +513,7 @@ async fn fallback_hides_every_kind_of_upstream_failure() {
             let errors = errors.to_str().unwrap();
             assert!(
                 errors.contains("xai/grok-3-mini: cannot connect")
-                    || errors == "xai/grok-3-mini: circuit breaker open",
+                    || errors == "xai/grok-3-mini: skipped, circuit breaker open",
                 "{errors}"
             );
         }

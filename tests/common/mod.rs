@@ -111,6 +111,8 @@ pub fn config(db: &TestDb, key: &str) -> Config {
         // Breakers that open and probe within a test's time.
         ("FLO2_BREAKER_FAILURES".into(), "3".into()),
         ("FLO2_BREAKER_OPEN_MS".into(), "500".into()),
+        // Hedging tests send a few requests back to back; the budget's own test sets its floor to 0.
+        ("FLO2_HEDGE_BUDGET_FLOOR_PER_SEC".into(), "50".into()),
     ];
     Config::load_from(None, &env).unwrap()
 }

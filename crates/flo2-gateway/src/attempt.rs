@@ -5,6 +5,7 @@
 //! A non-streamed attempt succeeds when its whole answer is read; a streamed one when the first
 //! token arrives (until then nothing has reached the caller, so a failure can still fall back).
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -18,7 +19,7 @@ use crate::auth::Caller;
 use crate::chat::{answer, read_limited, send, timeout_error, translate_error, upstream_error};
 use crate::deadline::Deadline;
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
-use crate::health::Outcome;
+use crate::health::{Outcome, TargetKey};
 use crate::meter::Meter;
 use crate::needs::Needs;
 use crate::plan::plan;
@@ -54,12 +55,19 @@ pub struct Request<'a> {
     pub beta: Option<&'a str>,
     /// What the request needs.
     pub needs: Needs,
+    /// Attempts sent upstream so far; each attempt takes its number from here when it sends.
+    pub sent: AtomicU32,
 }
 
 impl Request<'_> {
     /// The caller's format.
     pub fn format(&self) -> ApiFormat {
         self.format
+    }
+
+    /// How many attempts were actually sent upstream.
+    pub fn attempts_sent(&self) -> u32 {
+        self.sent.load(Ordering::Relaxed)
     }
 }
 
@@ -133,15 +141,17 @@ impl Failure {
     }
 }
 
-/// Runs one attempt at `target`, at most `timeout` long.
+/// Runs one attempt at `target` (the organization's `key`), at most `timeout` long. It is
+/// numbered within its request when it is sent: a target that cannot express the request
+/// sends nothing and is no attempt.
 pub async fn run(
     req: &Request<'_>,
     target: Target,
-    label: &str,
-    number: u32,
+    key: &TargetKey,
     role: &'static str,
     timeout: Duration,
 ) -> Result<Success, Failure> {
+    let label = key.label();
     let format = req.format();
     let state = req.state;
     let credential = target.credential.id;
@@ -175,7 +185,6 @@ pub async fn run(
             &target,
         ),
     };
-    meter.attempt(number, role);
     if let Some((name, baseline)) = &req.route {
         meter.route(name, baseline.clone());
     }
@@ -184,6 +193,8 @@ pub async fn run(
     let mut deadline = Deadline::at(tokio::time::Instant::now() + timeout);
     let timed_out = || Failure::new(timeout_error(format, &target, timeout), label, "timeout");
     let result = async {
+        let number = req.sent.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        meter.attempt(number, role);
         let url = providers::chat_url(
             target.provider,
             &target.base_url,
@@ -306,7 +317,7 @@ pub async fn run(
         Ok(answer) => {
             state
                 .health
-                .record(label, credential, Outcome::Success(started.elapsed()));
+                .record(key, credential, Outcome::Success(started.elapsed()));
             Ok(Success { answer, target })
         }
         Err(f) => {
@@ -319,7 +330,7 @@ pub async fn run(
                 None
             };
             if let Some(outcome) = outcome {
-                state.health.record(label, credential, outcome);
+                state.health.record(key, credential, outcome);
             }
             Err(f)
         }

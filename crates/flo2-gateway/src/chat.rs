@@ -149,10 +149,16 @@ async fn handle(
                 replay_stream = Some(wants_stream_usage(&value));
                 unstream(&mut value);
             }
-            let candidates =
-                routing::select(&requested, route, &config, &needs, &state.health, now).map_err(
-                    |e| GatewayError::new(format, ErrorKind::InvalidRequest, e.to_string()),
-                )?;
+            let candidates = routing::select(
+                caller.key.org,
+                &requested,
+                route,
+                &config,
+                &needs,
+                &state.health,
+                now,
+            )
+            .map_err(|e| GatewayError::new(format, ErrorKind::InvalidRequest, e.to_string()))?;
             let baseline = route
                 .baseline_model()
                 .and_then(|(provider, model)| config.price_at(provider, &model, now));
@@ -166,7 +172,7 @@ async fn handle(
         None => {
             let target = resolve(&config, &requested).map_err(|e| resolve_error(format, &e))?;
             (
-                vec![Candidate::direct(&config, &target)],
+                vec![Candidate::direct(caller.key.org, &config, &target)],
                 direct_policy(state),
                 None,
             )
@@ -184,6 +190,7 @@ async fn handle(
         body_len: body.len(),
         beta: beta.as_deref(),
         needs,
+        sent: std::sync::atomic::AtomicU32::new(0),
     };
     let (success, trace) = match dispatch::serve(&req, candidates, &policy).await {
         Ok(served) => served,
@@ -370,10 +377,9 @@ async fn org_config(
 }
 
 fn resolve_error(format: ApiFormat, e: &ResolveError) -> GatewayError {
-    let kind = if *e == ResolveError::Missing {
-        ErrorKind::InvalidRequest
-    } else {
-        ErrorKind::NotFound
+    let kind = match e {
+        ResolveError::Missing | ResolveError::BadModelId(_) => ErrorKind::InvalidRequest,
+        ResolveError::NoKey(_) | ResolveError::Unknown(_) => ErrorKind::NotFound,
     };
     GatewayError::new(format, kind, e.to_string())
 }

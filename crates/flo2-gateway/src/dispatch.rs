@@ -8,14 +8,20 @@
 //! (also for a directly addressed model, which has no other target). A failure caused by
 //! the request itself (400, 401, 404, 413, 422, ...) returns at once. Every retry takes one unit of
 //! the replica's retry budget, so an outage cannot multiply traffic; the whole request has one
-//! deadline. Targets behind an open breaker are skipped without an attempt.
+//! deadline. Targets behind an open breaker are skipped without an attempt, and named in the
+//! trace as skipped.
 //!
 //! **Races.** `first` starts `fanout` targets at once and keeps the first success (for streams:
 //! the first target to emit a token); `hedged` starts the next target only when the running ones
-//! have not answered within the hedge delay; `best` waits for all (up to the deadline) and keeps
-//! the best answer by the route's rule. Losers are dropped the moment the race is decided, which
-//! closes their upstream connections; each participant is metered with role `race`. If every
-//! racer fails, the remaining candidates are tried as a fallback chain.
+//! have not answered within the hedge delay, and each such hedge takes one unit of the
+//! organization's hedge budget (a slow provider cannot multiply traffic by the fanout); `best`
+//! waits for all (up to the deadline) and keeps the best answer by the route's rule. Losers are
+//! dropped the moment the race is decided, which closes their upstream connections; each
+//! participant is metered with role `race`. If every racer fails, the remaining candidates are
+//! tried as a fallback chain.
+//!
+//! The trace counts only attempts actually sent upstream: a target that cannot express the
+//! request, or a racer dropped before it sent anything, is no attempt.
 
 use std::time::Duration;
 
@@ -31,7 +37,7 @@ use crate::routing::Candidate;
 /// What happened on the way to an answer, for `x-flo2-attempts` and the error message.
 #[derive(Debug, Default)]
 pub struct Trace {
-    /// Upstream attempts made.
+    /// Upstream attempts sent.
     pub attempts: u32,
     /// One line per failed or skipped attempt.
     pub failures: Vec<String>,
@@ -62,16 +68,38 @@ pub async fn serve(
     mut candidates: Vec<Candidate>,
     policy: &Policy,
 ) -> Result<(Success, Trace), (GatewayError, Trace)> {
-    req.state.health.deposit();
-    // Targets behind an open breaker go last (a race's slots go to live targets); they are
-    // skipped when their turn comes unless the breaker is ready for a probe by then. The sort is
-    // stable and asks the health view once per candidate.
+    let mut trace = Trace::default();
+    let served = serve_traced(req, &mut candidates, policy, &mut trace).await;
+    trace.attempts = req.attempts_sent();
+    match served {
+        Ok(success) => Ok((success, trace)),
+        Err(last) => Err((finish_error(req, last, &trace), trace)),
+    }
+}
+
+async fn serve_traced(
+    req: &Request<'_>,
+    candidates: &mut [Candidate],
+    policy: &Policy,
+    trace: &mut Trace,
+) -> Result<Success, Option<Failure>> {
+    req.state.health.deposit(req.org);
+    // Targets behind an open breaker go last (a race's slots go to live targets) and are named
+    // as skipped; when their turn comes they are tried only if the breaker is ready for a probe
+    // by then. The sort is stable and asks the health view once per candidate.
     if policy.breakers {
-        candidates.sort_by_cached_key(|c| !req.state.health.target_available(&c.label));
+        for c in candidates.iter_mut() {
+            c.breaker_open = !req.state.health.target_available(&c.key);
+            if c.breaker_open {
+                trace
+                    .failures
+                    .push(format!("{}: skipped, circuit breaker open", c.label()));
+            }
+        }
+        candidates.sort_by_key(|c| c.breaker_open);
     }
     let candidates = &candidates[..];
     let deadline = Instant::now() + Duration::from_millis(policy.fallback.deadline_ms);
-    let mut trace = Trace::default();
     let mut rest = candidates;
     let mut last: Option<Failure> = None;
     if let Some(race) = &policy.race {
@@ -86,13 +114,13 @@ pub async fn serve(
             race,
             &policy.fallback,
             deadline,
-            &mut trace,
+            trace,
         ));
         match race.await {
-            Ok(success) => return Ok((success, trace)),
+            Ok(success) => return Ok(success),
             Err(f) => {
                 if f.as_ref().is_some_and(|f| !f.retryable && !f.unsupported) {
-                    return Err((finish_error(req, f, &trace), trace));
+                    return Err(f);
                 }
                 last = f;
             }
@@ -101,10 +129,7 @@ pub async fn serve(
             rest = &[];
         }
     }
-    match fallback(req, rest, policy, deadline, &mut trace, last).await {
-        Ok(success) => Ok((success, trace)),
-        Err(f) => Err((finish_error(req, f, &trace), trace)),
-    }
+    fallback(req, rest, policy, deadline, trace, last).await
 }
 
 /// The error the caller gets: for a direct model, the upstream's own error; for a route, the
@@ -135,7 +160,7 @@ fn finish_error(req: &Request<'_>, last: Option<Failure>, trace: &Trace) -> Gate
                 status,
                 format!(
                     "route {name}: every target failed ({} attempts): {}",
-                    trace.attempts,
+                    req.attempts_sent(),
                     trace.failures.join("; ")
                 ),
             )
@@ -165,14 +190,17 @@ async fn fallback(
                 trace.failures.push("deadline reached".into());
                 return Err(last);
             }
-            if trace.attempts > 0 && !health.withdraw() {
+            if req.attempts_sent() > 0 && !health.withdraw(req.org) {
                 trace.failures.push("retry budget spent".into());
                 return Err(last);
             }
-            if breakers && !health.acquire_target(&candidate.label) {
-                trace
-                    .failures
-                    .push(format!("{}: circuit breaker open", candidate.label));
+            if breakers && !health.acquire_target(&candidate.key) {
+                // Already named when the request was ordered, if its breaker was open then.
+                if !candidate.breaker_open {
+                    trace
+                        .failures
+                        .push(format!("{}: circuit breaker open", candidate.label()));
+                }
                 break;
             }
             // A direct model has nowhere else to go: with every key resting, it still tries one
@@ -182,31 +210,30 @@ async fn fallback(
                     .then(|| {
                         candidate
                             .pool
-                            .get(trace.attempts as usize % candidate.pool.len().max(1))
+                            .get(req.attempts_sent() as usize % candidate.pool.len().max(1))
                     })
                     .flatten()
             });
             let Some(credential) = picked else {
                 trace.failures.push(format!(
                     "{}: every key is resting or failing",
-                    candidate.label
+                    candidate.label()
                 ));
                 break;
             };
-            let role = if trace.attempts == 0 {
+            let role = if req.attempts_sent() == 0 {
                 "primary"
             } else {
                 "fallback"
             };
-            trace.attempts += 1;
             let timeout = Duration::from_millis(settings.attempt_timeout_ms)
                 .min(deadline.saturating_duration_since(Instant::now()));
             let target = candidate.target(credential);
-            match attempt::run(req, target, &candidate.label, trace.attempts, role, timeout).await {
+            match attempt::run(req, target, &candidate.key, role, timeout).await {
                 Ok(success) => return Ok(success),
                 Err(f) => {
                     trace.failures.push(f.summary.clone());
-                    tracing::info!(attempt = trace.attempts, failure = %f.summary, "attempt failed");
+                    tracing::info!(attempt = req.attempts_sent(), failure = %f.summary, "attempt failed");
                     let (retryable, unsupported, rate_limited) =
                         (f.retryable, f.unsupported, f.rate_limited);
                     let retry_after = f.retry_after;
@@ -272,26 +299,26 @@ async fn run_race(
                 let index = *next;
                 let candidate = &racers[index];
                 *next += 1;
-                if !health.acquire_target(&candidate.label) {
-                    trace
-                        .failures
-                        .push(format!("{}: circuit breaker open", candidate.label));
+                if !health.acquire_target(&candidate.key) {
+                    if !candidate.breaker_open {
+                        trace
+                            .failures
+                            .push(format!("{}: circuit breaker open", candidate.label()));
+                    }
                     continue;
                 }
                 let Some(credential) = health.pick_credential(&candidate.pool) else {
                     trace
                         .failures
-                        .push(format!("{}: every key is cooling down", candidate.label));
+                        .push(format!("{}: every key is cooling down", candidate.label()));
                     continue;
                 };
-                trace.attempts += 1;
                 let timeout =
                     attempt_timeout.min(deadline.saturating_duration_since(Instant::now()));
                 running.push(attempt::run(
                     req,
                     candidate.target(credential),
-                    &candidate.label,
-                    trace.attempts,
+                    &candidate.key,
                     "race",
                     timeout,
                 ));
@@ -302,7 +329,7 @@ async fn run_race(
     let hedge_delay = |i: usize| {
         race.hedge_delay_ms
             .map(Duration::from_millis)
-            .or_else(|| racers.get(i).and_then(|c| health.p90(&c.label)))
+            .or_else(|| racers.get(i).and_then(|c| health.p90(&c.key)))
             .unwrap_or(DEFAULT_HEDGE_DELAY)
     };
     match race.mode {
@@ -314,10 +341,16 @@ async fn run_race(
         }
     }
     let mut hedge_at = Instant::now() + hedge_delay(0);
+    let mut hedges_left = true;
     loop {
         if running.is_empty() {
-            // A hedged racer failed outright: the next one goes now rather than after the delay.
-            if race.mode == RaceMode::Hedged {
+            // A hedged racer failed outright: the next one goes now rather than after the
+            // delay. It replaces a failed call, so it is a retry and draws on that budget.
+            if race.mode == RaceMode::Hedged && next < racers.len() {
+                if !health.withdraw(req.org) {
+                    trace.failures.push("retry budget spent".into());
+                    break;
+                }
                 if let Some(i) = start(&mut running, &mut next, trace) {
                     hedge_at = Instant::now() + hedge_delay(i);
                     continue;
@@ -325,7 +358,7 @@ async fn run_race(
             }
             break;
         }
-        let hedging = race.mode == RaceMode::Hedged && next < racers.len();
+        let hedging = race.mode == RaceMode::Hedged && next < racers.len() && hedges_left;
         tokio::select! {
             result = running.next() => match result {
                 Some(Ok(success)) => {
@@ -343,6 +376,12 @@ async fn run_race(
                 None => break,
             },
             () = tokio::time::sleep_until(hedge_at), if hedging => {
+                // A hedge is an extra call while one is still running: it needs the budget.
+                if !health.withdraw_hedge(req.org) {
+                    hedges_left = false;
+                    trace.failures.push("hedge budget spent".into());
+                    continue;
+                }
                 if let Some(i) = start(&mut running, &mut next, trace) {
                     hedge_at = Instant::now() + hedge_delay(i);
                 }

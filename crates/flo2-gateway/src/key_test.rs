@@ -87,13 +87,14 @@ impl GatewayState {
             body_len: 128,
             beta: None,
             needs: Needs::of(&body),
+            sent: std::sync::atomic::AtomicU32::new(0),
         };
         let started = Instant::now();
+        let key = crate::health::TargetKey::new(org, t.provider, &t.model);
         let outcome = attempt::run(
             &req,
             t,
-            &label,
-            1,
+            &key,
             "test",
             self.settings.upstream.request_timeout,
         )

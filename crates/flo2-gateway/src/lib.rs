@@ -6,6 +6,7 @@
 
 pub mod attempt;
 pub mod auth;
+pub mod budget;
 mod caller_body;
 pub mod change_watcher;
 mod chat;
@@ -29,6 +30,7 @@ pub mod relay;
 pub mod request_id;
 pub mod resolve;
 pub mod routing;
+mod steering_fields;
 pub mod upstream;
 pub mod usage_sink;
 

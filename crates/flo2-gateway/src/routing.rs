@@ -18,9 +18,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use flo2_core::{ModelPrice, PicoUsd, ProviderKind, RoutePolicy, Strategy, Tokens};
+use flo2_core::{ModelPrice, OrgId, PicoUsd, ProviderKind, RoutePolicy, Strategy, Tokens};
 
-use crate::health::Health;
+use crate::health::{Health, TargetKey};
 use crate::needs::Needs;
 use crate::org_cache::{CredentialEntry, OrgConfig};
 use crate::resolve::{self, Target};
@@ -37,12 +37,15 @@ pub struct Candidate {
     pub provider: ProviderKind,
     /// The provider's model id.
     pub model: String,
-    /// `provider/model`.
-    pub label: String,
+    /// The organization's `provider/model`, as the health view knows it.
+    pub key: TargetKey,
     /// The keys it may use, balanced.
     pub pool: Vec<Arc<CredentialEntry>>,
     /// Its price now.
     pub price: Option<ModelPrice>,
+    /// Its breaker was open when the request was ordered (so it was moved behind the others,
+    /// and `x-flo2-attempt-errors` names it as skipped).
+    pub breaker_open: bool,
 }
 
 impl Candidate {
@@ -53,13 +56,18 @@ impl Candidate {
         t
     }
 
-    /// A candidate for a directly addressed model (`provider/model` or a bare name): every key
-    /// of its provider forms the pool.
-    pub fn direct(config: &OrgConfig, target: &Target) -> Self {
+    /// `provider/model`, for headers and logs.
+    pub fn label(&self) -> &str {
+        self.key.label()
+    }
+
+    /// A candidate for `org`'s directly addressed model (`provider/model` or a bare name): every
+    /// key of its provider forms the pool.
+    pub fn direct(org: OrgId, config: &OrgConfig, target: &Target) -> Self {
         Candidate {
             provider: target.provider,
             model: target.model.clone(),
-            label: format!("{}/{}", target.provider, target.model),
+            key: TargetKey::new(org, target.provider, &target.model),
             pool: config
                 .credentials
                 .iter()
@@ -67,6 +75,7 @@ impl Candidate {
                 .cloned()
                 .collect(),
             price: target.price.clone(),
+            breaker_open: false,
         }
     }
 }
@@ -81,8 +90,10 @@ pub struct NoQualifyingTarget {
     pub reasons: Vec<String>,
 }
 
-/// The qualifying targets of `policy` for a request with `needs`, in the order to try them.
+/// The qualifying targets of `org`'s route `policy` for a request with `needs`, in the order to
+/// try them.
 pub fn select(
+    org: OrgId,
     route: &str,
     policy: &RoutePolicy,
     config: &OrgConfig,
@@ -104,13 +115,21 @@ pub fn select(
             })
             .cloned()
             .collect();
+        // Routes are checked when saved; one stored before that check is not sent anywhere.
+        if let Err(e) = flo2_core::model_id::check(t.provider, &t.model) {
+            reasons.push(format!("{label}: {e}"));
+            continue;
+        }
         if pool.is_empty() {
             reasons.push(format!("{label}: no {} key", t.provider));
             continue;
         }
         let caps = config.capabilities(t.provider, &t.model, now);
         let price = config.price_at(t.provider, &t.model, now);
-        let needed = needs.input_tokens + needs.max_output_tokens.unwrap_or(0);
+        // Both counts come from the caller: a `max_tokens` near 2^64 must not wrap past the check.
+        let needed = needs
+            .input_tokens
+            .saturating_add(needs.max_output_tokens.unwrap_or(0));
         let why_not = if caps.context_window.is_some_and(|w| w < needed) {
             Some(format!(
                 "context window {} < about {needed} tokens needed",
@@ -144,9 +163,10 @@ pub fn select(
             Candidate {
                 provider: t.provider,
                 model: t.model.clone(),
-                label,
+                key: TargetKey::new(org, t.provider, &t.model),
                 pool,
                 price,
+                breaker_open: false,
             },
             t.weight.unwrap_or(1),
         ));
@@ -207,7 +227,7 @@ fn order(
             });
         }
         Strategy::Fastest => {
-            let latency = |c: &Candidate| health.average_latency(&c.label);
+            let latency = |c: &Candidate| health.average_latency(&c.key);
             // No history sorts first (it must be measured), then lowest average.
             targets.sort_by(|(a, _), (b, _)| match (latency(a), latency(b)) {
                 (None, None) => std::cmp::Ordering::Equal,
@@ -232,6 +252,8 @@ mod tests {
     use crate::health::{HealthSettings, Outcome};
     use flo2_core::{CredentialId, Secret};
     use serde_json::json;
+
+    const ORG: OrgId = OrgId::from_uuid(uuid::Uuid::nil());
 
     fn config() -> OrgConfig {
         let key = |provider| {
@@ -263,13 +285,36 @@ mod tests {
     }
 
     fn labels(c: &[Candidate]) -> Vec<&str> {
-        c.iter().map(|c| c.label.as_str()).collect()
+        c.iter().map(Candidate::label).collect()
+    }
+
+    #[test]
+    fn a_max_tokens_near_the_type_limit_cannot_wrap_past_the_context_check() {
+        let h = Health::new(HealthSettings::default());
+        let needs = Needs {
+            input_tokens: 1_000,
+            max_output_tokens: Some(u64::MAX - 10),
+            ..Needs::default()
+        };
+        let err = select(
+            ORG,
+            "r",
+            &policy("priority"),
+            &config(),
+            &needs,
+            &h,
+            Utc::now(),
+        )
+        .unwrap_err();
+        assert_eq!(err.reasons.len(), 3, "{err}");
+        assert!(err.to_string().contains("context window"), "{err}");
     }
 
     #[test]
     fn cheapest_orders_by_expected_cost() {
         let h = Health::new(HealthSettings::default());
         let got = select(
+            ORG,
             "r",
             &policy("cheapest"),
             &config(),
@@ -303,10 +348,11 @@ mod tests {
             input_tokens: 150_000,
             ..Needs::default()
         };
-        let got = select("r", &p, &config(), &needs, &h, Utc::now()).unwrap();
+        let got = select(ORG, "r", &p, &config(), &needs, &h, Utc::now()).unwrap();
         // gpt-4o and gpt-4o-mini hold 128k tokens; Claude 200k; no Mistral key.
         assert_eq!(labels(&got), ["anthropic/claude-haiku-4-5"]);
         let err = select(
+            ORG,
             "r",
             &p,
             &config(),
@@ -333,16 +379,16 @@ mod tests {
         p.explore_percent = Some(0);
         let c = CredentialId::new();
         h.record(
-            "openai/gpt-4o",
+            &TargetKey::new(ORG, ProviderKind::OpenAi, "gpt-4o"),
             c,
             Outcome::Success(std::time::Duration::from_millis(300)),
         );
         h.record(
-            "anthropic/claude-haiku-4-5",
+            &TargetKey::new(ORG, ProviderKind::Anthropic, "claude-haiku-4-5"),
             c,
             Outcome::Success(std::time::Duration::from_millis(100)),
         );
-        let got = select("r", &p, &config(), &Needs::default(), &h, Utc::now()).unwrap();
+        let got = select(ORG, "r", &p, &config(), &Needs::default(), &h, Utc::now()).unwrap();
         assert_eq!(
             labels(&got),
             [
@@ -360,7 +406,8 @@ mod tests {
         p.targets[0].weight = Some(9);
         let firsts = (0..1000)
             .filter(|_| {
-                select("r", &p, &config(), &Needs::default(), &h, Utc::now()).unwrap()[0].label
+                select(ORG, "r", &p, &config(), &Needs::default(), &h, Utc::now()).unwrap()[0]
+                    .label()
                     == "openai/gpt-4o"
             })
             .count();
