@@ -16,6 +16,7 @@ use crate::chat::{parse_body, read_limited, send, target_for, timeout_error, ups
 use crate::deadline::Deadline;
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
 use crate::meter::Meter;
+use crate::passthrough_body::{Forwarded, StreamOptions};
 use crate::plan::{Mode, Plan};
 use crate::request_id::RequestId;
 use crate::GatewayState;
@@ -47,7 +48,7 @@ async fn run(
     body: Bytes,
 ) -> Result<Response, GatewayError> {
     let format = caller.format;
-    let mut value = parse_body(format, &body)?;
+    let value = parse_body(format, &body)?;
     let requested = value
         .get("model")
         .and_then(Value::as_str)
@@ -61,11 +62,22 @@ async fn run(
             format!("embeddings are not supported by {}", target.provider),
         )
     })?;
-    if let Some(map) = value.as_object_mut() {
-        map.insert("model".into(), json!(target.model));
-    }
-    // `to_vec` writes straight into a buffer; `Value`'s `Display` goes through the formatter.
-    let body = serde_json::to_vec(&value).map_err(|e| {
+    let Some(map) = value.as_object() else {
+        return Err(GatewayError::new(
+            format,
+            ErrorKind::InvalidRequest,
+            "the request body must be a JSON object",
+        ));
+    };
+    // Written like a same-format chat body: the model rewritten, steering fields removed at
+    // any depth.
+    let forwarded = Forwarded {
+        body: map,
+        model: &target.model,
+        max_tokens_for_max_completion: false,
+        stream_options: StreamOptions::Keep,
+    };
+    let body = serde_json::to_vec(&forwarded).map_err(|e| {
         GatewayError::new(
             format,
             ErrorKind::Internal,

@@ -9,7 +9,7 @@
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
-use crate::plan::STEERING_FIELDS;
+use crate::steering_fields::is_steering;
 
 /// What happens to the caller's `stream_options`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +50,7 @@ impl Serialize for Forwarded<'_> {
                     }
                     continue;
                 }
-                k if STEERING_FIELDS.contains(&k) => continue,
+                k if is_steering(k) => continue,
                 _ => map.serialize_entry(key, &Stripped(value))?,
             }
         }
@@ -70,7 +70,7 @@ impl Serialize for Stripped<'_> {
             Value::Object(object) => {
                 let mut map = serializer.serialize_map(None)?;
                 for (key, value) in object {
-                    if !STEERING_FIELDS.contains(&key.as_str()) {
+                    if !is_steering(key) {
                         map.serialize_entry(key, &Stripped(value))?;
                     }
                 }

@@ -12,22 +12,6 @@ use crate::error::ApiFormat;
 use crate::passthrough_body::{Forwarded, StreamOptions};
 use crate::resolve::Target;
 
-/// Body fields that could steer the upstream or its credentials. They are never honoured, and
-/// removed at any depth before a body is forwarded, in case an OpenAI-compatible proxy would.
-pub(crate) const STEERING_FIELDS: &[&str] = &[
-    "api_base",
-    "base_url",
-    "baseURL",
-    "api_key",
-    "apiKey",
-    "api_type",
-    "api_version",
-    "extra_headers",
-    "custom_llm_provider",
-    "azure_ad_token",
-    "organization",
-];
-
 /// How the upstream answer is relayed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
