@@ -49,6 +49,7 @@ fn record(org: OrgId, i: usize, start: DateTime<Utc>) -> UsageRecord {
         cost_picousd: if odd { i64::MAX } else { 0 },
         baseline_cost_picousd: 123_456_789_012_345_678,
         tokens_estimated: odd,
+        unpriced: !odd,
         cache_hit: !odd,
         latency_ms: 1_234,
         ttft_ms: odd.then_some(56),

@@ -1149,3 +1149,62 @@ async fn members_invitations_teams_and_the_organization_switcher() {
         .unwrap()
         .contains("Side project"));
 }
+
+#[tokio::test]
+async fn the_usage_page_warns_about_unpriced_calls_and_links_to_their_price() {
+    let app = TestApp::start().await;
+    let mut b = sign_up(&app, "ada@example.com", "Acme").await;
+    let fake = flo2_testkit::FakeUpstream::start().await;
+    fake.set_default(flo2_testkit::Scenario::text("ok").usage(10, 2));
+    let token = b_token(&b).to_owned();
+    let (status, _) = app
+        .post(
+            "/api/v1/provider-keys",
+            &token,
+            serde_json::json!({"provider": "openai-compatible", "name": "vllm", "api_key": "sk-0123456789abcdef",
+                "base_url": format!("{}/v1", fake.base_url())}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let html = b.get("/app/usage").await.text().await.unwrap();
+    assert!(
+        !html.contains("unpriced-warning"),
+        "no warning before any call"
+    );
+    let team = app.team(&token, "t").await;
+    let (_, key) = app.api_key(&token, &team, "k").await;
+    let resp = app
+        .http
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"model": "openai-compatible/my-finetune", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // Usage is written in batches: wait for the call to land.
+    let mut html = String::new();
+    for _ in 0..100 {
+        html = b.get("/app/usage").await.text().await.unwrap();
+        if html.contains("unpriced-warning") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(html.contains("id=\"unpriced-warning\""), "{html}");
+    assert!(html.contains("1 call to models without a price"), "{html}");
+    let link = "/app/prices?provider=openai-compatible&#38;model=my-finetune#set-price";
+    assert!(html.contains(link), "{html}");
+    // The link opens the price form for that model.
+    let html = b
+        .get("/app/prices?provider=openai-compatible&model=my-finetune")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("id=\"set-price\""));
+    assert!(
+        html.contains("name=\"model\" value=\"my-finetune\""),
+        "{html}"
+    );
+}

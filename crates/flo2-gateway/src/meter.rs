@@ -102,6 +102,7 @@ impl Meter {
                 cost_picousd: 0,
                 baseline_cost_picousd: 0,
                 tokens_estimated: false,
+                unpriced: target.price.is_none(),
                 cache_hit: false,
                 latency_ms: 0,
                 ttft_ms: None,

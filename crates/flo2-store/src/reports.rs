@@ -116,6 +116,9 @@ pub struct UsageTotals {
     /// The part of `baseline_cost - cost` saved by answers served from the cache (the rest is
     /// what routing saved).
     pub cache_savings: PicoUsd,
+    /// Calls to a model the organization had no price for (recorded at $0, so `cost` is a
+    /// lower bound while this is above 0).
+    pub unpriced_calls: i64,
 }
 
 impl UsageTotals {
@@ -130,6 +133,7 @@ impl UsageTotals {
         self.cost = self.cost + other.cost;
         self.baseline_cost = self.baseline_cost + other.baseline_cost;
         self.cache_savings = self.cache_savings + other.cache_savings;
+        self.unpriced_calls += other.unpriced_calls;
     }
 
     /// What routing saved: the savings not due to the cache.
@@ -162,6 +166,7 @@ struct GroupRow {
     cost: String,
     baseline_cost: String,
     cache_savings: String,
+    unpriced_calls: i64,
 }
 
 fn pico(text: &str) -> Result<PicoUsd, StoreError> {
@@ -218,6 +223,8 @@ pub struct ExportRow {
     pub latency_ms: i64,
     /// Time to first token.
     pub ttft_ms: Option<i64>,
+    /// No price was known for the model (the cost of 0 is unknown, not free).
+    pub unpriced: bool,
 }
 
 macro_rules! push_filters {
@@ -255,7 +262,7 @@ macro_rules! push_filters {
 const EXPORT_COLUMNS: &str = "SELECT u.id, u.request_id, u.started_at, t.name AS team, k.name AS api_key, u.inbound_api, \
     u.requested_model, u.route, u.attempt_role, u.provider, u.model, u.status, u.input_tokens, u.output_tokens, \
     u.cached_input_tokens, u.cache_write_tokens, u.reasoning_tokens, u.cost_picousd, u.baseline_cost_picousd, \
-    u.latency_ms, u.ttft_ms FROM usage_records u \
+    u.latency_ms, u.ttft_ms, u.unpriced FROM usage_records u \
     LEFT JOIN teams t ON t.id = u.team_id LEFT JOIN gateway_keys k ON k.id = u.gateway_key_id";
 
 impl Store {
@@ -278,7 +285,8 @@ impl Store {
              CAST(SUM(u.cached_input_tokens) AS BIGINT) AS cached_input_tokens, CAST(SUM(u.cache_write_tokens) AS BIGINT) AS cache_write_tokens, \
              CAST(SUM(u.reasoning_tokens) AS BIGINT) AS reasoning_tokens, \
              CAST(SUM(u.cost_picousd) AS TEXT) AS cost, CAST(SUM(u.baseline_cost_picousd) AS TEXT) AS baseline_cost, \
-             CAST(SUM(CASE WHEN u.cache_hit THEN u.baseline_cost_picousd - u.cost_picousd ELSE 0 END) AS TEXT) AS cache_savings \
+             CAST(SUM(CASE WHEN u.cache_hit THEN u.baseline_cost_picousd - u.cost_picousd ELSE 0 END) AS TEXT) AS cache_savings, \
+             CAST(SUM(CASE WHEN u.unpriced THEN 1 ELSE 0 END) AS BIGINT) AS unpriced_calls \
              FROM usage_records u LEFT JOIN teams t ON t.id = u.team_id LEFT JOIN gateway_keys k ON k.id = u.gateway_key_id"
         );
         let rows: Vec<GroupRow> = on_pool!(&self.pool, p => {
@@ -301,6 +309,7 @@ impl Store {
                     cost: pico(&r.cost)?,
                     baseline_cost: pico(&r.baseline_cost)?,
                     cache_savings: pico(&r.cache_savings)?,
+                    unpriced_calls: r.unpriced_calls,
                 };
                 totals.add(&t);
                 Ok(UsageGroup {
@@ -335,6 +344,23 @@ impl Store {
         rows.into_iter()
             .map(|(bucket, key, cost)| Ok((bucket, key, pico(&cost)?)))
             .collect()
+    }
+
+    /// The models `org` called without a price, among the calls matching `filter`: (provider,
+    /// model, calls), most calls first (at most 20), so the usage page can ask for their prices.
+    pub async fn unpriced_models(
+        &self,
+        org: OrgId,
+        filter: &UsageFilter,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        Ok(on_pool!(&self.pool, p => {
+            let mut b = sqlx::QueryBuilder::new(
+                "SELECT u.provider, u.model, COUNT(*) AS calls FROM usage_records u",
+            );
+            push_filters!(b, org, filter);
+            b.push(" AND u.unpriced GROUP BY u.provider, u.model ORDER BY calls DESC, u.provider, u.model LIMIT 20");
+            b.build_query_as::<(String, String, i64)>().fetch_all(p).await?
+        }))
     }
 
     /// The newest `limit` calls matching `filter`, newest first (the request log).

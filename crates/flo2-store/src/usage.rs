@@ -63,6 +63,10 @@ pub struct UsageRecord {
     pub baseline_cost_picousd: i64,
     /// Token counts are flo2's estimate, not the provider's report.
     pub tokens_estimated: bool,
+    /// The organization had no price for the model: the cost of 0 is unknown, not free.
+    /// (Absent from spill files written before the flag existed.)
+    #[serde(default)]
+    pub unpriced: bool,
     /// Answered from flo2's cache.
     pub cache_hit: bool,
     /// Total latency.
@@ -144,6 +148,7 @@ struct UsageRow {
     cost_picousd: i64,
     baseline_cost_picousd: i64,
     tokens_estimated: bool,
+    unpriced: bool,
     cache_hit: bool,
     latency_ms: i64,
     ttft_ms: Option<i64>,
@@ -177,6 +182,7 @@ impl From<UsageRow> for UsageRecord {
             cost_picousd: r.cost_picousd,
             baseline_cost_picousd: r.baseline_cost_picousd,
             tokens_estimated: r.tokens_estimated,
+            unpriced: r.unpriced,
             cache_hit: r.cache_hit,
             latency_ms: r.latency_ms,
             ttft_ms: r.ttft_ms,
@@ -189,11 +195,11 @@ impl From<UsageRow> for UsageRecord {
 const COLUMNS: &str = "id, org_id, team_id, gateway_key_id, request_id, attempt, attempt_role, inbound_api, \
     requested_model, route, provider, model, credential_id, status, error_kind, input_tokens, output_tokens, \
     cached_input_tokens, cache_write_tokens, reasoning_tokens, cost_picousd, baseline_cost_picousd, \
-    tokens_estimated, cache_hit, latency_ms, ttft_ms, started_at, finished_at";
+    tokens_estimated, unpriced, cache_hit, latency_ms, ttft_ms, started_at, finished_at";
 
 /// SQLite statement sizes, in rows, a batch is cut into (largest first). Every statement text
 /// is parsed once and then reused from the statement cache; a statement per batch size was a new
-/// parse for nearly every batch. 256 rows × 28 binds stays under SQLite's 32,766 parameters.
+/// parse for nearly every batch. 256 rows × 29 binds stays under SQLite's 32,766 parameters.
 const STATEMENT_ROWS: [usize; 5] = [256, 64, 16, 4, 1];
 
 /// `records` cut into runs of [`STATEMENT_ROWS`] sizes, in order, each with its size's index.
@@ -208,7 +214,7 @@ fn statement_chunks<T>(mut records: &[T]) -> impl Iterator<Item = (usize, &[T])>
 
 /// The SQLite insert of `STATEMENT_ROWS[size]` rows, one text per size, written once per
 /// process. Building it per batch with `QueryBuilder` formatted a placeholder per bound value
-/// (28 per row): a tenth of the instructions the usage write of a request cost (callgrind).
+/// (29 per row): a tenth of the instructions the usage write of a request cost (callgrind).
 fn sqlite_insert(size: usize) -> &'static str {
     static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let texts = TEXTS.get_or_init(|| {
@@ -258,6 +264,7 @@ fn bind_sqlite_row<'q>(q: SqliteQuery<'q>, r: &'q UsageRecord) -> SqliteQuery<'q
         .bind(r.cost_picousd)
         .bind(r.baseline_cost_picousd)
         .bind(r.tokens_estimated)
+        .bind(r.unpriced)
         .bind(r.cache_hit)
         .bind(r.latency_ms)
         .bind(r.ttft_ms)
@@ -327,8 +334,8 @@ async fn insert_unnest(pool: &sqlx::PgPool, records: &[UsageRecord]) -> Result<(
          $1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::int8[], $7::text[], \
          $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::uuid[], $14::int8[], \
          $15::text[], $16::int8[], $17::int8[], $18::int8[], $19::int8[], $20::int8[], $21::int8[], \
-         $22::int8[], $23::bool[], $24::bool[], $25::int8[], $26::int8[], $27::timestamptz[], \
-         $28::timestamptz[]) ON CONFLICT (id) DO NOTHING"
+         $22::int8[], $23::bool[], $24::bool[], $25::bool[], $26::int8[], $27::int8[], \
+         $28::timestamptz[], $29::timestamptz[]) ON CONFLICT (id) DO NOTHING"
     ))
     .bind(column(r, |r| r.id))
     .bind(column(r, |r| r.org_id.as_uuid()))
@@ -353,6 +360,7 @@ async fn insert_unnest(pool: &sqlx::PgPool, records: &[UsageRecord]) -> Result<(
     .bind(column(r, |r| r.cost_picousd))
     .bind(column(r, |r| r.baseline_cost_picousd))
     .bind(column(r, |r| r.tokens_estimated))
+    .bind(column(r, |r| r.unpriced))
     .bind(column(r, |r| r.cache_hit))
     .bind(column(r, |r| r.latency_ms))
     .bind(column(r, |r| r.ttft_ms))
@@ -383,7 +391,7 @@ mod tests {
 
     #[test]
     fn the_sqlite_statements_bind_one_value_per_column() {
-        assert_eq!(binds_per_row(), 28);
+        assert_eq!(binds_per_row(), 29);
         // SQLite's limit on bound parameters per statement.
         assert!(STATEMENT_ROWS[0] * binds_per_row() <= 32_766);
         for (size, rows) in STATEMENT_ROWS.into_iter().enumerate() {

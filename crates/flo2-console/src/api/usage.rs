@@ -89,6 +89,9 @@ pub struct TotalsView {
     routing_savings_usd: String,
     /// The part of `savings_usd` due to cache hits.
     cache_savings_usd: String,
+    /// Calls to models without a price: each was recorded at $0, so while this is above 0
+    /// `cost_usd` is a lower bound (set the price with `POST /api/v1/prices`).
+    unpriced_calls: i64,
 }
 
 impl From<&UsageTotals> for TotalsView {
@@ -105,6 +108,7 @@ impl From<&UsageTotals> for TotalsView {
             savings_usd: (t.baseline_cost - t.cost).to_string(),
             routing_savings_usd: t.routing_savings().to_string(),
             cache_savings_usd: t.cache_savings.to_string(),
+            unpriced_calls: t.unpriced_calls,
         }
     }
 }
@@ -180,7 +184,7 @@ fn csv_response(name: &str, body: Body) -> Response {
         .into_response()
 }
 
-const SUMMARY_HEADER: [&str; 13] = [
+const SUMMARY_HEADER: [&str; 14] = [
     "key",
     "label",
     "calls",
@@ -194,6 +198,7 @@ const SUMMARY_HEADER: [&str; 13] = [
     "savings_usd",
     "routing_savings_usd",
     "cache_savings_usd",
+    "unpriced_calls",
 ];
 
 /// The grouped report as CSV, one line per group.
@@ -222,12 +227,13 @@ pub async fn summary_csv(
             (t.baseline_cost - t.cost).to_string(),
             t.routing_savings().to_string(),
             t.cache_savings.to_string(),
+            t.unpriced_calls.to_string(),
         ]));
     }
     Ok(csv_response("flo2-usage-summary.csv", Body::from(out)))
 }
 
-const EXPORT_HEADER: [&str; 21] = [
+const EXPORT_HEADER: [&str; 22] = [
     "id",
     "request_id",
     "started_at",
@@ -249,6 +255,7 @@ const EXPORT_HEADER: [&str; 21] = [
     "baseline_cost_usd",
     "latency_ms",
     "ttft_ms",
+    "unpriced",
 ];
 
 fn export_line(r: &ExportRow) -> String {
@@ -276,6 +283,7 @@ fn export_line(r: &ExportRow) -> String {
         PicoUsd(i128::from(r.baseline_cost_picousd)).to_string(),
         r.latency_ms.to_string(),
         r.ttft_ms.map(|t| t.to_string()).unwrap_or_default(),
+        r.unpriced.to_string(),
     ])
 }
 

@@ -65,6 +65,9 @@ pub struct Search {
     q: String,
     #[serde(default)]
     provider: String,
+    /// A model to prefill the form with (the usage page links here for unpriced models).
+    #[serde(default)]
+    model: String,
     #[serde(default)]
     done: Option<String>,
 }
@@ -172,11 +175,20 @@ pub async fn list(
         .done
         .as_deref()
         .map(|_| "Price saved. Calls from its start time are priced with it.".to_owned());
+    let form = PriceForm {
+        model: search.model.clone(),
+        ..PriceForm::default()
+    };
+    let form_provider = if search.provider.is_empty() {
+        "openai".to_owned()
+    } else {
+        search.provider.clone()
+    };
     page(
         &state,
         &user,
         search,
-        (PriceForm::default(), "openai".to_owned()),
+        (form, form_provider),
         notice,
         StatusCode::OK,
     )

@@ -63,6 +63,14 @@ pub struct Totals {
     savings: String,
     routing: String,
     cache: String,
+    unpriced_calls: i64,
+}
+
+/// A model called without a price, with the link that sets one.
+pub struct Unpriced {
+    model: String,
+    calls: i64,
+    link: String,
 }
 
 /// A grouped row.
@@ -102,6 +110,7 @@ struct UsagePage {
     rows: Vec<Row>,
     chart: String,
     log: Vec<Call>,
+    unpriced: Vec<Unpriced>,
     csv_query: String,
     error: Option<String>,
 }
@@ -288,10 +297,11 @@ pub async fn page(
         let log = state.store.recent_usage(org, &filter, LOG_ROWS).await?;
         let teams = state.store.teams(org).await?;
         let keys = state.store.gateway_keys(org).await?;
-        Ok::<_, flo2_store::StoreError>((groups, totals, series, log, teams, keys))
+        let unpriced = state.store.unpriced_models(org, &filter).await?;
+        Ok::<_, flo2_store::StoreError>((groups, totals, series, log, teams, keys, unpriced))
     }
     .await;
-    let (groups, totals, series, log, teams, keys) = match loaded {
+    let (groups, totals, series, log, teams, keys, unpriced) = match loaded {
         Ok(x) => x,
         Err(e) => {
             tracing::error!(error = %e, "loading the usage page failed");
@@ -349,7 +359,20 @@ pub async fn page(
             savings: money(totals.baseline_cost - totals.cost),
             routing: money(totals.routing_savings()),
             cache: money(totals.cache_savings),
+            unpriced_calls: totals.unpriced_calls,
         },
+        unpriced: unpriced
+            .into_iter()
+            .map(|(provider, model, calls)| Unpriced {
+                link: format!(
+                    "/app/prices?provider={}&model={}#set-price",
+                    encode(&provider),
+                    encode(&model)
+                ),
+                model: format!("{provider}/{model}"),
+                calls,
+            })
+            .collect(),
         rows: groups
             .iter()
             .map(|g| Row {
