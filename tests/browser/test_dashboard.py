@@ -97,6 +97,21 @@ def test_the_whole_journey(flo2, fake_upstream, new_page):
     row = rows[0]
     assert row["route"] == "chat" and row["model"] == "gpt-4o-mini" and row["cost_usd"] == cost, row
 
+    # A call to a model flo2 has no price for is recorded at $0 and flagged: the usage page warns
+    # and links to the price form for that model.
+    client.chat.completions.create(model="openai/my-finetune", messages=[{"role": "user", "content": "Say hello"}])
+    p.goto(f"{base}/app/usage")
+    for _ in range(50):
+        if p.locator("#unpriced-warning").count():
+            break
+        p.wait_for_timeout(100)
+        p.reload()
+    assert "openai/my-finetune" in p.inner_text("#unpriced-warning")
+    w.shot("6b-usage-unpriced-warning")
+    p.click("#unpriced-warning a")
+    assert p.input_value("#model") == "my-finetune"
+    w.shot("6c-price-form-for-an-unpriced-model")
+
     # The remaining pages render without console errors too.
     p.click("text=Prices")
     p.fill("input[name=q]", "gpt-4o-mini")

@@ -402,7 +402,11 @@ pub async fn page(
                     c.input_tokens + c.cached_input_tokens + c.cache_write_tokens,
                     c.output_tokens
                 ),
-                cost: money(PicoUsd(i128::from(c.cost_picousd))),
+                cost: if c.unpriced {
+                    "unpriced".to_owned()
+                } else {
+                    money(PicoUsd(i128::from(c.cost_picousd)))
+                },
             })
             .collect(),
         csv_query,
