@@ -525,3 +525,54 @@ async fn token_limits_at_the_type_limits_cannot_wrap_the_checks() {
     let resp = call(&app, &o.key, Api::Chat, body).await;
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn numbers_reach_the_provider_as_the_caller_wrote_them() {
+    let app = TestApp::start().await;
+    let o = org(
+        &app,
+        "numbers@example.com",
+        &[("openai", "v1"), ("anthropic", "v1")],
+    )
+    .await;
+    let written = [
+        r#""seed":123456789012345678901234567890"#,
+        r#""top_k":-0"#,
+        r#""temperature":0.7"#,
+    ];
+    for (api, model, provider) in [
+        (Api::Chat, "openai/gpt-4o-mini", "openai"),
+        (Api::Messages, "anthropic/claude-haiku-4-5", "anthropic"),
+        (Api::Embeddings, "openai/text-embedding-3-small", "openai"),
+    ] {
+        let body = body_for(api, model).to_string();
+        let body = format!(
+            "{{{},{}}}",
+            written.join(","),
+            body.trim_start_matches('{').trim_end_matches('}')
+        );
+        let req = match api {
+            Api::Chat => app
+                .http
+                .post(app.url("/v1/chat/completions"))
+                .bearer_auth(&o.key),
+            Api::Messages => app
+                .http
+                .post(app.url("/v1/messages"))
+                .header("x-api-key", &o.key)
+                .header("anthropic-version", "2023-06-01"),
+            Api::Embeddings => app.http.post(app.url("/v1/embeddings")).bearer_auth(&o.key),
+        };
+        let resp = req
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{api:?}");
+        let sent = o.fake(provider).requests().pop().unwrap().raw_body;
+        for number in written {
+            assert!(sent.contains(number), "{api:?}: {number} not in {sent}");
+        }
+    }
+}

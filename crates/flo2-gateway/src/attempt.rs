@@ -22,7 +22,7 @@ use crate::error::{ApiFormat, ErrorKind, GatewayError};
 use crate::health::{Outcome, TargetKey};
 use crate::meter::Meter;
 use crate::needs::Needs;
-use crate::plan::plan;
+use crate::plan::{plan, CallerJson};
 use crate::relay::Relay;
 use crate::resolve::Target;
 use crate::GatewayState;
@@ -48,9 +48,7 @@ pub struct Request<'a> {
     /// The route, with its baseline model's price.
     pub route: Option<(&'a str, Option<ModelPrice>)>,
     /// The caller's body.
-    pub body: &'a Value,
-    /// The caller's body length in bytes (the size an upstream body is written into).
-    pub body_len: usize,
+    pub body: CallerJson<'a>,
     /// `anthropic-beta`, forwarded to Anthropic only.
     pub beta: Option<&'a str>,
     /// What the request needs.
@@ -155,7 +153,7 @@ pub async fn run(
     let format = req.format();
     let state = req.state;
     let credential = target.credential.id;
-    let mut plan = plan(format, &target, req.body, req.body_len).map_err(|e| Failure {
+    let mut plan = plan(format, &target, req.body).map_err(|e| Failure {
         unsupported: true,
         ..Failure::new(
             translate_error(format, e),

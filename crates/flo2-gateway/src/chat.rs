@@ -22,7 +22,9 @@ use crate::auth::Caller;
 use crate::caller_body::{read_capped, CallerBody, Capped};
 use crate::dispatch::{self, Policy, Trace};
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
+use crate::exact_json;
 use crate::needs::Needs;
+use crate::plan::CallerJson;
 use crate::plan::{Mode, Plan};
 use crate::request_id::RequestId;
 use crate::resolve::{resolve, ResolveError, Target};
@@ -178,6 +180,14 @@ async fn handle(
             )
         }
     };
+    // Numbers a `Value` cannot hold (`-0`, integers beyond 64 bits) are forwarded as written.
+    // A `best` race asks its racers without streaming, which only the `Value` says, so such a
+    // request is written from the `Value`.
+    let exact = if replay_stream.is_none() && exact_json::holds_inexact_numbers(&value) {
+        exact_json::parse(&body)
+    } else {
+        None
+    };
     let req = Request {
         state,
         caller: Some(&caller),
@@ -186,8 +196,11 @@ async fn handle(
         request_id: request_id.id,
         requested: &requested,
         route,
-        body: &value,
-        body_len: body.len(),
+        body: CallerJson {
+            value: &value,
+            exact: exact.as_ref(),
+            len: body.len(),
+        },
         beta: beta.as_deref(),
         needs,
         sent: std::sync::atomic::AtomicU32::new(0),

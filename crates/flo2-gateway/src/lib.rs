@@ -14,6 +14,7 @@ pub mod deadline;
 pub mod dispatch;
 mod embeddings;
 pub mod error;
+mod exact_json;
 pub mod fresh_cache;
 pub mod health;
 pub mod key_cache;

@@ -9,6 +9,7 @@
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
+use crate::exact_json::{write_key, write_stripped, Exact};
 use crate::steering_fields::is_steering;
 
 /// What happens to the caller's `stream_options`.
@@ -34,24 +35,68 @@ pub struct Forwarded<'a> {
     pub stream_options: StreamOptions,
 }
 
+/// What becomes of one top-level field of the caller's body.
+enum Field<'k> {
+    /// Left out.
+    Drop,
+    /// Written under this name.
+    As(&'k str),
+}
+
+impl Forwarded<'_> {
+    /// The fate of the caller's top-level `key`, for both writers (the parsed `Value` here, and
+    /// [`write_exact`] for bodies whose numbers a `Value` cannot hold).
+    fn field<'k>(&self, key: &'k str, has_max_tokens: bool) -> Field<'k> {
+        match key {
+            "model" => Field::Drop,
+            "stream_options" if self.stream_options != StreamOptions::Keep => Field::Drop,
+            "max_completion_tokens" if self.max_tokens_for_max_completion => {
+                if has_max_tokens {
+                    Field::Drop
+                } else {
+                    Field::As("max_tokens")
+                }
+            }
+            k if is_steering(k) => Field::Drop,
+            k => Field::As(k),
+        }
+    }
+
+    /// Writes the same body as [`Serialize`] does, from `exact`, the caller's body with its
+    /// numbers as written (see [`crate::exact_json`]).
+    pub fn write_exact(&self, exact: &Exact<'_>, out: &mut Vec<u8>) {
+        let Exact::Object(entries) = exact else {
+            write_stripped(out, exact);
+            return;
+        };
+        let has_max_tokens = entries.iter().any(|(k, _)| k == "max_tokens");
+        out.push(b'{');
+        write_key(out, "model");
+        out.push(b':');
+        write_key(out, self.model);
+        for (key, value) in entries {
+            if let Field::As(name) = self.field(key, has_max_tokens) {
+                out.push(b',');
+                write_key(out, name);
+                out.push(b':');
+                write_stripped(out, value);
+            }
+        }
+        if self.stream_options == StreamOptions::IncludeUsage {
+            out.extend_from_slice(br#","stream_options":{"include_usage":true}"#);
+        }
+        out.push(b'}');
+    }
+}
+
 impl Serialize for Forwarded<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let rename = self.max_tokens_for_max_completion;
         let has_max_tokens = self.body.contains_key("max_tokens");
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("model", self.model)?;
         for (key, value) in self.body {
-            match key.as_str() {
-                "model" => continue,
-                "stream_options" if self.stream_options != StreamOptions::Keep => continue,
-                "max_completion_tokens" if rename => {
-                    if !has_max_tokens {
-                        map.serialize_entry("max_tokens", &Stripped(value))?;
-                    }
-                    continue;
-                }
-                k if is_steering(k) => continue,
-                _ => map.serialize_entry(key, &Stripped(value))?,
+            if let Field::As(name) = self.field(key, has_max_tokens) {
+                map.serialize_entry(name, &Stripped(value))?;
             }
         }
         if self.stream_options == StreamOptions::IncludeUsage {
@@ -124,6 +169,37 @@ mod tests {
             json!({"model": "upstream-model", "messages": [{"role": "user", "content": "hi", "parts": [{"text": "t"}]}],
                 "n": 2, "extra": {"a": [1, null, true]}})
         );
+    }
+
+    #[test]
+    fn both_writers_write_the_same_body_and_the_exact_one_keeps_numbers_as_written() {
+        let text = r#"{"model":"caller","seed":123456789012345678901234567890,"t":-0,"api_key":"x",
+            "max_completion_tokens":9,"stream_options":{"include_usage":false},"m":[{"base_url":"e","k":1}]}"#;
+        for (rename, options) in [
+            (false, StreamOptions::Keep),
+            (true, StreamOptions::IncludeUsage),
+            (true, StreamOptions::Drop),
+        ] {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let view = Forwarded {
+                body: value.as_object().unwrap(),
+                model: "upstream-model",
+                max_tokens_for_max_completion: rename,
+                stream_options: options,
+            };
+            let mut exact = Vec::new();
+            view.write_exact(
+                &crate::exact_json::parse(text.as_bytes()).unwrap(),
+                &mut exact,
+            );
+            let from_exact: Value = serde_json::from_slice(&exact).unwrap();
+            assert_eq!(from_exact, forward(value.clone(), rename, options));
+            let exact = String::from_utf8(exact).unwrap();
+            assert!(
+                exact.contains(r#""seed":123456789012345678901234567890,"t":-0,"#),
+                "{exact}"
+            );
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use flo2_llm::translate::{anthropic, gemini, openai};
 use serde_json::{json, Value};
 
 use crate::error::ApiFormat;
+use crate::exact_json::Exact;
 use crate::passthrough_body::{Forwarded, StreamOptions};
 use crate::resolve::Target;
 
@@ -54,14 +55,36 @@ fn refuse_foreign(
     }
 }
 
-/// Builds the upstream request for `body` from a caller speaking `inbound`; `size_hint` is the
-/// caller's body length, the buffer an upstream body is written into.
+/// The caller's body: parsed, and as written when its numbers need that.
+#[derive(Clone, Copy)]
+pub struct CallerJson<'a> {
+    /// The parsed body.
+    pub value: &'a Value,
+    /// The body with every number as the caller wrote it, when `value` could not keep one
+    /// ([`crate::exact_json`]); same-format calls are written from it.
+    pub(crate) exact: Option<&'a Exact<'a>>,
+    /// The body's length in bytes (the size an upstream body is written into).
+    pub len: usize,
+}
+
+impl<'a> CallerJson<'a> {
+    /// A body whose `Value` is exact (flo2's own calls, tests).
+    pub fn parsed(value: &'a Value, len: usize) -> Self {
+        Self {
+            value,
+            exact: None,
+            len,
+        }
+    }
+}
+
+/// Builds the upstream request for the caller's `json` from a caller speaking `inbound`.
 pub fn plan(
     inbound: ApiFormat,
     target: &Target,
-    body: &Value,
-    size_hint: usize,
+    json: CallerJson<'_>,
 ) -> Result<Plan, TranslateError> {
+    let (body, size_hint) = (json.value, json.len);
     let family = providers::family(target.provider);
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let client_wants_stream_usage = body
@@ -90,7 +113,14 @@ pub fn plan(
             stream_options,
         };
         return Ok(Plan {
-            body: Bytes::from(encode(&forwarded, size_hint).map_err(encode_error)?),
+            body: Bytes::from(match json.exact {
+                Some(exact) => {
+                    let mut out = Vec::with_capacity(size_hint + 256);
+                    forwarded.write_exact(exact, &mut out);
+                    out
+                }
+                None => encode(&forwarded, size_hint).map_err(encode_error)?,
+            }),
             mode: Mode::Passthrough,
             family,
             stream,
@@ -176,8 +206,7 @@ mod tests {
         let p = plan(
             ApiFormat::OpenAi,
             &target(ProviderKind::Groq, "llama"),
-            &body,
-            0,
+            CallerJson::parsed(&body, 0),
         )
         .unwrap();
         assert_eq!(p.mode, Mode::Passthrough);
@@ -205,8 +234,7 @@ mod tests {
         let err = plan(
             ApiFormat::OpenAi,
             &target(ProviderKind::Anthropic, "claude"),
-            &body,
-            0,
+            CallerJson::parsed(&body, 0),
         )
         .err()
         .unwrap();
@@ -215,16 +243,14 @@ mod tests {
         assert!(plan(
             ApiFormat::Anthropic,
             &target(ProviderKind::OpenAi, "gpt"),
-            &body,
-            0
+            CallerJson::parsed(&body, 0)
         )
         .is_err());
         let ok = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "stream": true});
         let p = plan(
             ApiFormat::Anthropic,
             &target(ProviderKind::OpenAi, "gpt-4o"),
-            &ok,
-            0,
+            CallerJson::parsed(&ok, 0),
         )
         .unwrap();
         assert_eq!(p.mode, Mode::Translate);

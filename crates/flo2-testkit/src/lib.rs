@@ -41,6 +41,8 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     /// JSON body (`Null` if not JSON).
     pub body: Value,
+    /// The body as sent, byte for byte (numbers as written, key order kept).
+    pub raw_body: String,
 }
 
 impl RecordedRequest {
@@ -204,7 +206,7 @@ async fn handle(
         .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if state.record {
-        record(&state, &method, &path, &headers, &json);
+        record(&state, &method, &path, &headers, &json, &body);
     }
     let Some(family) = family_of(&path) else {
         return json_response(
@@ -288,7 +290,14 @@ async fn handle(
 }
 
 /// Keeps a received request for [`FakeUpstream::requests`].
-fn record(state: &Shared, method: &Method, path: &str, headers: &HeaderMap, json: &Value) {
+fn record(
+    state: &Shared,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    json: &Value,
+    raw: &[u8],
+) {
     state.requests.lock().unwrap().push(RecordedRequest {
         method: method.to_string(),
         path: path.to_owned(),
@@ -302,6 +311,7 @@ fn record(state: &Shared, method: &Method, path: &str, headers: &HeaderMap, json
             })
             .collect(),
         body: json.clone(),
+        raw_body: String::from_utf8_lossy(raw).into_owned(),
     });
 }
 
