@@ -18,6 +18,7 @@ pub struct Scenario {
     pub(crate) first_byte_delay: Duration,
     pub(crate) chunk_delay: Duration,
     pub(crate) drop_after: Option<usize>,
+    pub(crate) stall_after: Option<usize>,
     pub(crate) finish: Option<String>,
     pub(crate) location: Option<String>,
 }
@@ -36,6 +37,7 @@ impl Scenario {
             first_byte_delay: Duration::ZERO,
             chunk_delay: Duration::ZERO,
             drop_after: None,
+            stall_after: None,
             finish: None,
             location: None,
         }
@@ -124,6 +126,14 @@ impl Scenario {
     /// non-streamed answer breaks halfway through its body).
     pub fn drop_after(mut self, events: usize) -> Self {
         self.drop_after = Some(events);
+        self
+    }
+
+    /// Stops sending after `events` stream events and holds the connection open, sending nothing
+    /// more, until the caller hangs up (a stalled upstream). A non-streamed answer, an error
+    /// answer included, sends its head and half its body, then stalls.
+    pub fn stall_after(mut self, events: usize) -> Self {
+        self.stall_after = Some(events);
         self
     }
 
