@@ -60,6 +60,12 @@ pub const SETTINGS: &[Setting] = &[
     s("FLO2_HEDGE_BUDGET_PERCENT", "10", "Hedges (a hedged race's extra racers) an organization may send per replica, as a share of its requests, on top of FLO2_HEDGE_BUDGET_FLOOR_PER_SEC."),
     s("FLO2_HEDGE_BUDGET_FLOOR_PER_SEC", "1", "Hedges an organization may always send per second per replica, however few requests it makes."),
     s("FLO2_GATEWAY_MAX_BODY_BYTES", "33554432", "Largest accepted /v1 request body (images make these large); larger ones get 413."),
+    s("FLO2_HEADER_READ_TIMEOUT_SECS", "10", "Time a client has to send a whole request head, from the moment its connection opens or its previous answer was sent; then the connection is closed. Also how long an idle keep-alive connection stays open."),
+    s("FLO2_BODY_IDLE_TIMEOUT_SECS", "30", "Longest pause while a request body is arriving; a body that stops longer is answered 408 and its connection closed."),
+    s("FLO2_MAX_CONNECTIONS", "10000", "Most client connections open at once; beyond it flo2 stops accepting and new connections wait in the kernel's listen backlog until one closes."),
+    s("FLO2_STREAM_IDLE_TIMEOUT_SECS", "120", "Longest silence of an upstream stream after its first token; then the stream is ended with an error event in the caller's format and metered 504."),
+    s("FLO2_MAX_INFLIGHT", "2048", "Most /v1 model requests in flight in this process (streams until they end); beyond it requests are refused at once with 503 (Anthropic Messages: 529) and Retry-After."),
+    s("FLO2_MAX_INFLIGHT_PER_ORG_PERCENT", "50", "Share of FLO2_MAX_INFLIGHT one organization may hold (at least 1 request), so a tenant flooding the gateway cannot starve the others; 100 for a single-tenant install."),
 ];
 
 /// Output format of the logs.
@@ -130,6 +136,18 @@ pub struct Config {
     pub hedge_budget_percent: u64,
     /// Hedges always allowed per second (per organization and replica).
     pub hedge_budget_floor_per_sec: u64,
+    /// Time to send a whole request head (also the keep-alive idle limit).
+    pub header_read_timeout: Duration,
+    /// Longest pause inside a request body.
+    pub body_idle_timeout: Duration,
+    /// Most open client connections.
+    pub max_connections: usize,
+    /// Longest silence of a stream after its first token.
+    pub stream_idle_timeout: Duration,
+    /// Most `/v1` model requests in flight.
+    pub max_inflight: u32,
+    /// One organization's share of `max_inflight`, in percent.
+    pub max_inflight_per_org_percent: u32,
 }
 
 /// A setting could not be read.
@@ -282,6 +300,21 @@ impl Config {
             breaker_open: Duration::from_millis(num("FLO2_BREAKER_OPEN_MS")?.max(10)),
             hedge_budget_percent: num("FLO2_HEDGE_BUDGET_PERCENT")?.min(1_000),
             hedge_budget_floor_per_sec: num("FLO2_HEDGE_BUDGET_FLOOR_PER_SEC")?.min(1_000_000),
+            header_read_timeout: Duration::from_secs(num("FLO2_HEADER_READ_TIMEOUT_SECS")?.max(1)),
+            body_idle_timeout: Duration::from_secs(num("FLO2_BODY_IDLE_TIMEOUT_SECS")?.max(1)),
+            max_connections: usize::try_from(num("FLO2_MAX_CONNECTIONS")?)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| invalid("FLO2_MAX_CONNECTIONS", "expected 1 or more"))?,
+            stream_idle_timeout: Duration::from_secs(num("FLO2_STREAM_IDLE_TIMEOUT_SECS")?.max(1)),
+            max_inflight: u32::try_from(num("FLO2_MAX_INFLIGHT")?)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| invalid("FLO2_MAX_INFLIGHT", "expected 1 to 4294967295"))?,
+            max_inflight_per_org_percent: u32::try_from(num("FLO2_MAX_INFLIGHT_PER_ORG_PERCENT")?)
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| invalid("FLO2_MAX_INFLIGHT_PER_ORG_PERCENT", "expected 1 to 100"))?,
         })
     }
 

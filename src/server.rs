@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::serving::ServingThreads;
+use crate::serving::{ConnectionLimits, ServingThreads};
 use crate::{keyring, StartError};
 
 /// Which planes a process serves.
@@ -126,6 +126,11 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
                     },
                     ..flo2_gateway::health::HealthSettings::default()
                 },
+                admission: flo2_gateway::admission::AdmissionSettings {
+                    max_inflight: config.max_inflight,
+                    per_org_percent: config.max_inflight_per_org_percent,
+                },
+                stream_idle_timeout: config.stream_idle_timeout,
                 ..GatewaySettings::default()
             },
         )?;
@@ -173,7 +178,12 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
     let threads = config.worker_threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let serving = ServingThreads::start(listener, app, threads, &cancel)
+    let limits = ConnectionLimits {
+        header_read_timeout: config.header_read_timeout,
+        body_idle_timeout: config.body_idle_timeout,
+        max_connections: config.max_connections,
+    };
+    let serving = ServingThreads::start(listener, app, threads, limits, &cancel)
         .map_err(|e| StartError::Listen(config.listen, e))?;
     tracing::info!(%addr, ?mode, database = ?store.dialect(), "flo2 is listening");
     Ok(RunningServer {

@@ -12,6 +12,16 @@
 //! in turn: one cross-thread wake per connection, none per request. Keep-alive connections
 //! (every SDK uses them) stay where they landed.
 //!
+//! **Connections cannot be held hostage** ([`ConnectionLimits`]). Each connection is driven by
+//! hyper's HTTP/1 server with a timer: a client that has not sent a whole request head within
+//! the header-read timeout is closed (slowloris, and connections opened and left silent), and
+//! since hyper starts that timer again as soon as an answer is sent, an idle keep-alive
+//! connection is closed after the same time. Request bodies have an idle limit
+//! ([`flo2_gateway::idle_body`]). At most `max_connections` connections are open: beyond that
+//! the accept loop stops accepting, so new connections wait in the kernel's listen backlog
+//! (costing flo2 no memory) until a connection closes, and the kernel refuses what the backlog
+//! cannot hold.
+//!
 //! The threads' runtimes outlive their servers. Database connections the console opened on a
 //! serving thread are still in the pool that background work (the usage writer) drains after
 //! the servers stop, so [`ServingThreads::release`] ends the runtimes only after the store is
@@ -19,24 +29,52 @@
 //! ends them at once.
 
 use std::convert::Infallible;
-use std::future::IntoFuture as _;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request};
+use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::response::Response;
-use axum::serve::IncomingStream;
 use axum::Router;
-use flo2_gateway::request_id::{RequestIdLayer, RequestIdService};
+use flo2_gateway::idle_body::IdleBody;
+use flo2_gateway::request_id::RequestIdLayer;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::{Layer as _, Service};
 
-/// A connection on its way from the accept loop to a serving thread.
-type Handed = (std::net::TcpStream, SocketAddr);
+/// A connection on its way from the accept loop to a serving thread, with its place under the
+/// connection cap (released when the connection closes).
+type Handed = (std::net::TcpStream, SocketAddr, OwnedSemaphorePermit);
+
+/// What a connection may cost before flo2 closes it or stops accepting more.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// Time a client has to send a whole request head, from the moment the connection opens
+    /// or its previous answer was sent (so also the keep-alive idle limit).
+    pub header_read_timeout: Duration,
+    /// Longest pause while a request body is arriving.
+    pub body_idle_timeout: Duration,
+    /// Most connections open at once; beyond it new ones wait in the kernel's backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+        }
+    }
+}
 
 /// The running serving threads.
 pub struct ServingThreads {
@@ -54,9 +92,15 @@ impl ServingThreads {
         listener: TcpListener,
         app: Router,
         threads: usize,
+        limits: ConnectionLimits,
         stop: &CancellationToken,
     ) -> io::Result<Self> {
-        let local = listener.local_addr()?;
+        // hyper refuses a zero timeout; a zero limit means "as short as possible".
+        let limits = ConnectionLimits {
+            header_read_timeout: limits.header_read_timeout.max(Duration::from_millis(1)),
+            body_idle_timeout: limits.body_idle_timeout.max(Duration::from_millis(1)),
+            max_connections: limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+        };
         // Built first, so that an early return drops it, and its `Drop` ends the threads
         // already started instead of leaving them waiting for a release.
         let mut serving = Self {
@@ -79,7 +123,7 @@ impl ServingThreads {
                 .spawn(move || {
                     let mut runtime = runtime;
                     if let Some(runtime) = runtime.0.take() {
-                        runtime.block_on(serve_handed(rx, local, app, stop, ends, done_tx));
+                        runtime.block_on(serve_handed(rx, app, limits, stop, ends, done_tx));
                     }
                 })?;
             serving.threads.push(thread);
@@ -89,6 +133,7 @@ impl ServingThreads {
         tokio::spawn(hand_out(
             listener,
             senders,
+            Arc::new(Semaphore::new(limits.max_connections)),
             stop.clone(),
             serving.release.clone(),
         ));
@@ -138,27 +183,101 @@ impl Drop for ThreadRuntime {
     }
 }
 
-/// One serving thread: serves what it is handed until `stop`, then keeps its runtime (and the
+/// One serving thread: serves what it is handed until `stop`, lets its open connections finish
+/// (graceful: each is told to close after its current answer), then keeps its runtime (and the
 /// I/O of anything opened on it) alive until `release`.
 async fn serve_handed(
-    rx: mpsc::UnboundedReceiver<Handed>,
-    local: SocketAddr,
+    mut rx: mpsc::UnboundedReceiver<Handed>,
     app: Router,
+    limits: ConnectionLimits,
     stop: CancellationToken,
     release: CancellationToken,
     done: oneshot::Sender<io::Result<()>>,
 ) {
     // Ends with the runtime, after `release`.
     tokio::spawn(pacemaker());
-    let server = axum::serve(Handoff { rx, local }, PerConnection { app })
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .into_future();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let http = Arc::new(http);
+    let connections = TaskTracker::new();
+    let serving = async {
+        loop {
+            let handed = tokio::select! {
+                () = stop.cancelled() => break,
+                handed = rx.recv() => handed,
+            };
+            // `None`: the accept loop has stopped, the server is going away.
+            let Some((tcp, addr, place)) = handed else {
+                stop.cancelled().await;
+                break;
+            };
+            match TcpStream::from_std(tcp) {
+                Ok(tcp) => {
+                    let service = RequestIdLayer.layer(WithPeer {
+                        app: app.clone(),
+                        peer: ConnectInfo(addr),
+                        body_idle: limits.body_idle_timeout,
+                    });
+                    connections.spawn(serve_connection(
+                        Arc::clone(&http),
+                        tcp,
+                        service,
+                        stop.clone(),
+                        place,
+                    ));
+                }
+                Err(e) => tracing::debug!(error = %e, "cannot take over a handed connection"),
+            }
+        }
+        connections.close();
+        connections.wait().await;
+    };
     tokio::select! {
-        result = server => {
-            let _ = done.send(result);
+        () = serving => {
+            let _ = done.send(Ok(()));
             release.cancelled().await;
         }
         () = release.cancelled() => {}
+    }
+}
+
+/// Serves one connection until it closes; on `stop`, lets its current request finish and then
+/// closes it. `_place` is its place under the connection cap.
+async fn serve_connection<S>(
+    http: Arc<hyper::server::conn::http1::Builder>,
+    tcp: TcpStream,
+    service: S,
+    stop: CancellationToken,
+    _place: OwnedSemaphorePermit,
+) where
+    S: Service<hyper::Request<Incoming>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let conn = http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            log_connection_end(result);
+            return;
+        }
+        () = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+    }
+    log_connection_end(conn.await);
+}
+
+/// A connection's end: header-read timeouts and clients that hang up are routine.
+fn log_connection_end(result: Result<(), hyper::Error>) {
+    if let Err(e) = result {
+        if e.is_timeout() {
+            tracing::debug!("closed a connection that sent no request head in time");
+        } else {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
     }
 }
 
@@ -167,11 +286,22 @@ async fn serve_handed(
 async fn hand_out(
     listener: TcpListener,
     threads: Vec<mpsc::UnboundedSender<Handed>>,
+    places: Arc<Semaphore>,
     stop: CancellationToken,
     release: CancellationToken,
 ) {
     let mut next = 0;
     loop {
+        // A place under the connection cap first: at the cap, nothing is accepted, and new
+        // connections wait in the kernel's backlog until one closes.
+        let place = tokio::select! {
+            () = stop.cancelled() => return,
+            () = release.cancelled() => return,
+            place = Arc::clone(&places).acquire_owned() => place,
+        };
+        let Ok(place) = place else {
+            return;
+        };
         let accepted = tokio::select! {
             () = stop.cancelled() => return,
             () = release.cancelled() => return,
@@ -202,7 +332,7 @@ async fn hand_out(
             return;
         };
         next = (next + 1) % threads.len();
-        if thread.send((tcp, addr)).is_err() {
+        if thread.send((tcp, addr, place)).is_err() {
             // The thread has ended: the server is going away.
             return;
         }
@@ -223,82 +353,32 @@ async fn accept_failed(e: &io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-/// Makes each connection's service: the router behind [`RequestIdLayer`], with the peer's
-/// address for axum's `ConnectInfo<SocketAddr>` (login throttling reads it).
-///
-/// The request-id layer wraps the router once, here, rather than through `Router::layer`,
-/// which wraps every route in one more boxed service that is cloned, and whose future is
-/// boxed, on every request.
-#[derive(Clone)]
-struct PerConnection {
-    app: Router,
-}
-
-impl<'a> Service<IncomingStream<'a, Handoff>> for PerConnection {
-    type Response = RequestIdService<WithPeer>;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, stream: IncomingStream<'a, Handoff>) -> Self::Future {
-        let peer = ConnectInfo(*stream.remote_addr());
-        std::future::ready(Ok(RequestIdLayer.layer(WithPeer {
-            app: self.app.clone(),
-            peer,
-        })))
-    }
-}
-
-/// The router, given the connection's peer address on each request.
+/// The router for one connection, behind [`RequestIdLayer`] (applied once per connection rather
+/// than through `Router::layer`, which wraps every route in one more boxed service, cloned and
+/// its future boxed on every request), given the peer's address for axum's
+/// `ConnectInfo<SocketAddr>` (login throttling and the console read it) and each request body
+/// its idle limit.
 #[derive(Clone)]
 struct WithPeer {
     app: Router,
     peer: ConnectInfo<SocketAddr>,
+    body_idle: Duration,
 }
 
-impl Service<Request> for WithPeer {
+impl Service<hyper::Request<Incoming>> for WithPeer {
     type Response = Response;
     type Error = Infallible;
-    type Future = <Router as Service<Request>>::Future;
+    type Future = <Router as Service<axum::extract::Request>>::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Service::<Request>::poll_ready(&mut self.app, cx)
+        Service::<axum::extract::Request>::poll_ready(&mut self.app, cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&mut self, request: hyper::Request<Incoming>) -> Self::Future {
+        let idle = self.body_idle;
+        let mut request = request.map(|body| Body::new(IdleBody::new(body, idle)));
         request.extensions_mut().insert(self.peer);
         self.app.call(request)
-    }
-}
-
-/// A serving thread's listener: the connections the accept loop hands it.
-struct Handoff {
-    rx: mpsc::UnboundedReceiver<Handed>,
-    local: SocketAddr,
-}
-
-impl axum::serve::Listener for Handoff {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
-        loop {
-            let Some((tcp, addr)) = self.rx.recv().await else {
-                // The accept loop has stopped; the graceful shutdown ends this server.
-                return std::future::pending().await;
-            };
-            match TcpStream::from_std(tcp) {
-                Ok(tcp) => return (tcp, addr),
-                Err(e) => tracing::debug!(error = %e, "cannot take over a handed connection"),
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
     }
 }
 
@@ -340,7 +420,9 @@ mod tests {
         let url = format!("http://{}/", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
         let app = Router::new().route("/", get(whoami));
-        let serving = ServingThreads::start(listener, app, threads, &stop).unwrap();
+        let serving =
+            ServingThreads::start(listener, app, threads, ConnectionLimits::default(), &stop)
+                .unwrap();
         (serving, url, stop)
     }
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::TestApp;
+use common::{sse, TestApp};
 use flo2_testkit::{FakeUpstream, Scenario};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -86,28 +86,6 @@ impl Setup {
     async fn usage(&self, n: usize) -> Vec<flo2_store::UsageRecord> {
         self.app.usage_rows(&self.org, n).await
     }
-}
-
-/// Splits an SSE body into (event name, JSON data) pairs; `[DONE]` comes back as a string.
-fn sse(text: &str) -> Vec<(Option<String>, Value)> {
-    text.split("\n\n")
-        .filter(|block| !block.trim().is_empty())
-        .map(|block| {
-            let mut name = None;
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event: ") {
-                    name = Some(v.to_owned());
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data.push_str(v);
-                }
-            }
-            (
-                name,
-                serde_json::from_str(&data).unwrap_or(Value::String(data)),
-            )
-        })
-        .collect()
 }
 
 fn openai_stream_text(events: &[(Option<String>, Value)]) -> String {

@@ -350,3 +350,25 @@ pub async fn exec_sql(db: &TestDb, sql: &str) -> u64 {
             .rows_affected()
     }
 }
+
+/// Splits an SSE body into (event name, JSON data) pairs; `[DONE]` comes back as a string.
+pub fn sse(text: &str) -> Vec<(Option<String>, Value)> {
+    text.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let mut name = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    name = Some(v.to_owned());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data.push_str(v);
+                }
+            }
+            (
+                name,
+                serde_json::from_str(&data).unwrap_or(Value::String(data)),
+            )
+        })
+        .collect()
+}

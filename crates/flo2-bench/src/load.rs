@@ -86,9 +86,14 @@ impl Percentiles {
 
 /// The outcome of a fixed-rate run.
 pub struct RateRun {
+    /// Of the answered (2xx) requests.
     pub latency: Percentiles,
     pub sent: u64,
+    /// Requests not answered 2xx, refusals included.
     pub errors: u64,
+    /// Requests refused as overload (503 or 529), and their latency.
+    pub refused: u64,
+    pub refused_latency: Percentiles,
 }
 
 /// Sends `rate` requests per second for `length`; latency is to the whole answer, or to the
@@ -103,12 +108,14 @@ pub async fn fixed_rate(
     let total = (u128::from(rate) * length.as_millis() / 1000).max(1) as u64;
     let lat = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
     let errors = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(Mutex::new(Vec::new()));
     let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = Vec::with_capacity(total as usize);
     for i in 0..total {
         tick.tick().await;
         let (req, lat, errors) = (load.send(http, i), Arc::clone(&lat), Arc::clone(&errors));
+        let refused = Arc::clone(&refused);
         tasks.push(tokio::spawn(async move {
             let started = Instant::now();
             match req.send().await {
@@ -123,6 +130,14 @@ pub async fn fixed_rate(
                     };
                     lat.lock().unwrap().push(took.as_micros() as u64);
                 }
+                Ok(resp) if matches!(resp.status().as_u16(), 503 | 529) => {
+                    let _ = resp.bytes().await;
+                    refused
+                        .lock()
+                        .unwrap()
+                        .push(started.elapsed().as_micros() as u64);
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
                 _ => {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
@@ -133,10 +148,13 @@ pub async fn fixed_rate(
         let _ = t.await;
     }
     let micros = std::mem::take(&mut *lat.lock().unwrap());
+    let refused = std::mem::take(&mut *refused.lock().unwrap());
     RateRun {
         latency: Percentiles::of(micros),
         sent: total,
         errors: errors.load(Ordering::Relaxed),
+        refused: refused.len() as u64,
+        refused_latency: Percentiles::of(refused),
     }
 }
 

@@ -11,7 +11,11 @@
 //! - streaming time-to-first-byte overhead, in rounds too;
 //! - maximum throughput with 64 connections: fake alone, bare proxy, flo2;
 //! - flo2's peak RSS and CPU time per request (from /proc);
-//! - usage rows written versus requests sent.
+//! - usage rows written versus requests sent;
+//! - overload: ten times the sustainable rate against a slow upstream (see `overload`).
+//!
+//! `FLO2_BENCH_ONLY=overload` runs the overload row alone and prints it, leaving `docs/`
+//! untouched.
 //!
 //! It writes `docs/benchmarks.md` and `docs/benchmarks.json`. A benchmark, not a test: it
 //! reports figures and never fails on them.
@@ -22,6 +26,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod load;
+mod overload;
 mod profile;
 mod proxy;
 mod report;
@@ -121,6 +126,17 @@ async fn bench() {
 
     let (_fake_proc, fake_port) = start_fake(&http, &fake_bin).await;
     let fake = format!("http://127.0.0.1:{fake_port}");
+    if std::env::var("FLO2_BENCH_ONLY").as_deref() == Ok("overload") {
+        let row = overload::run(&http, &flo2_bin, &fake, secs).await;
+        println!("{}", row.md());
+        for (target, figure, ok) in row.targets() {
+            println!(
+                "- {target}: {figure} ({})",
+                if ok { "met" } else { "not met" }
+            );
+        }
+        return;
+    }
     let proxy_port = free_port();
     let mut proxy_proc = Proc::spawn(
         Command::new(std::env::current_exe().unwrap())
@@ -246,6 +262,7 @@ async fn bench() {
             postgres.as_ref().map(|p| p.url.as_str()),
             keys,
             routes,
+            &[],
         )
         .await;
         let gateway = format!("{}/v1/chat/completions", f.base);
@@ -393,9 +410,11 @@ async fn bench() {
         }
     }
     drop(proxy_proc);
+    let overload = overload::run(&http, &flo2_bin, &fake, secs).await;
     report::write(
         &floor,
         &reports,
+        &overload,
         (secs, rounds),
         CpuTicks::now().stolen_since(run_started),
     );

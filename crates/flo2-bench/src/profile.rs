@@ -30,7 +30,7 @@ pub async fn run(requests: u64) {
     let http = reqwest::Client::new();
     let (_fake_proc, fake_port) = start_fake(&http, &fake_bin).await;
     let fake = format!("http://127.0.0.1:{fake_port}");
-    let flo2 = start_flo2(&http, &flo2_bin, &fake, None, 10, 10).await;
+    let flo2 = start_flo2(&http, &flo2_bin, &fake, None, 10, 10, &[]).await;
     let url = format!("{}/v1/chat/completions", flo2.base);
     // route-1 is a `priority` route whose first target is OpenAI: routing, then same-format.
     let paths = [

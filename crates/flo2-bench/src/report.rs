@@ -208,7 +208,13 @@ fn met(ok: bool) -> &'static str {
 
 /// `stolen`: the percentage of the machine's CPU time the hypervisor took over the whole run.
 /// `secs`: each measurement's length, split over `rounds`.
-pub fn write(floor: &Floor, reports: &[DbReport], (secs, rounds): (u64, usize), stolen: f64) {
+pub fn write(
+    floor: &Floor,
+    reports: &[DbReport],
+    overload: &crate::overload::OverloadReport,
+    (secs, rounds): (u64, usize),
+    stolen: f64,
+) {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -243,7 +249,7 @@ pub fn write(floor: &Floor, reports: &[DbReport], (secs, rounds): (u64, usize), 
         "usage_rows": r.usage_rows,
     })).collect();
     let doc = json!({"date": date, "machine": {"cpus": cpus, "cpu": cpu_model, "cpu_stolen_percent_over_run": stolen}, "seconds_per_measurement": secs, "rounds_per_row": rounds,
-        "floor": floor_json, "results": results});
+        "floor": floor_json, "results": results, "overload": overload.json()});
     std::fs::write(
         "docs/benchmarks.json",
         serde_json::to_string_pretty(&doc).unwrap(),
@@ -305,6 +311,7 @@ the same two hops (client to gateway, gateway to upstream). The bare proxy's fig
             r.peak_rss_scale_mib, r.peak_rss_mib, r.cpu_us_per_request, r.usage_rows, r.requests_sent
         ));
     }
+    md.push_str(&overload.md());
     md.push_str("\n## Targets\n\n| target | database | this run | |\n|---|---|---|---|\n");
     for r in reports {
         let db = &r.database;
@@ -358,6 +365,9 @@ the same two hops (client to gateway, gateway to upstream). The bare proxy's fig
         ] {
             md.push_str(&format!("| {target} | {db} | {figure} | {} |\n", met(ok)));
         }
+    }
+    for (target, figure, ok) in overload.targets() {
+        md.push_str(&format!("| {target} | SQLite | {figure} | {} |\n", met(ok)));
     }
     std::fs::write("docs/benchmarks.md", md).unwrap();
     eprintln!("wrote docs/benchmarks.md and docs/benchmarks.json");

@@ -282,6 +282,7 @@ pub async fn start_flo2(
     database_url: Option<&str>,
     keys: usize,
     routes: usize,
+    env: &[(&str, String)],
 ) -> Flo2 {
     let data = std::env::temp_dir().join(format!("flo2-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
@@ -292,7 +293,8 @@ pub async fn start_flo2(
         .env("FLO2_LISTEN", format!("127.0.0.1:{port}"))
         .env("FLO2_DATA_DIR", &data)
         .env("FLO2_ALLOW_PRIVATE_UPSTREAMS", "true")
-        .env("FLO2_LOG", "error");
+        .env("FLO2_LOG", "error")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     if let Some(url) = database_url {
         // A shared store needs an explicit master key; a fresh one per run.
         let key = Command::new(bin)

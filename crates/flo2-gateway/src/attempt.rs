@@ -28,7 +28,7 @@ use crate::resolve::Target;
 use crate::GatewayState;
 
 /// Statuses worth trying again or elsewhere: the upstream, not the request, is the problem.
-const RETRYABLE: &[u16] = &[408, 429, 500, 502, 503, 504, 529];
+pub(crate) const RETRYABLE: &[u16] = &[408, 429, 500, 502, 503, 504, 529];
 
 /// What every attempt of one request shares.
 pub struct Request<'a> {
@@ -251,7 +251,8 @@ pub async fn run(
                 &target.model,
                 plan.client_wants_stream_usage,
                 meter,
-            );
+            )
+            .with_idle_limit(state.settings.stream_idle_timeout);
             let first_token = crate::overhead::waiting(relay.prefetch());
             return match deadline.run(first_token).await {
                 Ok(Ok(prefix)) => Ok(Answer::Stream {
@@ -336,7 +337,7 @@ pub async fn run(
 }
 
 /// `retry-after` in seconds (HTTP dates are rare from LLM providers and are ignored).
-fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
     let secs: f64 = value.to_str().ok()?.trim().parse().ok()?;
     (0.0..86_400.0)
         .contains(&secs)

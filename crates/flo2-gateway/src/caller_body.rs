@@ -13,6 +13,7 @@ use axum::http::HeaderMap;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
+use crate::idle_body::BodyStalled;
 use crate::GatewayState;
 
 /// The whole request body. A body that arrived in one chunk is passed on without a copy.
@@ -38,6 +39,11 @@ impl FromRequest<GatewayState> for CallerBody {
                 ErrorKind::InvalidRequest,
                 "the request body broke off before its end",
             )),
+            Err(Capped::Stalled) => Err(GatewayError::with_status(
+                format,
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                "the request body stopped arriving before its end",
+            )),
         }
     }
 }
@@ -49,6 +55,8 @@ pub(crate) enum Capped {
     TooLarge,
     /// The connection broke before its end.
     Broken,
+    /// It stopped arriving for longer than the idle limit ([`crate::idle_body`]).
+    Stalled,
 }
 
 /// Reads a whole body of at most `limit` bytes, for the caller's request and the upstream's
@@ -73,6 +81,7 @@ where
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(Capped::TooLarge),
+        Err(e) if BodyStalled::is_cause_of(&*e) => Err(Capped::Stalled),
         Err(_) => Err(Capped::Broken),
     }
 }

@@ -17,6 +17,7 @@ use futures_util::{FutureExt as _, StreamExt};
 use serde::Deserialize as _;
 use serde_json::Value;
 
+use crate::admission::{Admitted, Permit};
 use crate::attempt::{Answer, Request};
 use crate::auth::Caller;
 use crate::caller_body::{read_capped, CallerBody, Capped};
@@ -48,17 +49,18 @@ const ANSWER_HEADERS: usize = 12;
 /// OpenAI Chat Completions.
 pub async fn chat_completions(
     state: State<GatewayState>,
-    caller: Caller,
+    Admitted(caller, permit): Admitted,
     id: Extension<RequestId>,
     CallerBody(body): CallerBody,
 ) -> Response {
-    handle_measured(&state.0, caller, ApiFormat::OpenAi, id.0, None, body).await
+    let handling = handle_measured(&state.0, caller, ApiFormat::OpenAi, id.0, None, body);
+    hold_permit(handling.await, permit)
 }
 
 /// Anthropic Messages.
 pub async fn messages(
     state: State<GatewayState>,
-    caller: Caller,
+    Admitted(caller, permit): Admitted,
     id: Extension<RequestId>,
     headers: HeaderMap,
     CallerBody(body): CallerBody,
@@ -68,7 +70,27 @@ pub async fn messages(
         .get("anthropic-beta")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    handle_measured(&state.0, caller, ApiFormat::Anthropic, id.0, beta, body).await
+    let handling = handle_measured(&state.0, caller, ApiFormat::Anthropic, id.0, beta, body);
+    hold_permit(handling.await, permit)
+}
+
+/// Keeps the request's admission [`Permit`] until its answer has been sent: a streamed answer
+/// carries it in its body, which is dropped when the stream ends or the caller hangs up. A
+/// complete answer is already in memory, and its permit is released now.
+fn hold_permit(response: Response, permit: Permit) -> Response {
+    let streamed = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes() == b"text/event-stream");
+    if !streamed {
+        return response;
+    }
+    response.map(|body| {
+        Body::from_stream(body.into_data_stream().map(move |chunk| {
+            let _held = &permit;
+            chunk
+        }))
+    })
 }
 
 /// [`handle`], recording flo2's own share of the request's time ([`crate::overhead`]). A
@@ -107,15 +129,6 @@ pub(crate) fn parse_body(format: ApiFormat, body: &[u8]) -> Result<Value, Gatewa
         ));
     }
     Ok(value)
-}
-
-pub(crate) async fn target_for(
-    state: &GatewayState,
-    caller: &Caller,
-    requested: &str,
-) -> Result<Target, GatewayError> {
-    let config = org_config(state, caller).await?;
-    resolve(&config, requested).map_err(|e| resolve_error(caller.format, &e))
 }
 
 pub(crate) fn translate_error(format: ApiFormat, e: TranslateError) -> GatewayError {
@@ -375,7 +388,7 @@ fn add_trace_headers(
     add_headers(resp, headers);
 }
 
-async fn org_config(
+pub(crate) async fn org_config(
     state: &GatewayState,
     caller: &Caller,
 ) -> Result<std::sync::Arc<crate::org_cache::OrgConfig>, GatewayError> {
@@ -389,7 +402,7 @@ async fn org_config(
     })
 }
 
-fn resolve_error(format: ApiFormat, e: &ResolveError) -> GatewayError {
+pub(crate) fn resolve_error(format: ApiFormat, e: &ResolveError) -> GatewayError {
     let kind = match e {
         ResolveError::Missing | ResolveError::BadModelId(_) => ErrorKind::InvalidRequest,
         ResolveError::NoKey(_) | ResolveError::Unknown(_) => ErrorKind::NotFound,
@@ -594,7 +607,7 @@ where
     match crate::overhead::waiting(read_capped(&parts.headers, body, limit)).await {
         Ok(bytes) => Ok(bytes),
         Err(Capped::TooLarge) => Err("the upstream answer is too large".to_owned()),
-        Err(Capped::Broken) => Err("the upstream connection broke".to_owned()),
+        Err(Capped::Broken | Capped::Stalled) => Err("the upstream connection broke".to_owned()),
     }
 }
 

@@ -10,21 +10,30 @@ use flo2_llm::estimate;
 use flo2_llm::providers::{self, WireFamily};
 use serde_json::{json, Value};
 
+use std::time::Instant;
+
+use crate::admission::Admitted;
+use crate::attempt::{parse_retry_after, RETRYABLE};
 use crate::auth::Caller;
 use crate::caller_body::CallerBody;
-use crate::chat::{parse_body, read_limited, send, target_for, timeout_error, upstream_error};
+use crate::chat::{
+    org_config, parse_body, read_limited, resolve_error, send, timeout_error, upstream_error,
+};
 use crate::deadline::Deadline;
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
+use crate::health::Outcome;
 use crate::meter::Meter;
 use crate::passthrough_body::{Forwarded, StreamOptions};
 use crate::plan::{Mode, Plan};
 use crate::request_id::RequestId;
+use crate::resolve::{resolve, Target};
+use crate::routing::Candidate;
 use crate::GatewayState;
 
 /// Embeddings, forwarded to OpenAI-style embedding endpoints.
 pub async fn embeddings(
     State(state): State<GatewayState>,
-    caller: Caller,
+    Admitted(caller, _permit): Admitted,
     Extension(id): Extension<RequestId>,
     CallerBody(body): CallerBody,
 ) -> Response {
@@ -54,7 +63,8 @@ async fn run(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let target = target_for(&state, &caller, &requested).await?;
+    let config = org_config(&state, &caller).await?;
+    let target = resolve(&config, &requested).map_err(|e| resolve_error(format, &e))?;
     let url = providers::embeddings_url(target.provider, &target.base_url).ok_or_else(|| {
         GatewayError::new(
             format,
@@ -105,63 +115,165 @@ async fn run(
         client_wants_stream_usage: false,
         extra_headers: Vec::new(),
     };
-    let mut meter = Meter::start(&state.usage, &caller, format, id.id, &requested, &target);
-    let limit = state.settings.upstream.request_timeout;
-    let timed_out = || timeout_error(format, &target, limit);
-    let mut deadline = Deadline::at(tokio::time::Instant::now() + limit);
-    let response = match deadline
-        .run(send(&state, &target, &url, &plan, format))
-        .await
-    {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            meter.finish(e.status().as_u16(), Some("upstream_unreachable"));
-            return Err(e);
-        }
-        Err(_) => {
-            meter.finish(504, Some("timeout"));
-            return Err(timed_out());
-        }
+    // The provider's keys as a pool, as for a directly addressed chat model: a key resting
+    // after a 429 or behind an open breaker is skipped, a 429 moves on to the next key at once,
+    // and every outcome teaches the replica's health view.
+    let candidate = Candidate::direct(&config, &target);
+    let call = Call {
+        state: &state,
+        caller: &caller,
+        id: id.id,
+        requested: &requested,
+        url: &url,
+        plan: &plan,
+        label: &candidate.label,
     };
-    if !response.status().is_success() {
-        let err = upstream_error(format, &target, response).await;
-        meter.finish(err.status().as_u16(), Some("upstream_error"));
-        return Err(err);
-    }
-    let bytes = match deadline.run(read_limited(response)).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(why)) => {
-            meter.finish(502, Some("upstream_body"));
+    let limit = state.settings.upstream.request_timeout;
+    // One deadline for the whole request, over every key tried and every read.
+    let mut deadline = Deadline::at(tokio::time::Instant::now() + limit);
+    let keys = candidate.pool.len().max(1);
+    let mut attempt = 0;
+    loop {
+        let credential = state
+            .health
+            .pick_credential(&candidate.pool)
+            .or_else(|| candidate.pool.get(attempt % keys));
+        let Some(credential) = credential else {
+            // `resolve` found a key, so the pool is not empty; this is not reached.
             return Err(GatewayError::new(
                 format,
-                ErrorKind::BadGateway,
-                format!("{}: {why}", target.provider),
+                ErrorKind::Unavailable,
+                format!("no {} key is available", target.provider),
             ));
+        };
+        attempt += 1;
+        let target = candidate.target(credential);
+        match call.attempt(&target, attempt, &mut deadline).await {
+            Err(Tried::RateLimited(err)) if attempt < keys => {
+                tracing::info!(attempt, "embedding key rate-limited; trying the next key");
+                drop(err);
+            }
+            Err(Tried::RateLimited(err) | Tried::Failed(err)) => return Err(err),
+            Ok(resp) => return Ok(resp),
         }
-        Err(_) => {
+    }
+}
+
+/// What one embedding attempt shares with the others of its request.
+struct Call<'a> {
+    state: &'a GatewayState,
+    caller: &'a Caller,
+    id: uuid::Uuid,
+    requested: &'a str,
+    url: &'a str,
+    plan: &'a Plan,
+    label: &'a str,
+}
+
+/// How an embedding attempt failed.
+enum Tried {
+    /// 429: the key now rests; another key of the pool may be tried.
+    RateLimited(GatewayError),
+    /// Anything else: the caller gets it.
+    Failed(GatewayError),
+}
+
+impl Call<'_> {
+    /// One attempt with `target`'s key, every read under `deadline`, metered and reported to
+    /// the health view.
+    async fn attempt(
+        &self,
+        target: &Target,
+        number: usize,
+        deadline: &mut Deadline,
+    ) -> Result<Response, Tried> {
+        let (state, format) = (self.state, self.caller.format);
+        let mut meter = Meter::start(
+            &state.usage,
+            self.caller,
+            format,
+            self.id,
+            self.requested,
+            target,
+        );
+        let role = if number == 1 { "primary" } else { "fallback" };
+        meter.attempt(u32::try_from(number).unwrap_or(u32::MAX), role);
+        let limit = state.settings.upstream.request_timeout;
+        let started = Instant::now();
+        let credential = target.credential.id;
+        let report = |outcome| state.health.record(self.label, credential, outcome);
+        let timed_out = |meter: &mut Meter| {
             meter.finish(504, Some("timeout"));
-            return Err(timed_out());
+            report(Outcome::Failure(started.elapsed()));
+            Tried::Failed(timeout_error(format, target, limit))
+        };
+        let response = match deadline
+            .run(send(state, target, self.url, self.plan, format))
+            .await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                meter.finish(e.status().as_u16(), Some("upstream_unreachable"));
+                report(Outcome::Failure(started.elapsed()));
+                return Err(Tried::Failed(e));
+            }
+            Err(_) => return Err(timed_out(&mut meter)),
+        };
+        if !response.status().is_success() {
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(parse_retry_after);
+            // The error body is read under the same deadline: an upstream that sends its error
+            // head and then stalls no longer holds the caller.
+            let Ok(err) = deadline.run(upstream_error(format, target, response)).await else {
+                return Err(timed_out(&mut meter));
+            };
+            let status = err.status().as_u16();
+            meter.finish(status, Some("upstream_error"));
+            if status == 429 {
+                report(Outcome::RateLimited(retry_after));
+                return Err(Tried::RateLimited(err));
+            }
+            if RETRYABLE.contains(&status) {
+                report(Outcome::Failure(started.elapsed()));
+            }
+            return Err(Tried::Failed(err));
         }
-    };
-    let prompt = serde_json::from_slice::<Value>(&bytes)
-        .ok()
-        .and_then(|v| {
-            v.get("usage")
-                .and_then(|u| u.get("prompt_tokens"))
-                .and_then(Value::as_u64)
-        })
-        .unwrap_or(0);
-    meter.usage(Usage {
-        input: prompt,
-        ..Usage::default()
-    });
-    meter.finish(200, None);
-    let mut resp = Response::new(Body::from(bytes));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(resp)
+        let bytes = match deadline.run(read_limited(response)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(why)) => {
+                meter.finish(502, Some("upstream_body"));
+                report(Outcome::Failure(started.elapsed()));
+                return Err(Tried::Failed(GatewayError::new(
+                    format,
+                    ErrorKind::BadGateway,
+                    format!("{}: {why}", target.provider),
+                )));
+            }
+            Err(_) => return Err(timed_out(&mut meter)),
+        };
+        report(Outcome::Success(started.elapsed()));
+        let prompt = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| {
+                v.get("usage")
+                    .and_then(|u| u.get("prompt_tokens"))
+                    .and_then(Value::as_u64)
+            })
+            .unwrap_or(0);
+        meter.usage(Usage {
+            input: prompt,
+            ..Usage::default()
+        });
+        meter.finish(200, None);
+        let mut resp = Response::new(Body::from(bytes));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Ok(resp)
+    }
 }
 
 /// A documented approximation ([`estimate`]): about four characters of text per token, plus a

@@ -4,6 +4,7 @@
 //! [`key_cache`] and [`org_cache`], kept current by [`change_watcher`]; last-used times leave
 //! through [`key_usage`] in batches.
 
+pub mod admission;
 pub mod attempt;
 pub mod auth;
 pub mod budget;
@@ -17,6 +18,7 @@ pub mod error;
 mod exact_json;
 pub mod fresh_cache;
 pub mod health;
+pub mod idle_body;
 pub mod key_cache;
 pub mod key_test;
 pub mod key_usage;
@@ -71,6 +73,11 @@ pub struct GatewaySettings {
     pub usage_spill: usage_sink::SpillSettings,
     /// Circuit breakers and the retry budget.
     pub health: health::HealthSettings,
+    /// Requests in flight, per process and per organization ([`admission`]).
+    pub admission: admission::AdmissionSettings,
+    /// How long a stream may go without an event after its first token before flo2 ends it
+    /// with an error event (metered 504).
+    pub stream_idle_timeout: Duration,
 }
 
 impl Default for GatewaySettings {
@@ -88,6 +95,8 @@ impl Default for GatewaySettings {
                 gather: usage_sink::GATHER,
             },
             health: health::HealthSettings::default(),
+            admission: admission::AdmissionSettings::default(),
+            stream_idle_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -122,6 +131,8 @@ pub struct Gateway {
     caches: Caches,
     /// What this replica knows of its upstreams' health and speed.
     pub health: Arc<health::Health>,
+    /// Requests in flight ([`admission`]).
+    pub admission: Arc<admission::Admission>,
     /// Settings.
     pub settings: Arc<GatewaySettings>,
     /// flo2's own time per chat request ([`overhead`]).
@@ -154,6 +165,7 @@ impl GatewayState {
             usage_writer: Arc::new(std::sync::Mutex::new(Some(writer))),
             caches,
             health: Arc::new(health::Health::new(settings.health.clone())),
+            admission: admission::Admission::new(settings.admission),
             settings: Arc::new(settings),
             overhead: overhead::Histogram::default(),
         })))
@@ -242,6 +254,12 @@ impl GatewayState {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
             );
         }
+        let _ = write!(
+            out,
+            "# HELP flo2_requests_in_flight Requests admitted and not yet finished (streams included).\n# TYPE flo2_requests_in_flight gauge\nflo2_requests_in_flight {}\n# HELP flo2_requests_refused_total Requests refused at once because the process or the organization had its bound in flight.\n# TYPE flo2_requests_refused_total counter\nflo2_requests_refused_total {}\n",
+            self.admission.inflight(),
+            self.admission.refused()
+        );
         self.overhead.render(
             &mut out,
             "flo2_gateway_overhead_seconds",

@@ -3,6 +3,7 @@
 //! Nothing is buffered beyond the event being handled.
 
 use std::pin::Pin;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use flo2_llm::common::StreamEvent;
@@ -11,6 +12,7 @@ use flo2_llm::stream::decode::StreamDecoder;
 use flo2_llm::stream::encode::{self, AnthropicEncoder, OpenAiEncoder};
 use flo2_llm::stream::sse::{self, SseDecoder, SseEvent};
 use futures_util::{Stream, StreamExt};
+use tokio::time::{Instant, Sleep};
 
 use crate::error::ApiFormat;
 use crate::meter::Meter;
@@ -45,6 +47,28 @@ pub struct Relay {
     complete: bool,
     finished: bool,
     failure: Option<String>,
+    idle: Idle,
+}
+
+/// The stream's idle limit after its first token: a stream that sends nothing for longer is
+/// ended with an error event and metered 504, so a stalled upstream does not hold the caller,
+/// the upstream connection and the meter forever.
+///
+/// One timer per stream, not one per event: each event only notes the time, and when the timer
+/// fires early (events kept coming) it is moved to the last event plus the limit.
+struct Idle {
+    limit: Duration,
+    last: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+/// The idle limit of a relay not given one ([`Relay::with_idle_limit`]).
+const DEFAULT_IDLE_LIMIT: Duration = Duration::from_secs(120);
+
+/// What the upstream gave next.
+enum Next {
+    Chunk(Option<Result<Bytes, hyper::Error>>),
+    Stalled,
 }
 
 impl Relay {
@@ -82,6 +106,46 @@ impl Relay {
             complete: false,
             finished: false,
             failure: None,
+            idle: Idle {
+                limit: DEFAULT_IDLE_LIMIT,
+                last: Instant::now(),
+                timer: None,
+            },
+        }
+    }
+
+    /// Ends the stream once the upstream sends nothing for `limit` after the first token.
+    pub fn with_idle_limit(mut self, limit: Duration) -> Self {
+        self.idle.limit = limit;
+        self
+    }
+
+    /// The upstream's next chunk; after the first token, [`Next::Stalled`] once nothing has
+    /// come for the idle limit.
+    async fn next_chunk(&mut self) -> Next {
+        if !self.meter.has_first_token() {
+            return Next::Chunk(self.upstream.next().await);
+        }
+        let idle = &mut self.idle;
+        let timer = idle.timer.get_or_insert_with(|| {
+            idle.last = Instant::now();
+            Box::pin(tokio::time::sleep_until(idle.last + idle.limit))
+        });
+        loop {
+            tokio::select! {
+                biased;
+                chunk = self.upstream.next() => {
+                    idle.last = Instant::now();
+                    return Next::Chunk(chunk);
+                }
+                () = timer.as_mut() => {
+                    let due = idle.last + idle.limit;
+                    if Instant::now() >= due {
+                        return Next::Stalled;
+                    }
+                    timer.as_mut().reset(due);
+                }
+            }
         }
     }
 
@@ -131,7 +195,20 @@ impl Relay {
             if self.finished {
                 return None;
             }
-            match self.upstream.next().await {
+            let chunk = match self.next_chunk().await {
+                Next::Chunk(chunk) => chunk,
+                Next::Stalled => {
+                    let secs = self.idle.limit.as_secs_f64();
+                    tracing::warn!(
+                        idle_secs = secs,
+                        "upstream stream stalled after its first token"
+                    );
+                    let message = format!("the upstream sent nothing for {secs} s mid-stream");
+                    self.fail_as(&message, Failed::Stalled, &mut out);
+                    continue;
+                }
+            };
+            match chunk {
                 Some(Ok(bytes)) => {
                     if self.sse.feed(&bytes, &mut self.events).is_err() {
                         self.fail("upstream sent an oversized stream event", &mut out);
@@ -250,24 +327,58 @@ impl Relay {
     }
 
     fn fail(&mut self, message: &str, out: &mut String) {
+        self.fail_as(message, Failed::Broken, out);
+    }
+
+    /// Ends the stream with an error event in the caller's format and meters it: 502
+    /// `stream_interrupted` for a broken stream, 504 `stream_idle_timeout` for a stalled one.
+    fn fail_as(&mut self, message: &str, how: Failed, out: &mut String) {
         if self.finished {
             return;
         }
         self.finished = true;
         self.failure = Some(message.to_owned());
+        let stalled = how == Failed::Stalled;
+        let openai = |enc: &mut OpenAiEncoder, out: &mut String| {
+            if stalled {
+                enc.timeout(message, out);
+            } else {
+                enc.error(message, out);
+            }
+        };
         match &mut self.output {
             Output::Passthrough {
                 inbound: ApiFormat::OpenAi,
                 ..
-            } => OpenAiEncoder::new("", 0, false).error(message, out),
+            } => openai(&mut OpenAiEncoder::new("", 0, false), out),
+            Output::OpenAi(enc) => openai(enc, out),
             Output::Passthrough {
                 inbound: ApiFormat::Anthropic,
                 ..
-            } => AnthropicEncoder::new("").error(message, out),
-            Output::OpenAi(enc) => enc.error(message, out),
-            Output::Anthropic(enc) => enc.error(message, out),
+            } => anthropic_error(&mut AnthropicEncoder::new(""), stalled, message, out),
+            Output::Anthropic(enc) => anthropic_error(enc, stalled, message, out),
         }
         self.meter.usage(self.decoder.usage());
-        self.meter.finish(502, Some("stream_interrupted"));
+        match how {
+            Failed::Broken => self.meter.finish(502, Some("stream_interrupted")),
+            Failed::Stalled => self.meter.finish(504, Some("stream_idle_timeout")),
+        }
+    }
+}
+
+/// How a stream failed after it had started.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Failed {
+    /// The upstream broke, ended early or sent an error.
+    Broken,
+    /// The upstream sent nothing for the idle limit.
+    Stalled,
+}
+
+fn anthropic_error(enc: &mut AnthropicEncoder, stalled: bool, message: &str, out: &mut String) {
+    if stalled {
+        enc.timeout(message, out);
+    } else {
+        enc.error(message, out);
     }
 }

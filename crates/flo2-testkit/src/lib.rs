@@ -25,6 +25,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::Router;
+use futures_util::StreamExt as _;
 pub use scenario::{from_prompt, Scenario};
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -233,11 +234,11 @@ async fn handle(
     in_flight.finish();
     if let Some((status, message)) = &scenario.error {
         let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut resp = json_response(
-            status,
-            &wire::error(family, status.as_u16(), message),
-            scenario.retry_after,
-        );
+        let body = wire::error(family, status.as_u16(), message);
+        if scenario.stall_after.is_some() {
+            return stalled_response(state, status, &body, scenario.retry_after);
+        }
+        let mut resp = json_response(status, &body, scenario.retry_after);
         if let Some(location) = scenario.location.as_deref().and_then(|l| l.parse().ok()) {
             resp.headers_mut().insert("location", location);
         }
@@ -273,6 +274,10 @@ async fn handle(
             .body(Body::from_stream(futures_util::stream::iter(chunks)))
             .unwrap();
     }
+    if !streaming && scenario.stall_after.is_some() {
+        let body = wire::answer(family, &scenario, &model, &json);
+        return stalled_response(state, StatusCode::OK, &body, None);
+    }
     if !streaming {
         return json_response(
             StatusCode::OK,
@@ -286,7 +291,50 @@ async fn handle(
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let frames = wire::stream(family, &scenario, &model, include_usage);
+    if let Some(events) = scenario.stall_after {
+        let sent: Vec<Result<Bytes, std::io::Error>> = frames
+            .into_iter()
+            .take(events)
+            .map(|f| Ok(Bytes::from(f)))
+            .collect();
+        let stream = futures_util::stream::iter(sent).chain(stall(state));
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(stream))
+            .unwrap();
+    }
     stream_response(state, frames, scenario.chunk_delay, scenario.drop_after)
+}
+
+/// A body's stalled rest: never a frame, and a hang-up counted when the caller gives up.
+fn stall(
+    state: Arc<Shared>,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    let guard = HangUpGuard { state, done: false };
+    futures_util::stream::poll_fn(move |_| {
+        let _held = &guard;
+        std::task::Poll::Pending
+    })
+}
+
+/// `status` with the head of `body` (its first half), then nothing: the connection stays open
+/// until the caller gives up.
+fn stalled_response(
+    state: Arc<Shared>,
+    status: StatusCode,
+    body: &Value,
+    retry_after: Option<u64>,
+) -> Response {
+    let text = body.to_string();
+    let half: Result<Bytes, std::io::Error> = Ok(Bytes::from(text[..text.len() / 2].to_owned()));
+    let stream = futures_util::stream::once(async move { half }).chain(stall(state));
+    let mut builder = Response::builder()
+        .status(status)
+        .header("content-type", "application/json");
+    if let Some(secs) = retry_after {
+        builder = builder.header("retry-after", secs.to_string());
+    }
+    builder.body(Body::from_stream(stream)).unwrap()
 }
 
 /// Keeps a received request for [`FakeUpstream::requests`].

@@ -18,6 +18,7 @@ pub struct Scenario {
     pub(crate) first_byte_delay: Duration,
     pub(crate) chunk_delay: Duration,
     pub(crate) drop_after: Option<usize>,
+    pub(crate) stall_after: Option<usize>,
     pub(crate) finish: Option<String>,
     pub(crate) location: Option<String>,
 }
@@ -36,6 +37,7 @@ impl Scenario {
             first_byte_delay: Duration::ZERO,
             chunk_delay: Duration::ZERO,
             drop_after: None,
+            stall_after: None,
             finish: None,
             location: None,
         }
@@ -127,6 +129,14 @@ impl Scenario {
         self
     }
 
+    /// Stops sending after `events` stream events and holds the connection open, sending nothing
+    /// more, until the caller hangs up (a stalled upstream). A non-streamed answer, an error
+    /// answer included, sends its head and half its body, then stalls.
+    pub fn stall_after(mut self, events: usize) -> Self {
+        self.stall_after = Some(events);
+        self
+    }
+
     /// Overrides the finish reason (`stop`, `length`, `tool_calls`), mapped per format.
     pub fn finish_reason(mut self, reason: &str) -> Self {
         self.finish = Some(reason.to_owned());
@@ -179,23 +189,26 @@ impl Scenario {
 
 /// A scenario chosen by the request's own text, for callers that cannot script the server
 /// (the SDK suites): `[[tool:NAME]]` calls NAME with `{"city":"Paris"}`, `[[error:STATUS]]`
-/// answers that error, `[[slow]]` streams with 50 ms between events; anything else answers
-/// "Hello from fake".
+/// answers that error, `[[slow]]` streams with 50 ms between events, `[[delay:MS]]` answers
+/// "Hello from fake" after MS milliseconds (a slow upstream, for the benchmark's overload row);
+/// anything else answers "Hello from fake".
 pub fn from_prompt(prompt: &str) -> Scenario {
     if let Some(rest) = prompt.split("[[tool:").nth(1) {
         let name = rest.split("]]").next().unwrap_or("tool");
         return Scenario::tool_call(name, serde_json::json!({"city": "Paris"}));
     }
-    if let Some(rest) = prompt.split("[[error:").nth(1) {
-        let status = rest
-            .split("]]")
-            .next()
-            .and_then(|s| s.parse().ok())
+    if let Some(status) = marker_number(prompt, "[[error:") {
+        let status = u16::try_from(status)
+            .ok()
+            .filter(|s| *s >= 100)
             .unwrap_or(500);
         let s = Scenario::error(status, &format!("scripted error {status}"));
         return if status == 429 { s.retry_after(3) } else { s };
     }
     let base = Scenario::text("Hello from fake");
+    if let Some(ms) = marker_number(prompt, "[[delay:") {
+        return base.first_byte_delay(Duration::from_millis(ms));
+    }
     if prompt.contains("[[slow]]") {
         return Scenario::text(
             &(0..100)
@@ -206,4 +219,16 @@ pub fn from_prompt(prompt: &str) -> Scenario {
         .chunk_delay(Duration::from_millis(50));
     }
     base
+}
+
+/// The number in the prompt's `MARKERnumber]]`, if the marker is there (a malformed number
+/// reads as 0: `[[error:x]]` is still an error, of status 500).
+fn marker_number(prompt: &str, marker: &str) -> Option<u64> {
+    let rest = prompt.split(marker).nth(1)?;
+    Some(
+        rest.split("]]")
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+    )
 }

@@ -167,6 +167,12 @@ impl OpenAiEncoder {
         let body = json!({"error": {"message": message, "type": "server_error", "param": null, "code": "upstream_error"}});
         encode(out, None, &body.to_string());
     }
+
+    /// Ends the stream with an error event saying the upstream stopped sending in time.
+    pub fn timeout(&mut self, message: &str, out: &mut String) {
+        let body = json!({"error": {"message": message, "type": "server_error", "param": null, "code": "timeout"}});
+        encode(out, None, &body.to_string());
+    }
 }
 
 /// Encodes a stream for an Anthropic Messages caller.
@@ -309,6 +315,13 @@ impl AnthropicEncoder {
     /// Appends an error event ending a failed stream.
     pub fn error(&mut self, message: &str, out: &mut String) {
         let body = json!({"type": "error", "error": {"type": "api_error", "message": message}});
+        encode(out, Some("error"), &body.to_string());
+    }
+
+    /// Ends the stream with Anthropic's `timeout_error` event: the upstream stopped sending in
+    /// time.
+    pub fn timeout(&mut self, message: &str, out: &mut String) {
+        let body = json!({"type": "error", "error": {"type": "timeout_error", "message": message}});
         encode(out, Some("error"), &body.to_string());
     }
 }
