@@ -5,6 +5,7 @@ use flo2_core::{CredentialId, OrgId, ProviderKind};
 
 use crate::changes::{write_with_change, Change};
 use crate::pool::on_pool;
+use crate::row_by_row::{decode_rows, Loaded};
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
 
@@ -128,6 +129,16 @@ impl Store {
         .fetch_all(p)
         .await)?;
         rows.into_iter().map(Credential::try_from).collect()
+    }
+
+    /// `org`'s credentials like [`Store::credentials`], read row by row: a row that cannot be
+    /// read back is left out and reported in [`Loaded::skipped`].
+    pub async fn credentials_loaded(&self, org: OrgId) -> Result<Loaded<Credential>, StoreError> {
+        let sql = format!("{COLUMNS} WHERE org_id = $1 ORDER BY name");
+        Ok(on_pool!(&self.pool, p => {
+            let rows = sqlx::query(&sql).bind(DbUuid::from(org)).fetch_all(p).await?;
+            decode_rows::<_, CredentialRow, Credential>(&rows, "provider_credentials")
+        }))
     }
 
     /// One credential of `org`.

@@ -33,6 +33,23 @@ impl DbTime {
     }
 }
 
+/// The earliest time both databases store and read back: 0001-01-01T00:00:00Z. SQLite keeps
+/// times as fixed-width RFC 3339 text, which has four year digits and no sign.
+pub fn earliest_storable_time() -> DateTime<Utc> {
+    DateTime::from_timestamp(-62_135_596_800, 0).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// The latest time both databases store and read back: 9999-12-31T23:59:59.999999Z (year 10000
+/// would need a fifth year digit, which RFC 3339 text cannot hold).
+pub fn latest_storable_time() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_402_300_799, 999_999_000).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Whether `t` lies within what both databases store and read back.
+pub fn is_storable_time(t: DateTime<Utc>) -> bool {
+    (earliest_storable_time()..=latest_storable_time()).contains(&t)
+}
+
 impl DbUuid {
     /// The SQLite column text.
     pub(crate) fn sqlite_text(&self) -> String {
@@ -152,6 +169,23 @@ impl<'r> Decode<'r, Postgres> for DbTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storable_times_are_four_digit_years() {
+        assert_eq!(
+            DbTime(earliest_storable_time()).sqlite_text(),
+            "0001-01-01T00:00:00.000000Z"
+        );
+        assert_eq!(
+            DbTime(latest_storable_time()).sqlite_text(),
+            "9999-12-31T23:59:59.999999Z"
+        );
+        let after = latest_storable_time() + chrono::Duration::microseconds(1);
+        assert!(!is_storable_time(after));
+        assert!(!is_storable_time(
+            earliest_storable_time() - chrono::Duration::microseconds(1)
+        ));
+    }
 
     #[test]
     fn sqlite_time_text_sorts_like_time() {
