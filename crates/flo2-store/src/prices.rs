@@ -122,17 +122,14 @@ impl Store {
         Ok(p.clone())
     }
 
-    /// `org`'s overrides, by provider, model and start.
+    /// `org`'s overrides, by provider, model and start. A row that cannot be read back is left
+    /// out with an error in the log (see [`Store::prices_loaded`]).
     pub async fn prices(&self, org: OrgId) -> Result<Vec<PriceOverride>, StoreError> {
-        let rows: Vec<PriceRow> = on_pool!(&self.pool, p => sqlx::query_as(SELECT_PRICES)
-            .bind(DbUuid::from(org))
-            .fetch_all(p)
-            .await)?;
-        rows.into_iter().map(PriceOverride::try_from).collect()
+        Ok(self.prices_loaded(org).await?.logged(org))
     }
 
-    /// `org`'s overrides like [`Store::prices`], read row by row: a row that cannot be read back
-    /// is left out and reported in [`Loaded::skipped`] instead of failing the whole list.
+    /// `org`'s overrides, read row by row: a row that cannot be read back is left out and
+    /// reported in [`Loaded::skipped`] instead of failing the whole list.
     pub async fn prices_loaded(&self, org: OrgId) -> Result<Loaded<PriceOverride>, StoreError> {
         Ok(on_pool!(&self.pool, p => {
             let rows = sqlx::query(SELECT_PRICES)

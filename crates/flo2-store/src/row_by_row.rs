@@ -2,6 +2,7 @@
 //! read back (a value written by hand, or by an older version that validated less) is left out
 //! and reported instead of failing every read of the organization.
 
+use flo2_core::OrgId;
 use sqlx::{ColumnIndex, Decode, FromRow, Row, Type};
 
 use crate::types::DbUuid;
@@ -25,6 +26,17 @@ pub struct Loaded<T> {
     pub entries: Vec<T>,
     /// The entries that could not.
     pub skipped: Vec<SkippedEntry>,
+}
+
+impl<T> Loaded<T> {
+    /// The entries, after logging each skipped one as an error (for readers that only list).
+    pub fn logged(self, org: OrgId) -> Vec<T> {
+        for s in &self.skipped {
+            tracing::error!(%org, table = s.table, id = ?s.id, reason = %s.reason,
+                "a stored entry cannot be read back; leaving it out");
+        }
+        self.entries
+    }
 }
 
 /// Decodes each row into `Raw`, then into `T`; a row failing either step is skipped.

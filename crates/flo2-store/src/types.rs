@@ -7,7 +7,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
-use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
+use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueFormat, PgValueRef};
 use sqlx::sqlite::{SqliteArgumentValue, SqliteTypeInfo, SqliteValueRef};
 use sqlx::{Decode, Encode, Postgres, Sqlite, Type};
 use uuid::Uuid;
@@ -160,8 +160,22 @@ impl Encode<'_, Postgres> for DbTime {
     }
 }
 
+/// PostgreSQL's epoch (2000-01-01T00:00:00Z) in microseconds since the Unix epoch.
+const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
 impl<'r> Decode<'r, Postgres> for DbTime {
     fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+        if value.format() == PgValueFormat::Binary {
+            // Microseconds since PostgreSQL's epoch. Decoded here, not by sqlx: its chrono
+            // decoding panics on `infinity` (i64::MAX) and on anything past chrono's range, and
+            // one such row must be an error, not a crashed request.
+            let micros = <i64 as Decode<'r, Postgres>>::decode(value)?;
+            return POSTGRES_EPOCH_MICROS
+                .checked_add(micros)
+                .and_then(DateTime::from_timestamp_micros)
+                .map(DbTime)
+                .ok_or_else(|| "timestamp outside the range flo2 reads".into());
+        }
         <DateTime<Utc> as Decode<'r, Postgres>>::decode(value).map(DbTime)
     }
 }

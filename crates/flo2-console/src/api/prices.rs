@@ -205,14 +205,11 @@ pub async fn list(
             }
         })
         .collect();
-    let loaded = state.store.prices_loaded(org).await?;
-    for skipped in &loaded.skipped {
-        tracing::error!(%org, table = skipped.table, id = ?skipped.id, reason = %skipped.reason,
-            "a stored price cannot be read back; leaving it out of the list");
-    }
     out.extend(
-        loaded
-            .entries
+        state
+            .store
+            .prices(org)
+            .await?
             .into_iter()
             .filter(|o| keep(o.provider, &o.model))
             .map(PriceView::from),
@@ -299,9 +296,8 @@ pub async fn delete(
     // What it was, for the log; a row that cannot be read back can still be deleted by its id.
     let details = state
         .store
-        .prices_loaded(org)
+        .prices(org)
         .await?
-        .entries
         .into_iter()
         .find(|p| p.id == id)
         .map(|p| serde_json::json!({"provider": p.provider, "model": p.model, "effective_from": p.effective_from}))
