@@ -47,6 +47,8 @@ async fn openapi_documents_the_stable_core() {
         ("/api/v1/api-keys/{id}", "delete"),
         ("/api/v1/prices", "get"),
         ("/api/v1/prices", "post"),
+        ("/api/v1/prices/{id}", "delete"),
+        ("/api/v1/audit-log", "get"),
         ("/api/v1/usage", "get"),
         ("/api/v1/usage/export.csv", "get"),
         ("/api/v1/usage/summary.csv", "get"),
@@ -83,6 +85,24 @@ async fn openapi_documents_the_stable_core() {
             );
         }
     }
+    // The audit log's filters and paging are documented, and so is the answer's shape.
+    let params: Vec<&str> = paths["/api/v1/audit-log"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for name in ["from", "to", "actor", "action", "limit", "cursor"] {
+        assert!(
+            params.contains(&name),
+            "audit-log parameter {name}: {params:?}"
+        );
+    }
+    let page = &doc["components"]["schemas"]["AuditPage"]["properties"];
+    assert!(
+        page.get("entries").is_some() && page.get("next_cursor").is_some(),
+        "{page}"
+    );
     let schemes = &doc["components"]["securitySchemes"]["bearer"];
     assert_eq!(schemes["scheme"], "bearer");
 }

@@ -94,6 +94,8 @@ pub struct Principal {
     /// The user.
     pub user: UserId,
     org: Option<(OrgId, Role)>,
+    /// The address the request came from (see [`crate::audit::client_address`]).
+    pub client_address: Option<std::net::IpAddr>,
 }
 
 impl Principal {
@@ -136,7 +138,9 @@ impl FromRequestParts<ConsoleState> for Principal {
         state: &ConsoleState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or_else(ApiError::unauthenticated)?;
-        Principal::from_token(state, token).await
+        let mut principal = Principal::from_token(state, token).await?;
+        principal.client_address = crate::audit::client_address(parts);
+        Ok(principal)
     }
 }
 
@@ -172,6 +176,7 @@ impl Principal {
             session: sid,
             user,
             org,
+            client_address: None,
         })
     }
 }

@@ -40,6 +40,12 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_field", message)
     }
 
+    /// 422 for a well-formed value that flo2 cannot store and read back (a time outside years
+    /// 1 to 9999, a number past its column's limit); the message names the field.
+    pub fn unstorable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+    }
+
     /// 404 for anything unknown or belonging to another organization (never 403, so ids of
     /// other tenants cannot be probed).
     pub fn not_found(what: &str) -> Self {

@@ -2,6 +2,7 @@
 //! console pages. Every operation is scoped to the caller's current organization.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod csv;
 pub mod error;

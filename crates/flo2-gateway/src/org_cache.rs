@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use flo2_core::{CredentialId, ModelPrice, OrgId, ProviderKind, RoutePolicy, Secret};
-use flo2_store::{PriceOverride, Store, StoreError};
+use flo2_store::{NewAuditEntry, PriceOverride, SkippedEntry, Store, StoreError};
 use flo2_vault::MasterKeyring;
 use moka::sync::Cache;
 
@@ -122,6 +122,9 @@ pub struct OrgCache {
     /// the database is down the waiters fail at once with it instead of each waiting out the
     /// database in turn.
     loading: Cache<OrgId, Arc<tokio::sync::Mutex<Option<LoadFailure>>>>,
+    /// Entries already reported as skipped, so every reload (each change notice) does not add
+    /// another audit entry for the same bad row.
+    reported: Cache<(OrgId, &'static str, Option<String>), ()>,
 }
 
 impl OrgCache {
@@ -133,6 +136,10 @@ impl OrgCache {
             configs: FreshCache::new(Cache::new(capacity)),
             loading: Cache::builder()
                 .time_to_idle(std::time::Duration::from_secs(60))
+                .build(),
+            reported: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_secs(3600))
                 .build(),
         }
     }
@@ -178,16 +185,53 @@ impl OrgCache {
         }
     }
 
+    /// Logs an entry of `org`'s configuration that cannot be loaded and records it in the
+    /// organization's audit log (`config.entry_skipped`), once per entry and hour.
+    async fn skipped(&self, org: OrgId, entry: SkippedEntry) {
+        tracing::error!(%org, table = entry.table, id = ?entry.id, reason = %entry.reason,
+            "a stored configuration entry cannot be loaded; serving the organization without it");
+        let key = (org, entry.table, entry.id.clone());
+        if self.reported.contains_key(&key) {
+            return;
+        }
+        self.reported.insert(key, ());
+        let target_type = match entry.table {
+            "prices" => "price",
+            "routes" => "route",
+            _ => "provider_key",
+        };
+        let audit = NewAuditEntry {
+            actor: None,
+            action: "config.entry_skipped".to_owned(),
+            target_type: target_type.to_owned(),
+            target_id: entry.id,
+            client_address: None,
+            details: serde_json::json!({"table": entry.table, "reason": entry.reason}),
+        };
+        if let Err(err) = self.store.record_audit(org, &audit).await {
+            tracing::error!(%org, error = %err, "cannot record the skipped entry in the audit log");
+        }
+    }
+
     async fn load(&self, org: OrgId) -> Result<OrgConfig, StoreError> {
-        let prices = self.store.prices(org).await?;
-        let routes = self
-            .store
-            .routes(org)
-            .await?
+        let prices = self.store.prices_loaded(org).await?;
+        let routes = self.store.routes_loaded(org).await?;
+        let stored = self.store.credentials_loaded(org).await?;
+        for entry in prices
+            .skipped
+            .into_iter()
+            .chain(routes.skipped)
+            .chain(stored.skipped)
+        {
+            self.skipped(org, entry).await;
+        }
+        let prices = prices.entries;
+        let routes = routes
+            .entries
             .into_iter()
             .map(|r| (r.name, Arc::new(r.policy)))
             .collect();
-        let stored = self.store.credentials(org).await?;
+        let stored = stored.entries;
         if stored.is_empty() {
             return Ok(OrgConfig {
                 credentials: Vec::new(),
@@ -212,10 +256,10 @@ impl OrgCache {
                 });
             }
         };
-        let credentials = stored
-            .into_iter()
-            .filter_map(|c| match dek.open_credential(org, c.id, &c.ciphertext) {
-                Ok(secret) => Some(Arc::new(CredentialEntry {
+        let mut credentials = Vec::with_capacity(stored.len());
+        for c in stored {
+            match dek.open_credential(org, c.id, &c.ciphertext) {
+                Ok(secret) => credentials.push(Arc::new(CredentialEntry {
                     id: c.id,
                     provider: c.provider,
                     name: c.name,
@@ -223,11 +267,15 @@ impl OrgCache {
                     secret,
                 })),
                 Err(err) => {
-                    tracing::error!(%org, credential = %c.id, error = %err, "cannot decrypt provider key; skipping it");
-                    None
+                    let entry = SkippedEntry {
+                        table: "provider_credentials",
+                        id: Some(c.id.to_string()),
+                        reason: format!("cannot decrypt the provider key: {err}"),
+                    };
+                    self.skipped(org, entry).await;
                 }
-            })
-            .collect();
+            }
+        }
         Ok(OrgConfig {
             credentials,
             prices,

@@ -5,6 +5,7 @@ use flo2_core::{CredentialId, OrgId, ProviderKind};
 
 use crate::changes::{write_with_change, Change};
 use crate::pool::on_pool;
+use crate::row_by_row::{decode_rows, Loaded};
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
 
@@ -119,15 +120,20 @@ impl Store {
         self.credential(org, new.id).await
     }
 
-    /// `org`'s credentials by name.
+    /// `org`'s credentials by name. A row that cannot be read back is left out with an error in
+    /// the log (see [`Store::credentials_loaded`]).
     pub async fn credentials(&self, org: OrgId) -> Result<Vec<Credential>, StoreError> {
-        let rows: Vec<CredentialRow> = on_pool!(&self.pool, p => sqlx::query_as(
-            &format!("{COLUMNS} WHERE org_id = $1 ORDER BY name")
-        )
-        .bind(DbUuid::from(org))
-        .fetch_all(p)
-        .await)?;
-        rows.into_iter().map(Credential::try_from).collect()
+        Ok(self.credentials_loaded(org).await?.logged(org))
+    }
+
+    /// `org`'s credentials by name, read row by row: a row that cannot be read back is left out
+    /// and reported in [`Loaded::skipped`].
+    pub async fn credentials_loaded(&self, org: OrgId) -> Result<Loaded<Credential>, StoreError> {
+        let sql = format!("{COLUMNS} WHERE org_id = $1 ORDER BY name");
+        Ok(on_pool!(&self.pool, p => {
+            let rows = sqlx::query(&sql).bind(DbUuid::from(org)).fetch_all(p).await?;
+            decode_rows::<_, CredentialRow, Credential>(&rows, "provider_credentials")
+        }))
     }
 
     /// One credential of `org`.

@@ -25,6 +25,8 @@ pub struct GatewayKey {
     pub key_hash: Vec<u8>,
     /// Non-secret reminder, such as `flo2_Ab3d…x9Zq`.
     pub hint: String,
+    /// Who created it (`None` when unknown or that user is gone).
+    pub created_by: Option<UserId>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last authenticated a request (written in batches, so it can lag a little).
@@ -56,6 +58,7 @@ struct KeyRow {
     name: String,
     key_hash: Vec<u8>,
     hint: String,
+    created_by: Option<DbUuid>,
     created_at: DbTime,
     last_used_at: Option<DbTime>,
     revoked_at: Option<DbTime>,
@@ -70,6 +73,7 @@ impl From<KeyRow> for GatewayKey {
             name: r.name,
             key_hash: r.key_hash,
             hint: r.hint,
+            created_by: r.created_by.map(UserId::from),
             created_at: r.created_at.0,
             last_used_at: r.last_used_at.map(|t| t.0),
             revoked_at: r.revoked_at.map(|t| t.0),
@@ -77,7 +81,7 @@ impl From<KeyRow> for GatewayKey {
     }
 }
 
-const COLUMNS: &str = "SELECT id, org_id, team_id, name, key_hash, hint, created_at, last_used_at, revoked_at FROM gateway_keys";
+const COLUMNS: &str = "SELECT id, org_id, team_id, name, key_hash, hint, created_by, created_at, last_used_at, revoked_at FROM gateway_keys";
 
 impl Store {
     /// Stores a new key. `InvalidReference` when the team is not in `org`; `Conflict` when an

@@ -6,6 +6,7 @@
 
 #![allow(clippy::missing_errors_doc)]
 
+mod audit;
 pub mod changes;
 mod credentials;
 mod error;
@@ -16,12 +17,14 @@ mod pool;
 mod prices;
 mod reports;
 mod routes;
+mod row_by_row;
 mod sessions;
 mod teams;
 pub mod types;
 mod usage;
 mod users;
 
+pub use audit::{AuditEntry, AuditFilter, NewAuditEntry};
 pub use changes::{Change, ChangeKind};
 pub use credentials::{Credential, CredentialUpdate, NewCredential};
 pub use error::StoreError;
@@ -32,6 +35,7 @@ pub use pool::{Dialect, PoolOptions, SQLITE_MAX_CONNECTIONS};
 pub use prices::PriceOverride;
 pub use reports::{ExportRow, GroupBy, UsageFilter, UsageGroup, UsageTotals};
 pub use routes::Route;
+pub use row_by_row::{Loaded, SkippedEntry};
 pub use sessions::Session;
 pub use teams::Team;
 pub use usage::UsageRecord;

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::changes::{write_with_change, Change};
 use crate::pool::on_pool;
+use crate::row_by_row::{decode_rows, Loaded};
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
 
@@ -80,6 +81,11 @@ impl TryFrom<PriceRow> for PriceOverride {
     }
 }
 
+const SELECT_PRICES: &str = "SELECT id, provider, model, input_micros_per_mtok, output_micros_per_mtok, \
+     cached_input_micros_per_mtok, cache_write_micros_per_mtok, reasoning_micros_per_mtok, context_window, \
+     supports_tools, supports_vision, supports_json, effective_from, created_at \
+     FROM prices WHERE org_id = $1 ORDER BY provider, model, effective_from";
+
 impl Store {
     /// Stores an override; `Conflict` when one for the same model starts at the same instant.
     pub async fn create_price(
@@ -116,16 +122,39 @@ impl Store {
         Ok(p.clone())
     }
 
-    /// `org`'s overrides, by provider, model and start.
+    /// `org`'s overrides, by provider, model and start. A row that cannot be read back is left
+    /// out with an error in the log (see [`Store::prices_loaded`]).
     pub async fn prices(&self, org: OrgId) -> Result<Vec<PriceOverride>, StoreError> {
-        let rows: Vec<PriceRow> = on_pool!(&self.pool, p => sqlx::query_as(
-            "SELECT id, provider, model, input_micros_per_mtok, output_micros_per_mtok, cached_input_micros_per_mtok, \
-             cache_write_micros_per_mtok, reasoning_micros_per_mtok, context_window, supports_tools, supports_vision, \
-             supports_json, effective_from, created_at FROM prices WHERE org_id = $1 ORDER BY provider, model, effective_from"
-        )
-        .bind(DbUuid::from(org))
-        .fetch_all(p)
-        .await)?;
-        rows.into_iter().map(PriceOverride::try_from).collect()
+        Ok(self.prices_loaded(org).await?.logged(org))
+    }
+
+    /// `org`'s overrides, read row by row: a row that cannot be read back is left out and
+    /// reported in [`Loaded::skipped`] instead of failing the whole list.
+    pub async fn prices_loaded(&self, org: OrgId) -> Result<Loaded<PriceOverride>, StoreError> {
+        Ok(on_pool!(&self.pool, p => {
+            let rows = sqlx::query(SELECT_PRICES)
+                .bind(DbUuid::from(org))
+                .fetch_all(p)
+                .await?;
+            decode_rows::<_, PriceRow, PriceOverride>(&rows, "prices")
+        }))
+    }
+
+    /// Deletes one of `org`'s overrides; `NotFound` for an unknown id or another tenant's. The
+    /// data plane stops using it with the change notice written in the same transaction.
+    pub async fn delete_price(&self, org: OrgId, id: Uuid) -> Result<(), StoreError> {
+        let change = Change::org_config(org);
+        let done: u64 = write_with_change!(self, &change, tx => {
+            sqlx::query("DELETE FROM prices WHERE org_id = $1 AND id = $2")
+                .bind(DbUuid::from(org))
+                .bind(DbUuid(id))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 }

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::changes::{write_with_change, Change};
 use crate::pool::on_pool;
+use crate::row_by_row::{decode_rows, Loaded};
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
 
@@ -99,15 +100,20 @@ impl Store {
         row.try_into()
     }
 
-    /// `org`'s routes by name.
+    /// `org`'s routes by name. A route that cannot be read back is left out with an error in the
+    /// log (see [`Store::routes_loaded`]).
     pub async fn routes(&self, org: OrgId) -> Result<Vec<Route>, StoreError> {
-        let rows: Vec<RouteRow> = on_pool!(&self.pool, p => sqlx::query_as(
-            &format!("SELECT {COLUMNS} FROM routes WHERE org_id = $1 ORDER BY name")
-        )
-        .bind(DbUuid::from(org))
-        .fetch_all(p)
-        .await)?;
-        rows.into_iter().map(Route::try_from).collect()
+        Ok(self.routes_loaded(org).await?.logged(org))
+    }
+
+    /// `org`'s routes by name, read row by row: a route that cannot be read back is left out and
+    /// reported in [`Loaded::skipped`].
+    pub async fn routes_loaded(&self, org: OrgId) -> Result<Loaded<Route>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM routes WHERE org_id = $1 ORDER BY name");
+        Ok(on_pool!(&self.pool, p => {
+            let rows = sqlx::query(&sql).bind(DbUuid::from(org)).fetch_all(p).await?;
+            decode_rows::<_, RouteRow, Route>(&rows, "routes")
+        }))
     }
 
     /// Deletes `org`'s route `name`.

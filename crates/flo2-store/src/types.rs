@@ -7,7 +7,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
-use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
+use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueFormat, PgValueRef};
 use sqlx::sqlite::{SqliteArgumentValue, SqliteTypeInfo, SqliteValueRef};
 use sqlx::{Decode, Encode, Postgres, Sqlite, Type};
 use uuid::Uuid;
@@ -31,6 +31,23 @@ impl DbTime {
     pub(crate) fn sqlite_text(&self) -> String {
         self.0.to_rfc3339_opts(SecondsFormat::Micros, true)
     }
+}
+
+/// The earliest time both databases store and read back: 0001-01-01T00:00:00Z. SQLite keeps
+/// times as fixed-width RFC 3339 text, which has four year digits and no sign.
+pub fn earliest_storable_time() -> DateTime<Utc> {
+    DateTime::from_timestamp(-62_135_596_800, 0).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// The latest time both databases store and read back: 9999-12-31T23:59:59.999999Z (year 10000
+/// would need a fifth year digit, which RFC 3339 text cannot hold).
+pub fn latest_storable_time() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_402_300_799, 999_999_000).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Whether `t` lies within what both databases store and read back.
+pub fn is_storable_time(t: DateTime<Utc>) -> bool {
+    (earliest_storable_time()..=latest_storable_time()).contains(&t)
 }
 
 impl DbUuid {
@@ -143,8 +160,22 @@ impl Encode<'_, Postgres> for DbTime {
     }
 }
 
+/// PostgreSQL's epoch (2000-01-01T00:00:00Z) in microseconds since the Unix epoch.
+const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
 impl<'r> Decode<'r, Postgres> for DbTime {
     fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+        if value.format() == PgValueFormat::Binary {
+            // Microseconds since PostgreSQL's epoch. Decoded here, not by sqlx: its chrono
+            // decoding panics on `infinity` (i64::MAX) and on anything past chrono's range, and
+            // one such row must be an error, not a crashed request.
+            let micros = <i64 as Decode<'r, Postgres>>::decode(value)?;
+            return POSTGRES_EPOCH_MICROS
+                .checked_add(micros)
+                .and_then(DateTime::from_timestamp_micros)
+                .map(DbTime)
+                .ok_or_else(|| "timestamp outside the range flo2 reads".into());
+        }
         <DateTime<Utc> as Decode<'r, Postgres>>::decode(value).map(DbTime)
     }
 }
@@ -152,6 +183,23 @@ impl<'r> Decode<'r, Postgres> for DbTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storable_times_are_four_digit_years() {
+        assert_eq!(
+            DbTime(earliest_storable_time()).sqlite_text(),
+            "0001-01-01T00:00:00.000000Z"
+        );
+        assert_eq!(
+            DbTime(latest_storable_time()).sqlite_text(),
+            "9999-12-31T23:59:59.999999Z"
+        );
+        let after = latest_storable_time() + chrono::Duration::microseconds(1);
+        assert!(!is_storable_time(after));
+        assert!(!is_storable_time(
+            earliest_storable_time() - chrono::Duration::microseconds(1)
+        ));
+    }
 
     #[test]
     fn sqlite_time_text_sorts_like_time() {

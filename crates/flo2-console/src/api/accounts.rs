@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::organizations::{new_organization, OrganizationView};
+use crate::audit::{self, ClientAddress, Target};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
@@ -109,9 +110,10 @@ async fn start_session(
     responses((status = 201, body = SignupResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn signup(
     State(state): State<ConsoleState>,
+    ClientAddress(address): ClientAddress,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> Result<(StatusCode, Json<SignupResponse>), ApiError> {
-    let done = sign_up(&state, &req.email, req.password, &req.organization).await?;
+    let done = sign_up(&state, &req.email, req.password, &req.organization, address).await?;
     Ok((
         StatusCode::CREATED,
         Json(SignupResponse {
@@ -148,6 +150,7 @@ pub(crate) async fn sign_up(
     email: &str,
     password: String,
     organization: &str,
+    address: Option<std::net::IpAddr>,
 ) -> Result<SignedUp, ApiError> {
     let email = validate::email(email)?;
     let secret = validate::password("password", password)?;
@@ -168,6 +171,16 @@ pub(crate) async fn sign_up(
         }
         Err(e) => return Err(e.into()),
     }
+    audit::record_as(
+        state,
+        org.id,
+        Some(user.id),
+        address.map(|a| a.to_string()),
+        "account.signed_up",
+        Target::new("user", user.id),
+        serde_json::json!({"email": user.email, "organization": org.name}),
+    )
+    .await;
     let (token, expires_at) = start_session(state, user.id, Some(org.id)).await?;
     tracing::info!(user = %user.id, org = %org.id, "signed up");
     Ok(SignedUp {
@@ -208,8 +221,10 @@ pub(crate) async fn log_in(
         )
     };
     let email = email.trim().to_lowercase();
-    let address = address.ip().to_string();
+    let client = address.ip();
+    let address = client.to_string();
     if !state.guard.login_allowed(&email, &address) {
+        audit::login_throttled(state, &email, Some(client)).await;
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",

@@ -4,11 +4,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use flo2_core::{GatewayKeyId, OrgId, Role, TeamId, UserId};
+use flo2_core::{GatewayKeyId, OrgId, Role, TeamId};
 use flo2_store::{GatewayKey, NewGatewayKey, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::audit::{self, Target};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
@@ -87,7 +88,7 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
     let org = principal.require(Role::Member)?;
-    let (created, minted) = mint_key(&state, org, principal.user, &req.name, req.team_id).await?;
+    let (created, minted) = mint_key(&state, &principal, org, &req.name, req.team_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {
@@ -100,8 +101,8 @@ pub async fn create(
 /// Mints a gateway key for a team of `org`; the secret is in the second value, shown once.
 pub(crate) async fn mint_key(
     state: &ConsoleState,
+    principal: &Principal,
     org: OrgId,
-    user: UserId,
     name: &str,
     team: TeamId,
 ) -> Result<(flo2_store::GatewayKey, flo2_vault::gateway_key::MintedKey), ApiError> {
@@ -121,7 +122,7 @@ pub(crate) async fn mint_key(
                 team_id: team,
                 key_hash: minted.hash.0.to_vec(),
                 hint: minted.hint.clone(),
-                created_by: Some(user),
+                created_by: Some(principal.user),
             },
         )
         .await
@@ -129,6 +130,15 @@ pub(crate) async fn mint_key(
             StoreError::InvalidReference => ApiError::not_found("team"),
             other => key_err(other),
         })?;
+    audit::record(
+        state,
+        principal,
+        org,
+        "api_key.created",
+        Target::new("api_key", created.id),
+        serde_json::json!({"name": created.name, "hint": created.hint, "team_id": created.team_id}),
+    )
+    .await;
     Ok((created, minted))
 }
 
@@ -156,10 +166,30 @@ pub async fn revoke(
     ApiPath(id): ApiPath<GatewayKeyId>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
     let org = principal.require(Role::Member)?;
+    let key = revoke_key(&state, &principal, org, id).await?;
+    Ok(Json(key.into()))
+}
+
+/// Revokes one of `org`'s gateway keys and records it (the API and the dashboard revoke here).
+pub(crate) async fn revoke_key(
+    state: &ConsoleState,
+    principal: &Principal,
+    org: OrgId,
+    id: GatewayKeyId,
+) -> Result<GatewayKey, ApiError> {
     let key = state
         .store
         .revoke_gateway_key(org, id)
         .await
         .map_err(key_err)?;
-    Ok(Json(key.into()))
+    audit::record(
+        state,
+        principal,
+        org,
+        "api_key.revoked",
+        Target::new("api_key", key.id),
+        serde_json::json!({"name": key.name, "hint": key.hint, "team_id": key.team_id}),
+    )
+    .await;
+    Ok(key)
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::organizations::OrganizationView;
+use crate::audit::{self, Target};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
@@ -164,6 +165,15 @@ pub async fn change_role(
         .await
         .map_err(member_err)?;
     let member = state.store.member(org, user).await.map_err(member_err)?;
+    audit::record(
+        &state,
+        &principal,
+        org,
+        "member.role_changed",
+        Target::new("member", user),
+        serde_json::json!({"email": member.email, "from": target.role, "to": member.role}),
+    )
+    .await;
     Ok(Json(member.into()))
 }
 
@@ -183,11 +193,40 @@ pub async fn remove(
         principal.require(Role::Admin)?;
         check_owner_rules(caller, target.role, None)?;
     }
+    // Removing a member leaves the gateway keys they created active: they belong to teams, and
+    // apps depend on them. The entry names them, so an admin can revoke them if they should go.
+    let keys: Vec<serde_json::Value> = state
+        .store
+        .gateway_keys(org)
+        .await?
+        .into_iter()
+        .filter(|k| k.created_by == Some(user) && k.revoked_at.is_none())
+        .map(|k| serde_json::json!({"id": k.id, "hint": k.hint, "name": k.name, "team_id": k.team_id, "status": "active"}))
+        .collect();
     state
         .store
         .remove_member(org, user)
         .await
         .map_err(member_err)?;
+    let action = if user == principal.user {
+        "member.left"
+    } else {
+        "member.removed"
+    };
+    audit::record(
+        &state,
+        &principal,
+        org,
+        action,
+        Target::new("member", user),
+        serde_json::json!({
+            "email": target.email,
+            "role": target.role,
+            "api_keys_created": keys,
+            "api_keys_policy": "kept_active",
+        }),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -235,6 +274,15 @@ pub async fn create_invite(
             },
         )
         .await?;
+    audit::record(
+        &state,
+        &principal,
+        org,
+        "invitation.created",
+        Target::new("invitation", invite.id),
+        serde_json::json!({"role": invite.role, "email": invite.email, "expires_at": invite.expires_at}),
+    )
+    .await;
     let mut view = InviteView::from(invite);
     view.url = Some(format!(
         "{}/invite#{}",
@@ -260,6 +308,15 @@ pub async fn revoke_invite(
         .revoke_invite(org, id)
         .await
         .map_err(|e| ApiError::from_store("invitation", e))?;
+    audit::record(
+        &state,
+        &principal,
+        org,
+        "invitation.revoked",
+        Target::new("invitation", id),
+        serde_json::json!({}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -282,6 +339,15 @@ pub async fn accept_invite(
         }
         Err(e) => return Err(ApiError::from_store("invitation", e)),
     };
+    audit::record(
+        &state,
+        &principal,
+        org,
+        "invitation.accepted",
+        Target::new("member", principal.user),
+        serde_json::json!({"role": role}),
+    )
+    .await;
     state.store.set_session_org(principal.session, org).await?;
     let o = state.store.organization(org).await?;
     Ok(Json(OrganizationView {

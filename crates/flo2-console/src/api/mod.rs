@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod audit_log;
 pub mod members;
 pub mod organizations;
 pub mod prices;
@@ -22,7 +23,7 @@ use crate::ConsoleState;
 #[openapi(
     info(
         title = "flo2 management API",
-        description = "Accounts, organizations, members, teams, the provider-key vault, gateway keys, prices, routes and usage reports. \
+        description = "Accounts, organizations, members, teams, the provider-key vault, gateway keys, prices, routes, usage reports and the audit log. \
                        Authenticate with `Authorization: Bearer <token>` from /signup or /login. \
                        Errors are JSON `{code, message}` with a stable `code`."
     ),
@@ -75,6 +76,8 @@ pub fn routes() -> OpenApiRouter<ConsoleState> {
         .routes(routes!(api_keys::list, api_keys::create))
         .routes(routes!(api_keys::get, api_keys::revoke))
         .routes(routes!(prices::list, prices::create))
+        .routes(routes!(prices::delete))
+        .routes(routes!(audit_log::list))
         .routes(routes!(routes::list))
         .routes(routes!(routes::get, routes::put, routes::delete))
         .routes(routes!(usage::get))

@@ -10,6 +10,7 @@ use flo2_vault::DataKey;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::audit::{self, Target};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
@@ -96,6 +97,15 @@ pub async fn create(
         .create_organization(principal.user, &org)
         .await?;
     let created = state.store.organization(org.id).await?;
+    audit::record(
+        &state,
+        &principal,
+        created.id,
+        "organization.created",
+        Target::new("organization", created.id),
+        serde_json::json!({"name": created.name}),
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         Json(OrganizationView {
@@ -141,7 +151,17 @@ pub async fn rename(
 ) -> Result<Json<OrganizationView>, ApiError> {
     let org = principal.require(Role::Admin)?;
     let name = validate::name("name", &req.name)?;
+    let before = state.store.organization(org).await?;
     state.store.rename_organization(org, &name).await?;
+    audit::record(
+        &state,
+        &principal,
+        org,
+        "organization.renamed",
+        Target::new("organization", org),
+        serde_json::json!({"from": before.name, "to": name}),
+    )
+    .await;
     current_view(&state, &principal).await.map(Json)
 }
 

@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::audit::{self, Target};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::ApiJson;
-use crate::extract::ApiQuery;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::ConsoleState;
 
 /// One price entry: a catalog list price or an organization override.
@@ -128,8 +128,31 @@ pub struct NewPrice {
     effective_from: Option<DateTime<Utc>>,
 }
 
+/// The highest price accepted, in micro-USD per million tokens ($1,000,000 per million
+/// tokens). Costs are stored per call as `i64` pico-USD, which holds $9.2 million: at this price
+/// a call reaches that only past 9 million tokens, where a lower price would too.
+pub const MAX_PRICE_MICROS: i64 = 1_000_000_000_000;
+
 fn amount(field: &str, text: &str) -> Result<PricePerMtok, ApiError> {
-    PricePerMtok::parse(text).map_err(|e| ApiError::invalid(format!("`{field}`: {e}")))
+    let price =
+        PricePerMtok::parse(text).map_err(|e| ApiError::invalid(format!("`{field}`: {e}")))?;
+    if price.0 > MAX_PRICE_MICROS {
+        return Err(ApiError::unstorable(format!(
+            "`{field}` must be at most 1000000 (USD per million tokens)"
+        )));
+    }
+    Ok(price)
+}
+
+/// `effective_from`, if it lies where both databases store and read back a time.
+fn storable_from(from: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+    if flo2_store::types::is_storable_time(from) {
+        Ok(from)
+    } else {
+        Err(ApiError::unstorable(
+            "`effective_from` must lie between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z",
+        ))
+    }
 }
 
 fn optional(field: &str, text: &Option<String>) -> Result<Option<PricePerMtok>, ApiError> {
@@ -229,7 +252,7 @@ pub async fn create(
                 tools: req.tools,
                 vision: req.vision,
                 json: req.json,
-                effective_from: req.effective_from.unwrap_or(now),
+                effective_from: storable_from(req.effective_from.unwrap_or(now))?,
                 created_at: now,
             },
         )
@@ -240,5 +263,57 @@ pub async fn create(
             }
             other => other.into(),
         })?;
-    Ok((StatusCode::CREATED, Json(created.into())))
+    let view = PriceView::from(created);
+    audit::record(
+        &state,
+        &principal,
+        org,
+        "price.set",
+        Target::new("price", created_id(&view)),
+        serde_json::to_value(&view).unwrap_or_default(),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+fn created_id(view: &PriceView) -> String {
+    view.id.map(|id| id.to_string()).unwrap_or_default()
+}
+
+/// Delete one of the organization's prices (admin or owner). Calls from then on are costed at
+/// the next price in effect, or the catalog's.
+#[utoipa::path(delete, path = "/prices/{id}", tag = "prices",
+    params(("id" = Uuid, Path, description = "Price id (the `id` of an organization entry)")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<ConsoleState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    let org = principal.require(Role::Admin)?;
+    // What it was, for the log; a row that cannot be read back can still be deleted by its id.
+    let details = state
+        .store
+        .prices(org)
+        .await?
+        .into_iter()
+        .find(|p| p.id == id)
+        .map(|p| serde_json::json!({"provider": p.provider, "model": p.model, "effective_from": p.effective_from}))
+        .unwrap_or_else(|| serde_json::json!({}));
+    state
+        .store
+        .delete_price(org, id)
+        .await
+        .map_err(|e| ApiError::from_store("price", e))?;
+    audit::record(
+        &state,
+        &principal,
+        org,
+        "price.deleted",
+        Target::new("price", id),
+        details,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -10,6 +10,7 @@ use flo2_vault::DataKey;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::audit::{self, Target};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
@@ -110,6 +111,7 @@ fn check_base_url(
 /// Encrypts and stores a provider key for `org` (the API and the dashboard both add keys here).
 pub(crate) async fn store_key(
     state: &ConsoleState,
+    principal: &Principal,
     org: OrgId,
     provider: ProviderKind,
     name: &str,
@@ -123,7 +125,7 @@ pub(crate) async fn store_key(
     let ciphertext = data_key(state, org)
         .await?
         .seal_credential(org, id, &secret)?;
-    state
+    let created = state
         .store
         .create_credential(
             org,
@@ -137,7 +139,42 @@ pub(crate) async fn store_key(
             },
         )
         .await
-        .map_err(key_err)
+        .map_err(key_err)?;
+    audit::record(
+        state,
+        principal,
+        org,
+        "provider_key.created",
+        Target::new("provider_key", created.id),
+        serde_json::json!({"provider": created.provider, "name": created.name, "hint": created.hint, "base_url": created.base_url}),
+    )
+    .await;
+    Ok(created)
+}
+
+/// Deletes one of `org`'s provider keys and records it (the API and the dashboard delete here).
+pub(crate) async fn delete_key(
+    state: &ConsoleState,
+    principal: &Principal,
+    org: OrgId,
+    id: CredentialId,
+) -> Result<(), ApiError> {
+    let key = state.store.credential(org, id).await.map_err(key_err)?;
+    state
+        .store
+        .delete_credential(org, id)
+        .await
+        .map_err(key_err)?;
+    audit::record(
+        state,
+        principal,
+        org,
+        "provider_key.deleted",
+        Target::new("provider_key", id),
+        serde_json::json!({"provider": key.provider, "name": key.name, "hint": key.hint}),
+    )
+    .await;
+    Ok(())
 }
 
 /// Provider keys of the current organization.
@@ -164,6 +201,7 @@ pub async fn create(
     let org = principal.require(Role::Admin)?;
     let created = store_key(
         &state,
+        &principal,
         org,
         req.provider,
         &req.name,
@@ -206,6 +244,14 @@ pub async fn update(
         .as_deref()
         .map(|n| validate::name("name", n))
         .transpose()?;
+    let changed: Vec<&str> = [
+        ("name", req.name.is_some()),
+        ("base_url", req.base_url.is_some()),
+        ("api_key", req.api_key.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, sent)| sent.then_some(field))
+    .collect();
     let base_url = match req.base_url {
         None => None,
         Some(url) => Some(check_base_url(current.provider, url.as_deref())?),
@@ -233,6 +279,28 @@ pub async fn update(
         )
         .await
         .map_err(key_err)?;
+    // A new secret is a rotation, whatever else changed with it.
+    let action = if changed.contains(&"api_key") {
+        "provider_key.rotated"
+    } else {
+        "provider_key.updated"
+    };
+    audit::record(
+        &state,
+        &principal,
+        org,
+        action,
+        Target::new("provider_key", id),
+        serde_json::json!({
+            "changed": changed,
+            "provider": updated.provider,
+            "name": updated.name,
+            "hint": updated.hint,
+            "previous_hint": current.hint,
+            "base_url": updated.base_url,
+        }),
+    )
+    .await;
     Ok(Json(updated.into()))
 }
 
@@ -246,10 +314,6 @@ pub async fn delete(
     ApiPath(id): ApiPath<CredentialId>,
 ) -> Result<StatusCode, ApiError> {
     let org = principal.require(Role::Admin)?;
-    state
-        .store
-        .delete_credential(org, id)
-        .await
-        .map_err(key_err)?;
+    delete_key(&state, &principal, org, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,11 +6,12 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use flo2_core::route::validate_name;
-use flo2_core::{Role, RoutePolicy};
+use flo2_core::{OrgId, Role, RoutePolicy};
 use flo2_store::Route;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::audit::{self, Target};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
@@ -82,18 +83,69 @@ pub async fn put(
     let org = principal.require(Role::Admin)?;
     validate_name(&name).map_err(|e| ApiError::invalid(format!("route name: {e}")))?;
     policy.validate().map_err(|e| ApiError::invalid(e.0))?;
-    check_credentials(&state, org, &policy).await?;
-    let (route, created) = state
-        .store
-        .put_route(org, &name, &policy)
-        .await
-        .map_err(route_err)?;
+    let (route, created) = save_route(&state, &principal, org, &name, &policy).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
     Ok((status, Json(route.into())))
+}
+
+/// Stores a validated route after checking its pinned credentials, and records it (the API and
+/// the dashboard save here); true when it was created.
+pub(crate) async fn save_route(
+    state: &ConsoleState,
+    principal: &Principal,
+    org: OrgId,
+    name: &str,
+    policy: &RoutePolicy,
+) -> Result<(Route, bool), ApiError> {
+    check_credentials(state, org, policy).await?;
+    let (route, created) = state
+        .store
+        .put_route(org, name, policy)
+        .await
+        .map_err(route_err)?;
+    let action = if created {
+        "route.created"
+    } else {
+        "route.updated"
+    };
+    audit::record(
+        state,
+        principal,
+        org,
+        action,
+        Target::new("route", &route.name),
+        serde_json::json!({"id": route.id, "policy": route.policy}),
+    )
+    .await;
+    Ok((route, created))
+}
+
+/// Deletes one of `org`'s routes and records it (the API and the dashboard delete here).
+pub(crate) async fn remove_route(
+    state: &ConsoleState,
+    principal: &Principal,
+    org: OrgId,
+    name: &str,
+) -> Result<(), ApiError> {
+    state
+        .store
+        .delete_route(org, name)
+        .await
+        .map_err(route_err)?;
+    audit::record(
+        state,
+        principal,
+        org,
+        "route.deleted",
+        Target::new("route", name),
+        serde_json::json!({}),
+    )
+    .await;
+    Ok(())
 }
 
 /// Pinned credentials must be the organization's keys for the target's provider. Another
@@ -136,10 +188,6 @@ pub async fn delete(
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let org = principal.require(Role::Admin)?;
-    state
-        .store
-        .delete_route(org, &name)
-        .await
-        .map_err(route_err)?;
+    remove_route(&state, &principal, org, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

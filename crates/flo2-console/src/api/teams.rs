@@ -4,11 +4,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use flo2_core::{Role, TeamId};
+use flo2_core::{OrgId, Role, TeamId};
 use flo2_store::Team;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::audit::{self, Target};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
@@ -67,12 +68,28 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<TeamView>), ApiError> {
     let org = principal.require(Role::Admin)?;
     let name = validate::name("name", &req.name)?;
-    let team = state
-        .store
-        .create_team(org, &name)
-        .await
-        .map_err(team_err)?;
+    let team = create_team(&state, &principal, org, &name).await?;
     Ok((StatusCode::CREATED, Json(team.into())))
+}
+
+/// Creates a team with a validated `name` and records it (the API and the dashboard's key form).
+pub(crate) async fn create_team(
+    state: &ConsoleState,
+    principal: &Principal,
+    org: OrgId,
+    name: &str,
+) -> Result<Team, ApiError> {
+    let team = state.store.create_team(org, name).await.map_err(team_err)?;
+    audit::record(
+        state,
+        principal,
+        org,
+        "team.created",
+        Target::new("team", team.id),
+        serde_json::json!({"name": team.name}),
+    )
+    .await;
+    Ok(team)
 }
 
 /// One team.
@@ -102,11 +119,21 @@ pub async fn rename(
 ) -> Result<Json<TeamView>, ApiError> {
     let org = principal.require(Role::Admin)?;
     let name = validate::name("name", &req.name)?;
+    let before = state.store.team(org, id).await.map_err(team_err)?;
     let team = state
         .store
         .rename_team(org, id, &name)
         .await
         .map_err(team_err)?;
+    audit::record(
+        &state,
+        &principal,
+        org,
+        "team.renamed",
+        Target::new("team", team.id),
+        serde_json::json!({"from": before.name, "to": team.name}),
+    )
+    .await;
     Ok(Json(team.into()))
 }
 
@@ -120,6 +147,25 @@ pub async fn delete(
     ApiPath(id): ApiPath<TeamId>,
 ) -> Result<StatusCode, ApiError> {
     let org = principal.require(Role::Admin)?;
+    let team = state.store.team(org, id).await.map_err(team_err)?;
+    // Its keys go with it: name them, since they stop working.
+    let keys: Vec<serde_json::Value> = state
+        .store
+        .gateway_keys(org)
+        .await?
+        .into_iter()
+        .filter(|k| k.team_id == id)
+        .map(|k| serde_json::json!({"id": k.id, "hint": k.hint, "name": k.name, "was_active": k.revoked_at.is_none()}))
+        .collect();
     state.store.delete_team(org, id).await.map_err(team_err)?;
+    audit::record(
+        &state,
+        &principal,
+        org,
+        "team.deleted",
+        Target::new("team", id),
+        serde_json::json!({"name": team.name, "api_keys_deleted": keys}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -157,13 +157,14 @@ pub async fn signup_page(State(state): State<ConsoleState>, headers: HeaderMap) 
 /// `POST /signup`: creates the account and organization, logs in, and goes to the overview.
 pub async fn signup(
     State(state): State<ConsoleState>,
+    crate::audit::ClientAddress(address): crate::audit::ClientAddress,
     headers: HeaderMap,
     Form(f): Form<SignupFields>,
 ) -> Response {
     if !session::anonymous_token_ok(&state, &headers, &f.csrf) {
         return forbidden_form();
     }
-    match accounts::sign_up(&state, &f.email, f.password, &f.organization).await {
+    match accounts::sign_up(&state, &f.email, f.password, &f.organization, address).await {
         Ok(done) => logged_in(&state, &done.token),
         Err(err) => {
             let mut form = SignupForm {

@@ -267,7 +267,16 @@ pub async fn add_provider_key(
                     ApiError::invalid(format!("`provider`: {e}"))
                 })?;
         let base_url = Some(f.base_url.trim()).filter(|u| !u.is_empty());
-        provider_keys::store_key(&state, org, provider, &f.name, f.api_key, base_url).await
+        provider_keys::store_key(
+            &state,
+            &user.principal,
+            org,
+            provider,
+            &f.name,
+            f.api_key,
+            base_url,
+        )
+        .await
     }
     .await;
     match result {
@@ -303,11 +312,7 @@ pub async fn delete_provider_key(
         let id: CredentialId = id
             .parse()
             .map_err(|_| ApiError::not_found("provider key"))?;
-        state
-            .store
-            .delete_credential(org, id)
-            .await
-            .map_err(|e| ApiError::from_store("provider key", e))
+        provider_keys::delete_key(&state, &user.principal, org, id).await
     };
     act(&user, &b.csrf, "/app/provider-keys?done=deleted", action).await
 }
@@ -434,16 +439,13 @@ pub async fn create_api_key(
             // Creating a team needs the admin role, as on the API.
             let admin_org = user.principal.require(Role::Admin)?;
             let name = crate::validate::name("new_team", &f.new_team)?;
-            state
-                .store
-                .create_team(admin_org, &name)
-                .await
-                .map_err(|e| ApiError::from_store("team", e))?
+            crate::api::teams::create_team(&state, &user.principal, admin_org, &name)
+                .await?
                 .id
         } else {
             f.team.parse().map_err(|_| ApiError::not_found("team"))?
         };
-        api_keys::mint_key(&state, org, user.principal.user, &f.name, team).await
+        api_keys::mint_key(&state, &user.principal, org, &f.name, team).await
     }
     .await;
     match result {
@@ -491,12 +493,9 @@ pub async fn revoke_api_key(
     let action = async {
         let org = user.principal.require(Role::Member)?;
         let id: GatewayKeyId = id.parse().map_err(|_| ApiError::not_found("API key"))?;
-        state
-            .store
-            .revoke_gateway_key(org, id)
+        api_keys::revoke_key(&state, &user.principal, org, id)
             .await
             .map(|_| ())
-            .map_err(|e| ApiError::from_store("API key", e))
     };
     act(&user, &b.csrf, "/app/api-keys?done=revoked", action).await
 }

@@ -322,12 +322,7 @@ pub async fn save(
         let org = user.principal.require(Role::Admin)?;
         validate_name(f.name.trim()).map_err(|e| ApiError::invalid(format!("`name`: {e}")))?;
         let policy = policy_of(&f)?;
-        crate::api::routes::check_credentials(&state, org, &policy).await?;
-        state
-            .store
-            .put_route(org, f.name.trim(), &policy)
-            .await
-            .map_err(|e| ApiError::from_store("route", e))
+        crate::api::routes::save_route(&state, &user.principal, org, f.name.trim(), &policy).await
     }
     .await;
     match result {
@@ -391,11 +386,7 @@ pub async fn delete(
 ) -> Response {
     let action = async {
         let org = user.principal.require(Role::Admin)?;
-        state
-            .store
-            .delete_route(org, &name)
-            .await
-            .map_err(|e| ApiError::from_store("route", e))
+        crate::api::routes::remove_route(&state, &user.principal, org, &name).await
     };
     act(&user, &b.csrf, "/app/routes?done=deleted", action).await
 }

@@ -108,9 +108,10 @@ impl FromRequestParts<ConsoleState> for WebUser {
         };
         let token = cookie(&parts.headers, SESSION_COOKIE)
             .ok_or_else(|| Redirect::to("/login").into_response())?;
-        let principal = Principal::from_token(state, token)
+        let mut principal = Principal::from_token(state, token)
             .await
             .map_err(|_| to_login())?;
+        principal.client_address = crate::audit::client_address(parts);
         let csrf = state.guard.session_token(&principal.session.to_string());
         Ok(WebUser { principal, csrf })
     }
