@@ -40,6 +40,12 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_field", message)
     }
 
+    /// 422 for a well-formed field whose value is refused (a base URL that reaches a private
+    /// address, say); the message names the field like [`ApiError::invalid`]'s.
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+    }
+
     /// 404 for anything unknown or belonging to another organization (never 403, so ids of
     /// other tenants cannot be probed).
     pub fn not_found(what: &str) -> Self {
