@@ -50,7 +50,7 @@ pub const SETTINGS: &[Setting] = &[
     s("FLO2_CHANGE_POLL_MS", "1000", "How often a gateway polls the change log to refresh its caches."),
     s("FLO2_KEY_TOUCH_INTERVAL_MS", "60000", "How often gateway-key last-used times are written."),
     s("FLO2_SHUTDOWN_GRACE_SECS", "25", "Time in-flight requests get to finish at shutdown."),
-    s("FLO2_ALLOW_PRIVATE_UPSTREAMS", "false", "Let provider base URLs reach loopback, private and link-local addresses (self-hosted models on your network). Checked on the address actually dialled."),
+    s("FLO2_ALLOW_PRIVATE_UPSTREAMS", "false", "Let provider base URLs reach loopback, private, link-local and other non-public addresses (self-hosted models on your network). Off: such base URLs are refused when saved and on the address actually dialled (docs/ssrf.md)."),
     s("FLO2_UPSTREAM_TIMEOUT_SECS", "600", "Whole-call timeout for non-streaming upstream calls."),
     s("FLO2_USAGE_SPILL_DIR", "<FLO2_DATA_DIR>", "Where usage records are spilled (usage-spill.jsonl) while the database is unreachable; replayed in order when it returns and at the next start."),
     s("FLO2_USAGE_MEMORY_RECORDS", "50000", "Usage records held in memory during a database outage before spilling to disk."),

@@ -158,6 +158,7 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
                 invite_ttl: chrono::Duration::from_std(config.invite_ttl)
                     .unwrap_or(chrono::Duration::days(7)),
                 max_body_bytes: config.api_max_body_bytes,
+                allow_private_upstreams: config.allow_private_upstreams,
             }),
         };
         app = app

@@ -1208,3 +1208,44 @@ async fn the_usage_page_warns_about_unpriced_calls_and_links_to_their_price() {
         "{html}"
     );
 }
+
+#[tokio::test]
+async fn the_dashboard_refuses_a_private_base_url_next_to_its_field() {
+    let db = common::TestDb::new().await;
+    let app = TestApp::start_configured(db, common::master_key(), flo2::Mode::Serve, |c| {
+        c.allow_private_upstreams = false;
+    })
+    .await;
+    let mut b = sign_up(&app, "mallory@example.com", "Mallory").await;
+    let csrf = b.csrf("/app/provider-keys").await;
+    for url in [
+        "http://169.254.169.254/latest",
+        "http://[::ffff:127.0.0.1]/v1",
+    ] {
+        let resp = b
+            .post(
+                "/app/provider-keys",
+                &[
+                    ("csrf", &csrf),
+                    ("provider", "openai-compatible"),
+                    ("name", "metadata"),
+                    ("api_key", "sk-x"),
+                    ("base_url", url),
+                ],
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{url}");
+        let html = resp.text().await.unwrap();
+        let error = html
+            .split("<p class=\"field-error\">")
+            .nth(1)
+            .unwrap_or_else(|| panic!("a field error: {html}"));
+        assert!(error.starts_with("`base_url`"), "{error}");
+        assert!(
+            html.contains(&format!("value=\"{url}\"")),
+            "the input is kept"
+        );
+    }
+    let (_, keys) = app.get("/api/v1/provider-keys", b_token(&b)).await;
+    assert_eq!(keys, serde_json::json!([]), "nothing was stored");
+}

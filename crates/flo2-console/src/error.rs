@@ -40,9 +40,9 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_field", message)
     }
 
-    /// 422 for a well-formed value that flo2 cannot store and read back (a time outside years
-    /// 1 to 9999, a number past its column's limit); the message names the field.
-    pub fn unstorable(message: impl Into<String>) -> Self {
+    /// 422 for a well-formed field whose value is refused (a base URL that reaches a private
+    /// address, say); the message names the field like [`ApiError::invalid`]'s.
+    pub fn unprocessable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
     }
 

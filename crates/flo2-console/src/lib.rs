@@ -4,6 +4,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod base_url_address;
 pub mod csv;
 pub mod error;
 pub mod extract;
@@ -35,6 +36,9 @@ pub struct ConsoleSettings {
     pub invite_ttl: Duration,
     /// Largest accepted `/api/v1` request body, in bytes.
     pub max_body_bytes: usize,
+    /// Accept provider base URLs that reach loopback, private or other non-public addresses
+    /// (`FLO2_ALLOW_PRIVATE_UPSTREAMS`); otherwise they are refused when saved.
+    pub allow_private_upstreams: bool,
 }
 
 /// What every console handler can reach.

@@ -2,6 +2,7 @@
 //!
 //! This crate does no I/O, so every other crate can depend on it cheaply.
 
+pub mod address;
 pub mod ids;
 pub mod model_id;
 pub mod money;

@@ -8,13 +8,14 @@
 //! request is sent.
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Bytes;
+use flo2_core::address::is_globally_reachable;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 use http::{Request, Response, Uri};
 use http_body_util::{BodyDataStream, Full};
@@ -78,38 +79,6 @@ pub enum UpstreamError {
     Connect,
 }
 
-/// True for addresses that are not on the public internet.
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => private_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return private_v4(v4);
-            }
-            let seg = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
-                || v6 == Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 1)
-        }
-    }
-}
-
-fn private_v4(v4: Ipv4Addr) -> bool {
-    let o = v4.octets();
-    v4.is_private()
-        || v4.is_loopback()
-        || v4.is_link_local()
-        || v4.is_unspecified()
-        || v4.is_broadcast()
-        || v4.is_multicast()
-        || o[0] == 0
-        || (o[0] == 100 && (o[1] & 0xc0) == 64) // carrier-grade NAT 100.64.0.0/10
-        || o[0] >= 240
-}
-
 /// Resolves names for the connector, dropping non-public addresses unless they are allowed.
 #[derive(Clone)]
 struct GuardedResolver {
@@ -135,7 +104,7 @@ impl tower::Service<Name> for GuardedResolver {
                 .await
                 .map_err(|_| UpstreamError::Connect)?;
             let allowed: Vec<SocketAddr> = addrs
-                .filter(|a| allow_private || !is_private(a.ip()))
+                .filter(|a| allow_private || is_globally_reachable(a.ip()))
                 .collect();
             if allowed.is_empty() {
                 return Err(UpstreamError::PrivateAddress);
@@ -230,7 +199,7 @@ impl Upstream {
             None => return Err(UpstreamError::BadUrl),
         };
         if let Some(ip) = literal {
-            if !self.allow_private && is_private(ip) {
+            if !self.allow_private && !is_globally_reachable(ip) {
                 return Err(UpstreamError::PrivateAddress);
             }
         }
@@ -331,25 +300,20 @@ mod tests {
     }
 
     #[test]
-    fn private_ranges_are_recognised() {
+    fn the_dial_rule_is_the_shared_one() {
+        // The full table lives with the rule in flo2-core; these are the cases that used to slip.
         for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "255.255.255.255",
+            "198.18.0.1",
+            "192.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::1",
+            "2002:7f00:1::",
+            "2001::1",
+            "::127.0.0.1",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
         ] {
-            assert!(is_private(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["1.1.1.1", "8.8.8.8", "2606:4700::1111", "172.32.0.1"] {
-            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+            assert!(!is_globally_reachable(ip.parse().unwrap()), "{ip}");
         }
     }
 
@@ -361,6 +325,10 @@ mod tests {
             "http://[::1]/v1",
             "http://localhost/v1",
             "http://169.254.169.254/latest",
+            "http://0x7f.1/v1",
+            "http://[::ffff:127.0.0.1]/v1",
+            "http://[64:ff9b::a9fe:a9fe]/v1",
+            "http://198.18.0.1/v1",
         ] {
             assert!(
                 matches!(strict.check_url(url), Err(UpstreamError::PrivateAddress)),

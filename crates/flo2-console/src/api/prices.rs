@@ -137,7 +137,7 @@ fn amount(field: &str, text: &str) -> Result<PricePerMtok, ApiError> {
     let price =
         PricePerMtok::parse(text).map_err(|e| ApiError::invalid(format!("`{field}`: {e}")))?;
     if price.0 > MAX_PRICE_MICROS {
-        return Err(ApiError::unstorable(format!(
+        return Err(ApiError::unprocessable(format!(
             "`{field}` must be at most 1000000 (USD per million tokens)"
         )));
     }
@@ -149,7 +149,7 @@ fn storable_from(from: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
     if flo2_store::types::is_storable_time(from) {
         Ok(from)
     } else {
-        Err(ApiError::unstorable(
+        Err(ApiError::unprocessable(
             "`effective_from` must lie between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z",
         ))
     }

@@ -14,7 +14,7 @@ use crate::audit::{self, Target};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
-use crate::{validate, ConsoleState};
+use crate::{base_url_address, validate, ConsoleState};
 
 /// A provider key as listed: never the secret, only its hint.
 #[derive(Serialize, ToSchema)]
@@ -95,15 +95,24 @@ async fn data_key(state: &ConsoleState, org: OrgId) -> Result<DataKey, ApiError>
         .unwrap_stored(org, &stored.key_id, stored.wrapped)?)
 }
 
-fn check_base_url(
+/// A base URL to store: well-formed, required where the provider has no default, and not
+/// reaching a private address (`docs/ssrf.md`).
+async fn check_base_url(
+    state: &ConsoleState,
     provider: ProviderKind,
     base_url: Option<&str>,
 ) -> Result<Option<String>, ApiError> {
     let url = base_url.map(validate::base_url).transpose()?;
-    if url.is_none() && provider.default_base_url().is_none() {
-        return Err(ApiError::invalid(format!(
-            "`base_url` is required for provider `{provider}`"
-        )));
+    match &url {
+        None if provider.default_base_url().is_none() => {
+            return Err(ApiError::invalid(format!(
+                "`base_url` is required for provider `{provider}`"
+            )));
+        }
+        None => {}
+        Some(url) => {
+            base_url_address::check(url, state.settings.allow_private_upstreams).await?;
+        }
     }
     Ok(url)
 }
@@ -120,7 +129,7 @@ pub(crate) async fn store_key(
 ) -> Result<Credential, ApiError> {
     let name = validate::name("name", name)?;
     let secret: Secret<String> = validate::api_key(api_key)?;
-    let base_url = check_base_url(provider, base_url)?;
+    let base_url = check_base_url(state, provider, base_url).await?;
     let id = CredentialId::new();
     let ciphertext = data_key(state, org)
         .await?
@@ -191,7 +200,7 @@ pub async fn list(
 
 /// Store a provider key, encrypted (admin or owner).
 #[utoipa::path(post, path = "/provider-keys", tag = "provider-keys", request_body = CreateProviderKey,
-    responses((status = 201, body = ProviderKeyView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses((status = 201, body = ProviderKeyView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<ConsoleState>,
@@ -229,7 +238,7 @@ pub async fn get(
 /// Rename, re-point or rotate a provider key (admin or owner).
 #[utoipa::path(patch, path = "/provider-keys/{id}", tag = "provider-keys", request_body = UpdateProviderKey,
     params(("id" = CredentialId, Path, description = "Provider key id")),
-    responses((status = 200, body = ProviderKeyView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses((status = 200, body = ProviderKeyView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update(
     State(state): State<ConsoleState>,
@@ -254,7 +263,7 @@ pub async fn update(
     .collect();
     let base_url = match req.base_url {
         None => None,
-        Some(url) => Some(check_base_url(current.provider, url.as_deref())?),
+        Some(url) => Some(check_base_url(&state, current.provider, url.as_deref()).await?),
     };
     let secret = match req.api_key {
         None => None,
