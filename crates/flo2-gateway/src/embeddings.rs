@@ -21,7 +21,7 @@ use crate::chat::{
 };
 use crate::deadline::Deadline;
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
-use crate::health::Outcome;
+use crate::health::{Outcome, TargetKey};
 use crate::meter::Meter;
 use crate::passthrough_body::{Forwarded, StreamOptions};
 use crate::plan::{Mode, Plan};
@@ -118,7 +118,7 @@ async fn run(
     // The provider's keys as a pool, as for a directly addressed chat model: a key resting
     // after a 429 or behind an open breaker is skipped, a 429 moves on to the next key at once,
     // and every outcome teaches the replica's health view.
-    let candidate = Candidate::direct(&config, &target);
+    let candidate = Candidate::direct(caller.key.org, &config, &target);
     let call = Call {
         state: &state,
         caller: &caller,
@@ -126,7 +126,7 @@ async fn run(
         requested: &requested,
         url: &url,
         plan: &plan,
-        label: &candidate.label,
+        key: &candidate.key,
     };
     let limit = state.settings.upstream.request_timeout;
     // One deadline for the whole request, over every key tried and every read.
@@ -167,7 +167,7 @@ struct Call<'a> {
     requested: &'a str,
     url: &'a str,
     plan: &'a Plan,
-    label: &'a str,
+    key: &'a TargetKey,
 }
 
 /// How an embedding attempt failed.
@@ -201,7 +201,7 @@ impl Call<'_> {
         let limit = state.settings.upstream.request_timeout;
         let started = Instant::now();
         let credential = target.credential.id;
-        let report = |outcome| state.health.record(self.label, credential, outcome);
+        let report = |outcome| state.health.record(self.key, credential, outcome);
         let timed_out = |meter: &mut Meter| {
             meter.finish(504, Some("timeout"));
             report(Outcome::Failure(started.elapsed()));
