@@ -47,6 +47,7 @@ pub const SETTINGS: &[Setting] = &[
     s("FLO2_API_MAX_BODY_BYTES", "65536", "Largest accepted /api/v1 request body; larger ones get 413."),
     s("FLO2_SESSION_TTL_SECS", "43200", "Lifetime of management tokens and console sessions."),
     s("FLO2_INVITE_TTL_HOURS", "168", "Default validity of invitation links."),
+    s("FLO2_TRUSTED_PROXIES", "", "Comma-separated address blocks (CIDR, e.g. `10.0.0.0/8,::1`) of reverse proxies whose `X-Forwarded-For` names the client; login throttling counts that client instead of the proxy. Empty: the header is ignored."),
     s("FLO2_CHANGE_POLL_MS", "1000", "How often a gateway polls the change log to refresh its caches."),
     s("FLO2_KEY_TOUCH_INTERVAL_MS", "60000", "How often gateway-key last-used times are written."),
     s("FLO2_SHUTDOWN_GRACE_SECS", "25", "Time in-flight requests get to finish at shutdown."),
@@ -110,6 +111,8 @@ pub struct Config {
     pub session_ttl: Duration,
     /// Invitation validity.
     pub invite_ttl: Duration,
+    /// Reverse proxies trusted to name the client in `X-Forwarded-For`.
+    pub trusted_proxies: Vec<flo2_console::client_address::Cidr>,
     /// Change-log poll interval.
     pub change_poll: Duration,
     /// Last-used flush interval.
@@ -284,6 +287,8 @@ impl Config {
                 .map_err(|_| invalid("FLO2_API_MAX_BODY_BYTES", "too large"))?,
             session_ttl: Duration::from_secs(num("FLO2_SESSION_TTL_SECS")?.max(60)),
             invite_ttl: Duration::from_secs(num("FLO2_INVITE_TTL_HOURS")?.clamp(1, 720) * 3600),
+            trusted_proxies: flo2_console::client_address::parse_list(get("FLO2_TRUSTED_PROXIES"))
+                .map_err(|e| invalid("FLO2_TRUSTED_PROXIES", &e.to_string()))?,
             change_poll: Duration::from_millis(num("FLO2_CHANGE_POLL_MS")?.max(10)),
             key_touch_interval: Duration::from_millis(num("FLO2_KEY_TOUCH_INTERVAL_MS")?.max(10)),
             shutdown_grace: Duration::from_secs(num("FLO2_SHUTDOWN_GRACE_SECS")?),
@@ -459,6 +464,18 @@ mod tests {
         assert_eq!(c.worker_threads, Some(3));
         let err = Config::load_from(None, &env(&[("FLO2_WORKER_THREADS", "many")])).unwrap_err();
         assert!(err.to_string().starts_with("FLO2_WORKER_THREADS"));
+    }
+
+    #[test]
+    fn trusted_proxies_parse_as_address_blocks() {
+        let c = Config::load_from(None, &[]).unwrap();
+        assert!(c.trusted_proxies.is_empty());
+        let c =
+            Config::load_from(None, &env(&[("FLO2_TRUSTED_PROXIES", "10.0.0.0/8, ::1")])).unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        let err =
+            Config::load_from(None, &env(&[("FLO2_TRUSTED_PROXIES", "10.0.0.0/99")])).unwrap_err();
+        assert!(err.to_string().starts_with("FLO2_TRUSTED_PROXIES"));
     }
 
     #[test]

@@ -159,16 +159,23 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
                     .unwrap_or(chrono::Duration::days(7)),
                 max_body_bytes: config.api_max_body_bytes,
                 allow_private_upstreams: config.allow_private_upstreams,
+                trusted_proxies: config.trusted_proxies.clone(),
             }),
         };
         app = app
             .merge(flo2_console::router(console).map_err(|e| StartError::DataDir(e.to_string()))?);
     }
+    // The plain 404 and 405 answers carry the console's security headers too.
+    let https = flo2_console::is_https(&config.effective_public_url());
     let app = app
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(store.clone()))
-        .fallback(fallback)
-        .method_not_allowed_fallback(method_not_allowed);
+        .fallback(move |uri: Uri, headers: HeaderMap| async move {
+            secured(fallback(uri, &headers), https)
+        })
+        .method_not_allowed_fallback(move |uri: Uri, headers: HeaderMap| async move {
+            secured(method_not_allowed(uri, &headers), https)
+        });
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -254,34 +261,56 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Ready when the database answers and its schema is this binary's; otherwise 503 with the
+/// reason, telling an outage ("database unreachable") from a schema to migrate.
 async fn readyz(State(store): State<Store>) -> Response {
-    match store.ready().await {
-        Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        Err(err) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "reason": err.to_string()})),
-        )
-            .into_response(),
-    }
+    let reason = match store.ready().await {
+        Ok(()) => return Json(json!({"status": "ready"})).into_response(),
+        Err(err @ flo2_store::StoreError::PendingMigrations) => err.to_string(),
+        Err(err) if err.is_unavailable() => {
+            tracing::warn!(error = %err, "not ready: the database is unreachable");
+            "database unreachable".to_owned()
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "not ready: the readiness query failed");
+            "database error; see the server log".to_owned()
+        }
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(
+            axum::http::header::RETRY_AFTER,
+            flo2_console::error::OUTAGE_RETRY_AFTER
+                .as_secs()
+                .to_string(),
+        )],
+        Json(json!({"status": "unavailable", "reason": reason})),
+    )
+        .into_response()
 }
 
-async fn fallback(uri: Uri, headers: HeaderMap) -> Response {
+fn secured(mut response: Response, https: bool) -> Response {
+    flo2_console::security_headers::apply(response.headers_mut(), https);
+    response
+}
+
+fn fallback(uri: Uri, headers: &HeaderMap) -> Response {
     let path = uri.path();
     if path.starts_with("/api/") {
         flo2_console::not_found().into_response()
     } else if path == "/v1" || path.starts_with("/v1/") {
-        flo2_gateway::not_found(path, &headers).into_response()
+        flo2_gateway::not_found(path, headers).into_response()
     } else {
         (StatusCode::NOT_FOUND, "not found\n").into_response()
     }
 }
 
-async fn method_not_allowed(uri: Uri, headers: HeaderMap) -> Response {
+fn method_not_allowed(uri: Uri, headers: &HeaderMap) -> Response {
     let path = uri.path();
     if path.starts_with("/api/") {
         flo2_console::method_not_allowed().into_response()
     } else if path.starts_with("/v1/") {
-        flo2_gateway::method_not_allowed(path, &headers).into_response()
+        flo2_gateway::method_not_allowed(path, headers).into_response()
     } else {
         (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response()
     }

@@ -9,70 +9,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestDb;
+use common::{Outage, TestDb};
 use flo2::{Config, Mode, RunningServer};
 use flo2_testkit::{FakeUpstream, Scenario};
 use serde_json::{json, Value};
-use sqlx::Connection;
-
-/// A database outage the test controls: on SQLite another connection holds an exclusive lock;
-/// on PostgreSQL the database refuses connections and its sessions are killed.
-enum Outage {
-    Sqlite(sqlx::SqliteConnection),
-    Postgres {
-        admin: sqlx::PgConnection,
-        name: String,
-    },
-}
-
-impl Outage {
-    async fn start(db: &TestDb) -> Self {
-        if db.is_postgres() {
-            let base = std::env::var("FLO2_TEST_DATABASE_URL").unwrap();
-            let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
-            let name = db
-                .url
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .split('?')
-                .next()
-                .unwrap()
-                .to_owned();
-            sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-            sqlx::query(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-            Outage::Postgres { admin, name }
-        } else {
-            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-            sqlx::raw_sql("BEGIN EXCLUSIVE")
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            Outage::Sqlite(conn)
-        }
-    }
-
-    async fn end(self) {
-        match self {
-            Outage::Sqlite(mut conn) => {
-                sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
-                conn.close().await.unwrap();
-            }
-            Outage::Postgres { mut admin, name } => {
-                sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
-                    .execute(&mut admin)
-                    .await
-                    .unwrap();
-            }
-        }
-    }
-}
 
 /// Calls made by `stack` before the test's own load.
 const WARM_UP_CALLS: u64 = 2;

@@ -303,14 +303,14 @@ async fn bad_signups_are_refused_and_create_nothing() {
     );
     expect(
         signup(json!({"email": "a@example.com", "password": "short", "organization": "X"})).await,
-        S::BAD_REQUEST,
+        S::UNPROCESSABLE_ENTITY,
         "invalid_field",
         "password",
     );
     expect(
         signup(json!({"email": "a@example.com", "password": "x".repeat(300), "organization": "X"}))
             .await,
-        S::BAD_REQUEST,
+        S::UNPROCESSABLE_ENTITY,
         "invalid_field",
         "long password",
     );

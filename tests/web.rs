@@ -213,7 +213,7 @@ async fn forms_keep_their_input_and_show_errors_next_to_the_field() {
             "new@example.com",
             "short",
             "Keep Me",
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "`password` must be",
         ),
         (
@@ -398,7 +398,7 @@ async fn logins_are_throttled_after_repeated_failures() {
     let (status, body) = api_login(&app, "ada@example.com", common::PASSWORD).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(body["code"], "too_many_attempts");
-    // Other accounts are unaffected.
+    // Other accounts from the same address are unaffected.
     sign_up(&app, "bob@example.com", "Bob").await;
     let resp = b
         .post(

@@ -196,6 +196,18 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        let (status, _, value) = self.call_full(method, path, token, body).await;
+        (status, value)
+    }
+
+    /// [`TestApp::call`] that also hands back the answer's headers.
+    pub async fn call_full(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         let mut req = self.http.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -205,8 +217,9 @@ impl TestApp {
         }
         let resp = req.send().await.unwrap();
         let status = resp.status();
+        let headers = resp.headers().clone();
         assert!(
-            resp.headers().contains_key("x-flo2-request-id"),
+            headers.contains_key("x-flo2-request-id"),
             "every answer carries a request id"
         );
         let text = resp.text().await.unwrap();
@@ -215,7 +228,54 @@ impl TestApp {
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
-        (status, value)
+        (status, headers, value)
+    }
+
+    /// `POST /api/v1/login`.
+    pub async fn login(&self, email: &str, password: &str) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            "/api/v1/login",
+            None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    /// A client that does not follow redirects, and the cookie and CSRF token of the anonymous
+    /// form on `path` (`/login`, `/signup`), ready to post.
+    pub async fn anonymous_form(&self, path: &str) -> (reqwest::Client, String, String) {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let page = http.get(self.url(path)).send().await.unwrap();
+        let nonce = set_cookie_pair(page.headers());
+        let html = page.text().await.unwrap();
+        (http, nonce, csrf_in(&html))
+    }
+
+    /// Posts the dashboard login form with a cookie and token from
+    /// [`TestApp::anonymous_form`], and the extra `headers`.
+    pub async fn post_login_form(
+        &self,
+        (http, nonce, csrf): &(reqwest::Client, String, String),
+        email: &str,
+        password: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = http
+            .post(self.url("/login"))
+            .header(reqwest::header::COOKIE, nonce)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("email", email),
+                ("password", password),
+            ]);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap()
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
@@ -324,6 +384,95 @@ impl TestApp {
 }
 
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The `name=value` of an answer's first `Set-Cookie`.
+pub fn set_cookie_pair(headers: &reqwest::header::HeaderMap) -> String {
+    headers[reqwest::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The `Retry-After` of an answer, if any.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// The CSRF token of the (first) form in a page.
+pub fn csrf_in(html: &str) -> String {
+    let at =
+        html.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+/// The name of a PostgreSQL test database.
+pub fn database_name(db: &TestDb) -> String {
+    db.url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// A database outage the test controls: on SQLite another connection holds an exclusive lock
+/// (writers wait out the busy timeout and fail); on PostgreSQL the database refuses connections
+/// and its sessions are killed.
+pub enum Outage {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres {
+        admin: sqlx::PgConnection,
+        name: String,
+    },
+}
+
+impl Outage {
+    pub async fn start(db: &TestDb) -> Self {
+        if db.is_postgres() {
+            let base = std::env::var("FLO2_TEST_DATABASE_URL").unwrap();
+            let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
+            let name = database_name(db);
+            sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            sqlx::query(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            Outage::Postgres { admin, name }
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::raw_sql("BEGIN EXCLUSIVE")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            Outage::Sqlite(conn)
+        }
+    }
+
+    pub async fn end(self) {
+        match self {
+            Outage::Sqlite(mut conn) => {
+                sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+            Outage::Postgres { mut admin, name } => {
+                sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
 
 pub struct Account {
     pub token: String,

@@ -3,36 +3,14 @@
 //! Every handler that changes something calls [`record`] once the change has succeeded, so a
 //! failed change is never recorded. Entries hold ids, names and hints, never a secret.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::ConnectInfo;
-use axum::http::request::Parts;
 use flo2_core::{OrgId, UserId};
 use flo2_store::NewAuditEntry;
 use serde_json::Value;
 
 use crate::auth::Principal;
 use crate::ConsoleState;
-
-/// The client address of a request: the peer of its connection. The one place that decides
-/// it, so a proxy-aware rule (trusted `X-Forwarded-For`) replaces this function alone.
-pub fn client_address(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| peer.ip())
-}
-
-/// The [`client_address`] of a request, as an extractor for handlers without a [`Principal`].
-pub struct ClientAddress(pub Option<IpAddr>);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddress(client_address(parts)))
-    }
-}
 
 /// What an entry is about: the kind of object and its id.
 pub(crate) struct Target<'a> {

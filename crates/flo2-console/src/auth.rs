@@ -94,7 +94,7 @@ pub struct Principal {
     /// The user.
     pub user: UserId,
     org: Option<(OrgId, Role)>,
-    /// The address the request came from (see [`crate::audit::client_address`]).
+    /// The address the request came from ([`crate::client_address`]).
     pub client_address: Option<std::net::IpAddr>,
 }
 
@@ -139,7 +139,7 @@ impl FromRequestParts<ConsoleState> for Principal {
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or_else(ApiError::unauthenticated)?;
         let mut principal = Principal::from_token(state, token).await?;
-        principal.client_address = crate::audit::client_address(parts);
+        principal.client_address = Some(crate::client_address::ClientAddress::of(parts, state).0);
         Ok(principal)
     }
 }

@@ -1,7 +1,9 @@
 //! The management API's error: an HTTP status, a stable machine-readable `code` and a human
 //! `message`, rendered as `{"code": "...", "message": "..."}`.
 
-use axum::http::StatusCode;
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use flo2_store::StoreError;
@@ -14,7 +16,13 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds for `Retry-After` (429 and 503 answers).
+    retry_after: Option<u64>,
 }
+
+/// What a 503 for a database outage tells the caller to wait: about what a short outage (a
+/// failover, a restart) takes, and what the pool waits for a connection.
+pub const OUTAGE_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// The JSON body of every `/api/v1` error.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -32,7 +40,45 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the caller to retry after `wait` (rounded up to whole seconds).
+    pub fn retry_after(mut self, wait: Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        self.retry_after = Some(secs.max(1));
+        self
+    }
+
+    /// Seconds the caller should wait before retrying, if the answer says so.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after
+    }
+
+    /// 429: too many login attempts from this client; retry after `wait`.
+    pub fn too_many_attempts(wait: Duration) -> Self {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!(
+                "too many login attempts from your address; try again in {minutes} minute{}",
+                if minutes == 1 { "" } else { "s" }
+            ),
+        )
+        .retry_after(wait)
+    }
+
+    /// 503: the database cannot be reached (or is overloaded); the cause is logged.
+    pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "database unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the database is unavailable; try again shortly",
+        )
+        .retry_after(OUTAGE_RETRY_AFTER)
     }
 
     /// 400 for a field that failed validation.
@@ -40,8 +86,9 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_field", message)
     }
 
-    /// 422 for a well-formed field whose value is refused (a base URL that reaches a private
-    /// address, say); the message names the field like [`ApiError::invalid`]'s.
+    /// 422 for a well-formed field whose value a rule refuses (a guessable password, a base URL
+    /// that reaches a private address, a time the database cannot store); the message names the
+    /// field like [`ApiError::invalid`]'s.
     pub fn unprocessable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
     }
@@ -113,14 +160,7 @@ impl ApiError {
                 "last_owner",
                 "an organization must keep at least one owner",
             ),
-            other if other.is_unavailable() => {
-                tracing::error!(error = %other, "database unavailable");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the database is unavailable; try again shortly",
-                )
-            }
+            other if other.is_unavailable() => Self::unavailable(&other),
             other => Self::internal(&other),
         }
     }
@@ -140,13 +180,20 @@ impl From<VaultError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let retry_after = self.retry_after;
+        let mut response = (
             self.status,
             Json(ErrorBody {
                 code: self.code,
                 message: self.message,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }

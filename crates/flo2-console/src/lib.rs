@@ -5,11 +5,14 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod base_url_address;
+pub mod client_address;
 pub mod csv;
 pub mod error;
 pub mod extract;
 pub mod key_test;
+pub mod login_throttle;
 mod pages;
+pub mod security_headers;
 pub mod validate;
 pub mod web;
 
@@ -17,7 +20,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, Response};
+use axum::http::{header, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::Duration;
@@ -39,6 +42,23 @@ pub struct ConsoleSettings {
     /// Accept provider base URLs that reach loopback, private or other non-public addresses
     /// (`FLO2_ALLOW_PRIVATE_UPSTREAMS`); otherwise they are refused when saved.
     pub allow_private_upstreams: bool,
+    /// Reverse proxies whose `X-Forwarded-For` names the client ([`client_address`]).
+    pub trusted_proxies: Vec<client_address::Cidr>,
+}
+
+impl ConsoleSettings {
+    /// Whether people reach the console over https (then cookies are `__Host-` and `Secure`,
+    /// and answers carry HSTS).
+    pub fn https(&self) -> bool {
+        is_https(&self.public_url)
+    }
+}
+
+/// Whether `url` is an https URL.
+pub fn is_https(url: &str) -> bool {
+    url.trim()
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
 }
 
 /// What every console handler can reach.
@@ -61,6 +81,7 @@ pub struct ConsoleState {
 /// The console's routes: `/api/v1/...`, `/api/v1/openapi.json`, and the pages.
 pub fn router(state: ConsoleState) -> Result<Router, serde_json::Error> {
     let max_body = state.settings.max_body_bytes;
+    let https = state.settings.https();
     let (api, openapi) = api::routes().split_for_parts();
     // Rendered once: the document is fixed for the life of the process.
     let openapi_json = Arc::new(openapi.to_json()?);
@@ -78,19 +99,14 @@ pub fn router(state: ConsoleState) -> Result<Router, serde_json::Error> {
             }),
         )
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::map_response(no_store));
-    Ok(api
-        .merge(pages::routes())
-        .merge(web::routes())
-        .with_state(state))
-}
-
-/// Management answers can carry secrets shown once (keys, tokens): never let a cache keep them.
-async fn no_store(mut response: Response<Body>) -> Response<Body> {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+        // Management answers can carry secrets shown once (keys, tokens): `no-store`, like
+        // every page, with the pages' other security headers.
+        .layer(axum::middleware::map_response_with_state(
+            https,
+            security_headers::layer,
+        ));
+    let web = web::routes(&state);
+    Ok(api.merge(pages::routes(https)).merge(web).with_state(state))
 }
 
 /// The `/api/v1` answer for a path that does not exist.

@@ -17,12 +17,15 @@ struct IndexPage {
     chrome: crate::web::Chrome,
 }
 
-pub(crate) fn routes() -> Router<ConsoleState> {
+pub(crate) fn routes(https: bool) -> Router<ConsoleState> {
     Router::new()
         .route("/", get(index))
         .route("/static/flo2.css", get(stylesheet))
         .route("/static/flo2.js", get(script))
-        .layer(axum::middleware::map_response(crate::web::security_headers))
+        .layer(axum::middleware::map_response_with_state(
+            https,
+            crate::security_headers::layer,
+        ))
 }
 
 async fn index() -> Response {

@@ -1,5 +1,5 @@
 //! Input validation shared by the API handlers. Each function returns the normalised value or
-//! a 400 naming the field.
+//! a 400 (422 for a password the rule refuses) naming the field.
 
 use flo2_core::Secret;
 
@@ -42,17 +42,13 @@ pub fn email(value: &str) -> Result<String, ApiError> {
     }
 }
 
-/// A password of acceptable length (the bounds also cap hashing cost).
-pub fn password(field: &str, value: String) -> Result<Secret<String>, ApiError> {
-    let chars = value.chars().count();
-    if !(flo2_vault::password::MIN_LEN..=flo2_vault::password::MAX_LEN).contains(&chars) {
-        return Err(ApiError::invalid(format!(
-            "`{field}` must be {} to {} characters",
-            flo2_vault::password::MIN_LEN,
-            flo2_vault::password::MAX_LEN
-        )));
+/// A password that passes flo2's rule ([`flo2_vault::password_rules`]); `account` holds the
+/// account's email and organization name(s). Refusals are 422 naming `field`.
+pub fn password(field: &str, value: String, account: &[&str]) -> Result<Secret<String>, ApiError> {
+    match flo2_vault::password_rules::check(&value, account) {
+        Ok(()) => Ok(Secret::new(value)),
+        Err(refused) => Err(ApiError::unprocessable(format!("`{field}` {refused}"))),
     }
-    Ok(Secret::new(value))
 }
 
 /// A provider API key: 1 to 4096 printable characters without spaces.

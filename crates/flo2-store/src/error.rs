@@ -74,13 +74,51 @@ impl StoreError {
     }
 
     /// True for errors that mean the database is unreachable or overloaded rather than that the
-    /// request was wrong; callers answer 503 for these.
+    /// request was wrong; callers answer 503 for these. Besides the connection errors (I/O, TLS,
+    /// pool timeout, closed pool, a crashed SQLite worker), the database's own codes for the
+    /// same: PostgreSQL's connection exceptions (08), insufficient resources (53), operator
+    /// intervention (57: shutdown, terminated sessions), a database that no longer exists
+    /// (3D000) or refuses connections (55000), lock timeouts (55P03); SQLite's busy and locked
+    /// (past the busy timeout), read-only, I/O error, disk full and cannot-open.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Database(
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-            )
-        )
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Database(err) => match err {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(db) => {
+                    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                        let code = pg.code();
+                        return ["08", "53", "57"].iter().any(|c| code.starts_with(c))
+                            || matches!(code, "3D000" | "55000" | "55P03");
+                    }
+                    // SQLite: the primary result code is the low byte of the extended one.
+                    // 5 busy, 6 locked, 8 read-only, 10 I/O error, 13 full, 14 cannot open.
+                    use sqlx::error::DatabaseError as _;
+                    db.try_downcast_ref::<sqlx::sqlite::SqliteError>()
+                        .and_then(|e| e.code())
+                        .and_then(|code| code.parse::<i64>().ok())
+                        .is_some_and(|code| matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// True when a query failed because a table does not exist (the schema was never
+    /// migrated), as opposed to the database being unreachable.
+    pub fn is_missing_table(err: &sqlx::Error) -> bool {
+        let sqlx::Error::Database(db) = err else {
+            return false;
+        };
+        if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+            return pg.code() == "42P01"; // undefined_table
+        }
+        // SQLite reports it as a generic error (code 1) with this message.
+        db.message().starts_with("no such table")
     }
 }

@@ -150,10 +150,14 @@ impl Pool {
         )
         .fetch_one(p)
         .await)
-        .map_err(|err| match err {
-            // No migrations table at all: nothing applied yet.
-            sqlx::Error::Database(_) => StoreError::PendingMigrations,
-            other => StoreError::from(other),
+        .map_err(|err| {
+            if StoreError::is_missing_table(&err) {
+                // No migrations table at all: nothing applied yet.
+                StoreError::PendingMigrations
+            } else {
+                // Anything else (the database unreachable, above all) is not a schema problem.
+                StoreError::from(err)
+            }
         })?;
         if applied.unwrap_or(0) < latest {
             return Err(StoreError::PendingMigrations);

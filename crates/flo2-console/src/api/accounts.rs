@@ -1,8 +1,8 @@
 //! Sign up, log in, log out, who am I, change password.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::organizations::{new_organization, OrganizationView};
-use crate::audit::{self, ClientAddress, Target};
+use crate::audit::{self, Target};
 use crate::auth::Principal;
+use crate::client_address::ClientAddress;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::{validate, ConsoleState};
@@ -25,7 +26,8 @@ use crate::{validate, ConsoleState};
 pub struct SignupRequest {
     /// Login email; must not be registered yet.
     email: String,
-    /// 8 to 256 characters.
+    /// 12 to 256 characters, any Unicode; not a common or easily guessed password, not the
+    /// email or the organization's name (422 naming `password` otherwise).
     password: String,
     /// Name of the organization to create; the user becomes its owner.
     organization: String,
@@ -107,13 +109,20 @@ async fn start_session(
 
 /// Create an account and its first organization.
 #[utoipa::path(post, path = "/signup", tag = "accounts", request_body = SignupRequest,
-    responses((status = 201, body = SignupResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = SignupResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn signup(
     State(state): State<ConsoleState>,
     ClientAddress(address): ClientAddress,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> Result<(StatusCode, Json<SignupResponse>), ApiError> {
-    let done = sign_up(&state, &req.email, req.password, &req.organization, address).await?;
+    let done = sign_up(
+        &state,
+        &req.email,
+        req.password,
+        &req.organization,
+        Some(address),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(SignupResponse {
@@ -153,9 +162,13 @@ pub(crate) async fn sign_up(
     address: Option<std::net::IpAddr>,
 ) -> Result<SignedUp, ApiError> {
     let email = validate::email(email)?;
-    let secret = validate::password("password", password)?;
     let org_name = validate::name("organization", organization)?;
-    let password_hash = blocking(move || password::hash(&secret)).await??;
+    let account = [email.clone(), org_name.clone()];
+    let password_hash = blocking(move || {
+        let secret = validate::password("password", password, &[&account[0], &account[1]])?;
+        password::hash(&secret).map_err(ApiError::from)
+    })
+    .await??;
     let user = NewUser {
         id: UserId::new(),
         email,
@@ -195,23 +208,24 @@ pub(crate) async fn sign_up(
 
 /// Exchange email and password for a management token.
 #[utoipa::path(post, path = "/login", tag = "accounts", request_body = LoginRequest,
-    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn login(
     State(state): State<ConsoleState>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let (token, expires_at) = log_in(&state, &req.email, req.password, address).await?;
+    let (token, expires_at) = log_in(&state, &req.email, req.password, client).await?;
     Ok(Json(TokenResponse { token, expires_at }))
 }
 
-/// Checks email and password (throttled per email and per client address) and starts a
-/// session: the one login for the API and the dashboard.
+/// Checks email and password (throttled per account and client address, and per client
+/// address: [`crate::login_throttle`]) and starts a session: the one login for the API and the
+/// dashboard.
 pub(crate) async fn log_in(
     state: &ConsoleState,
     email: &str,
     password: String,
-    address: SocketAddr,
+    client: IpAddr,
 ) -> Result<(String, DateTime<Utc>), ApiError> {
     let invalid = || {
         ApiError::new(
@@ -221,37 +235,36 @@ pub(crate) async fn log_in(
         )
     };
     let email = email.trim().to_lowercase();
-    let client = address.ip();
-    let address = client.to_string();
-    if !state.guard.login_allowed(&email, &address) {
+    let throttle = state.guard.logins();
+    if let Err(wait) = throttle.attempt(&email, client) {
         audit::login_throttled(state, &email, Some(client)).await;
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            "too many failed logins; wait 15 minutes and try again",
-        ));
+        return Err(ApiError::too_many_attempts(wait));
     }
     if password.chars().count() > password::MAX_LEN {
-        state.guard.login_failed(&email, &address);
         return Err(invalid());
     }
     let secret = flo2_core::Secret::new(password);
     let user = match state.store.user_by_email(&email).await {
         Ok(user) => Some(user),
         Err(StoreError::NotFound) => None,
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            // The password was never checked (the database is down, above all): the attempt
+            // must not count, or a user retrying through an outage would lock themselves out.
+            throttle.forgive(&email, client);
+            return Err(e.into());
+        }
     };
     // Verify against a decoy for unknown emails, so timing does not reveal which emails exist.
     let stored = user.as_ref().map_or_else(
         || password::decoy_hash().to_owned(),
         |u| u.password_hash.clone(),
     );
-    let matches = blocking(move || password::verify(&secret, &stored)).await?;
+    let matches = blocking(move || password::verify(&secret, &stored)).await;
+    let matches = matches.inspect_err(|_| throttle.forgive(&email, client))?;
     let Some(user) = user.filter(|_| matches) else {
-        state.guard.login_failed(&email, &address);
         return Err(invalid());
     };
-    state.guard.login_succeeded(&email);
+    throttle.succeeded(&email, client);
     let org = state
         .store
         .memberships(user.id)
@@ -304,7 +317,7 @@ pub async fn me(
 
 /// Change the password; every session of the user, this one included, ends.
 #[utoipa::path(post, path = "/password", tag = "accounts", request_body = PasswordChange,
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn change_password(
     State(state): State<ConsoleState>,
     principal: Principal,
@@ -321,8 +334,22 @@ pub(crate) async fn set_password(
     current: String,
     new: String,
 ) -> Result<(), ApiError> {
-    let new = validate::password("new_password", new)?;
     let user = state.store.user(principal.user).await?;
+    // The new password may not be the email or the name of any organization the user is in.
+    let mut account = vec![user.email.clone()];
+    account.extend(
+        state
+            .store
+            .memberships(user.id)
+            .await?
+            .into_iter()
+            .map(|m| m.organization.name),
+    );
+    let new = blocking(move || {
+        let account: Vec<&str> = account.iter().map(String::as_str).collect();
+        validate::password("new_password", new, &account)
+    })
+    .await??;
     let current = flo2_core::Secret::new(current);
     let stored = user.password_hash.clone();
     if !blocking(move || password::verify(&current, &stored)).await? {

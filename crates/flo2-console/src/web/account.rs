@@ -1,9 +1,7 @@
 //! Sign up, log in, log out, password change and the overview page.
 
-use std::net::SocketAddr;
-
 use askama::Template;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -13,8 +11,9 @@ use flo2_store::{GroupBy, UsageFilter};
 use serde::Deserialize;
 
 use super::session::{self, WebUser};
-use super::{field_of, forbidden_form, render, Chrome};
+use super::{field_of, forbidden_form, render, render_error, Chrome};
 use crate::api::accounts;
+use crate::client_address::ClientAddress;
 use crate::ConsoleState;
 
 /// The sign-up form's fields, kept when the form comes back with errors.
@@ -157,14 +156,14 @@ pub async fn signup_page(State(state): State<ConsoleState>, headers: HeaderMap) 
 /// `POST /signup`: creates the account and organization, logs in, and goes to the overview.
 pub async fn signup(
     State(state): State<ConsoleState>,
-    crate::audit::ClientAddress(address): crate::audit::ClientAddress,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     Form(f): Form<SignupFields>,
 ) -> Response {
     if !session::anonymous_token_ok(&state, &headers, &f.csrf) {
         return forbidden_form();
     }
-    match accounts::sign_up(&state, &f.email, f.password, &f.organization, address).await {
+    match accounts::sign_up(&state, &f.email, f.password, &f.organization, Some(address)).await {
         Ok(done) => logged_in(&state, &done.token),
         Err(err) => {
             let mut form = SignupForm {
@@ -184,7 +183,7 @@ pub async fn signup(
                 csrf: f.csrf,
                 form,
             };
-            render(err.status(), &page)
+            render_error(&err, &page)
         }
     }
 }
@@ -211,14 +210,14 @@ pub async fn login_page(
 /// `POST /login`: throttled like the API's login.
 pub async fn login(
     State(state): State<ConsoleState>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     headers: HeaderMap,
     Form(f): Form<LoginFields>,
 ) -> Response {
     if !session::anonymous_token_ok(&state, &headers, &f.csrf) {
         return forbidden_form();
     }
-    match accounts::log_in(&state, &f.email, f.password, address).await {
+    match accounts::log_in(&state, &f.email, f.password, client).await {
         Ok((token, _)) => logged_in(&state, &token),
         Err(err) => {
             let page = LoginPage {
@@ -228,7 +227,7 @@ pub async fn login(
                 error: Some(err.message().to_owned()),
                 notice: None,
             };
-            render(err.status(), &page)
+            render_error(&err, &page)
         }
     }
 }
@@ -243,8 +242,7 @@ pub async fn logout(
         return forbidden_form();
     }
     if let Err(e) = state.store.revoke_session(user.principal.session).await {
-        tracing::error!(error = %e, "revoking a session failed");
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        return super::error_page(&crate::ApiError::from(e));
     }
     let mut r = Redirect::to("/login").into_response();
     r.headers_mut()
@@ -290,7 +288,7 @@ pub async fn change_password(
                 current_error,
                 new_error,
             };
-            render(err.status(), &page)
+            render_error(&err, &page)
         }
     }
 }

@@ -3,28 +3,20 @@
 //! **CSRF.** Every form carries a token that a cross-site page cannot know. For a logged-in user
 //! it is an HMAC of the session id under a key derived from the master key; before login (sign
 //! up, log in) it is an HMAC of a random nonce kept in a `SameSite=Strict` cookie (double
-//! submit). Tokens are compared in constant time.
+//! submit). Tokens are compared in constant time. Form posts also pass the origin check of
+//! [`crate::web::origin`].
 //!
-//! **Throttling.** Failed logins are counted per email and per client address over a
-//! 15-minute window (in memory, per replica); past the limit, logins for that email or from that
-//! address are refused with 429 until the window passes, before any password is checked.
+//! **Throttling.** Logins are throttled per (account, client address) and per client address
+//! ([`crate::login_throttle`]).
 
-use std::time::Duration;
-
-use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 
-/// Failed logins allowed per email in the window.
-pub const EMAIL_FAILURES: u32 = 5;
-/// Failed logins allowed per client address in the window.
-pub const ADDRESS_FAILURES: u32 = 30;
-/// The throttling window.
-pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+use crate::login_throttle::LoginThrottle;
 
 /// CSRF keys and login counters.
 pub struct Guard {
     csrf_key: [u8; 32],
-    failures: Cache<String, u32>,
+    logins: LoginThrottle,
 }
 
 impl std::fmt::Debug for Guard {
@@ -38,10 +30,7 @@ impl Guard {
     pub fn new(csrf_key: [u8; 32]) -> Self {
         Self {
             csrf_key,
-            failures: Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_live(WINDOW)
-                .build(),
+            logins: LoginThrottle::new(),
         }
     }
 
@@ -61,24 +50,9 @@ impl Guard {
         ))
     }
 
-    /// Whether a login for `email` from `address` may be tried now.
-    pub fn login_allowed(&self, email: &str, address: &str) -> bool {
-        let count = |k: String| self.failures.get(&k).unwrap_or(0);
-        count(format!("email:{email}")) < EMAIL_FAILURES
-            && count(format!("address:{address}")) < ADDRESS_FAILURES
-    }
-
-    /// Counts a failed login.
-    pub fn login_failed(&self, email: &str, address: &str) {
-        for key in [format!("email:{email}"), format!("address:{address}")] {
-            let next = self.failures.get(&key).unwrap_or(0).saturating_add(1);
-            self.failures.insert(key, next);
-        }
-    }
-
-    /// Forgets an email's failures after a successful login.
-    pub fn login_succeeded(&self, email: &str) {
-        self.failures.invalidate(&format!("email:{email}"));
+    /// The login counters.
+    pub fn logins(&self) -> &LoginThrottle {
+        &self.logins
     }
 }
 
@@ -136,24 +110,5 @@ mod tests {
         assert_ne!(g.session_token("a"), g.anonymous_token("a"));
         assert!(same(&g.session_token("a"), &g.session_token("a")));
         assert!(!same(&g.session_token("a"), "x"));
-    }
-
-    #[test]
-    fn logins_are_throttled_per_email_and_reset_on_success() {
-        let g = Guard::new([7; 32]);
-        for _ in 0..EMAIL_FAILURES {
-            assert!(g.login_allowed("a@x", "1.2.3.4"));
-            g.login_failed("a@x", "1.2.3.4");
-        }
-        assert!(
-            !g.login_allowed("a@x", "5.6.7.8"),
-            "the email is locked from anywhere"
-        );
-        assert!(
-            g.login_allowed("b@x", "1.2.3.4"),
-            "other emails from the address still may"
-        );
-        g.login_succeeded("a@x");
-        assert!(g.login_allowed("a@x", "5.6.7.8"));
     }
 }

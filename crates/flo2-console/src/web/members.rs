@@ -410,7 +410,7 @@ pub async fn create_organization(
 
 /// `GET /invite`: the page an invitation link opens (the token is in the URL fragment).
 pub async fn invite_page(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
-    let token = session::cookie(&headers, session::SESSION_COOKIE).map(str::to_owned);
+    let token = session::session_token(&state, &headers).map(str::to_owned);
     let user = match token {
         Some(t) => crate::auth::Principal::from_token(&state, &t).await.ok(),
         None => None,

@@ -1,21 +1,22 @@
 //! The dashboard: server-rendered pages over the same services as `/api/v1`.
 //!
-//! Every page answer carries security headers (a CSP without inline script, no framing, no
-//! referrer leaks, no sniffing). Forms post `application/x-www-form-urlencoded` with a CSRF
-//! token ([`guard`]); a failed form re-renders with the input kept and the error next to its
-//! field, with the status an API would use.
+//! Every page answer carries the security headers of [`crate::security_headers`]. Forms post
+//! `application/x-www-form-urlencoded` with a CSRF token ([`guard`]) and pass the origin check
+//! ([`origin`]); a failed form re-renders with the input kept and the error next to its field,
+//! with the status (and `Retry-After`) an API would use.
 
 pub mod account;
 pub mod guard;
 pub mod keys;
 pub mod members;
+pub mod origin;
 pub mod prices;
 pub mod routes;
 pub mod session;
 pub mod usage;
 
 use askama::Template;
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -48,7 +49,9 @@ impl Chrome {
 }
 
 /// The dashboard's routes.
-pub(crate) fn routes() -> Router<ConsoleState> {
+pub(crate) fn routes(state: &ConsoleState) -> Router<ConsoleState> {
+    let https = state.settings.https();
+    let public_origin = origin::origin_of(&state.settings.public_url);
     Router::new()
         .route("/signup", get(account::signup_page).post(account::signup))
         .route("/login", get(account::login_page).post(account::login))
@@ -96,7 +99,14 @@ pub(crate) fn routes() -> Router<ConsoleState> {
         .route("/app/usage", get(usage::page))
         .route("/app/usage/export.csv", get(usage::export))
         .route("/app/usage/summary.csv", get(usage::summary))
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            public_origin,
+            origin::refuse_cross_site,
+        ))
+        .layer(axum::middleware::map_response_with_state(
+            https,
+            page_headers,
+        ))
 }
 
 /// The answer to a form whose CSRF token is missing or wrong.
@@ -118,7 +128,24 @@ pub struct CsrfForm {
 
 /// The answer to a failed write that has no form to show the error in.
 pub fn error_page(err: &ApiError) -> Response {
-    (err.status(), err.message().to_owned()).into_response()
+    with_retry_after(
+        err,
+        (err.status(), err.message().to_owned()).into_response(),
+    )
+}
+
+/// `page` rendered with the status of the error it shows (and its `Retry-After`).
+pub fn render_error(err: &ApiError, page: &impl Template) -> Response {
+    with_retry_after(err, render(err.status(), page))
+}
+
+fn with_retry_after(err: &ApiError, mut response: Response) -> Response {
+    if let Some(secs) = err.retry_after_secs() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
 }
 
 /// Runs a button's action if its form is genuine, then redirects to `done`; an error becomes an
@@ -154,24 +181,21 @@ pub fn field_of(err: &ApiError) -> Option<&str> {
     err.message().strip_prefix('`')?.split('`').next()
 }
 
-/// Page security headers: scripts only from flo2 itself (no inline script), no framing, no
-/// referrer outside, no MIME sniffing, and no caching of pages that may show a secret once.
-pub async fn security_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    let set = |h: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
-        h.insert(name, HeaderValue::from_static(value));
-    };
-    set(
-        headers,
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
-    );
-    set(headers, header::X_FRAME_OPTIONS, "DENY");
-    set(headers, header::REFERRER_POLICY, "same-origin");
-    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    if !headers.contains_key(header::CACHE_CONTROL) {
-        set(headers, header::CACHE_CONTROL, "no-store");
+/// The pages' security headers; a 503 or 429 that does not say when to retry gets the outage
+/// default, so every such page answer carries `Retry-After`.
+async fn page_headers(
+    axum::extract::State(https): axum::extract::State<bool>,
+    mut response: Response,
+) -> Response {
+    crate::security_headers::apply(response.headers_mut(), https);
+    let status = response.status();
+    if (status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS)
+        && !response.headers().contains_key(header::RETRY_AFTER)
+    {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(crate::error::OUTAGE_RETRY_AFTER.as_secs()),
+        );
     }
     response
 }

@@ -1,21 +1,50 @@
 //! The dashboard's session: the same signed token as the management API, carried in an
-//! `HttpOnly`, `SameSite=Lax` cookie (`Secure` when the console's public URL is https), and the
-//! CSRF checks that every form post passes.
+//! `HttpOnly`, `SameSite=Lax` cookie, and the CSRF checks that every form post passes.
+//!
+//! Under an https public URL the cookies are `Secure` and `__Host-`-prefixed (ASVS 3.4.4): the
+//! browser then only accepts them set over https, for `Path=/`, without a `Domain`, so a sibling
+//! subdomain or a plain-http page cannot plant or overwrite them.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::guard::same;
 use crate::auth::Principal;
 use crate::ConsoleState;
 
-/// The session cookie.
+/// The session cookie (over plain http).
 pub const SESSION_COOKIE: &str = "flo2_session";
-/// The anonymous forms' CSRF nonce cookie.
+/// The anonymous forms' CSRF nonce cookie (over plain http).
 pub const NONCE_COOKIE: &str = "flo2_nonce";
+/// The session cookie under an https public URL.
+pub const HOST_SESSION_COOKIE: &str = "__Host-flo2_session";
+/// The nonce cookie under an https public URL.
+pub const HOST_NONCE_COOKIE: &str = "__Host-flo2_nonce";
+
+/// The session cookie's name for this console.
+pub fn session_cookie_name(state: &ConsoleState) -> &'static str {
+    if state.settings.https() {
+        HOST_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+fn nonce_cookie_name(state: &ConsoleState) -> &'static str {
+    if state.settings.https() {
+        HOST_NONCE_COOKIE
+    } else {
+        NONCE_COOKIE
+    }
+}
+
+/// The session token the request's cookie carries, if any.
+pub fn session_token<'a>(state: &ConsoleState, headers: &'a HeaderMap) -> Option<&'a str> {
+    cookie(headers, session_cookie_name(state))
+}
 
 /// A cookie's value from the request.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -29,7 +58,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 fn secure(state: &ConsoleState) -> &'static str {
-    if state.settings.public_url.starts_with("https://") {
+    if state.settings.https() {
         "; Secure"
     } else {
         ""
@@ -40,7 +69,8 @@ fn secure(state: &ConsoleState) -> &'static str {
 pub fn session_cookie(state: &ConsoleState, token: &str) -> HeaderValue {
     let max_age = state.tokens.ttl().num_seconds().max(0);
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+        "{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+        session_cookie_name(state),
         secure(state)
     ))
     .unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -49,7 +79,8 @@ pub fn session_cookie(state: &ConsoleState, token: &str) -> HeaderValue {
 /// `Set-Cookie` that removes the session cookie.
 pub fn clear_session_cookie(state: &ConsoleState) -> HeaderValue {
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        session_cookie_name(state),
         secure(state)
     ))
     .unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -57,7 +88,7 @@ pub fn clear_session_cookie(state: &ConsoleState) -> HeaderValue {
 
 /// The nonce behind an anonymous form's CSRF token: the request's, or a new one to set.
 pub fn nonce(state: &ConsoleState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
-    if let Some(n) = cookie(headers, NONCE_COOKIE).filter(|n| n.len() == 43) {
+    if let Some(n) = cookie(headers, nonce_cookie_name(state)).filter(|n| n.len() == 43) {
         return (n.to_owned(), None);
     }
     use base64::Engine as _;
@@ -66,7 +97,8 @@ pub fn nonce(state: &ConsoleState, headers: &HeaderMap) -> (String, Option<Heade
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let set = HeaderValue::from_str(&format!(
-        "{NONCE_COOKIE}={n}; Path=/; HttpOnly; SameSite=Strict{}",
+        "{}={n}; Path=/; HttpOnly; SameSite=Strict{}",
+        nonce_cookie_name(state),
         secure(state)
     ))
     .ok();
@@ -75,7 +107,8 @@ pub fn nonce(state: &ConsoleState, headers: &HeaderMap) -> (String, Option<Heade
 
 /// Whether an anonymous form's token matches its nonce cookie.
 pub fn anonymous_token_ok(state: &ConsoleState, headers: &HeaderMap, token: &str) -> bool {
-    cookie(headers, NONCE_COOKIE).is_some_and(|n| same(&state.guard.anonymous_token(n), token))
+    cookie(headers, nonce_cookie_name(state))
+        .is_some_and(|n| same(&state.guard.anonymous_token(n), token))
 }
 
 /// A logged-in dashboard user. Pages that need one redirect to the login page without it.
@@ -106,12 +139,17 @@ impl FromRequestParts<ConsoleState> for WebUser {
                 .insert(SET_COOKIE, clear_session_cookie(state));
             r
         };
-        let token = cookie(&parts.headers, SESSION_COOKIE)
+        let token = session_token(state, &parts.headers)
             .ok_or_else(|| Redirect::to("/login").into_response())?;
-        let mut principal = Principal::from_token(state, token)
-            .await
-            .map_err(|_| to_login())?;
-        principal.client_address = crate::audit::client_address(parts);
+        let mut principal = match Principal::from_token(state, token).await {
+            Ok(p) => p,
+            // The database is down: the session may be fine, so keep it and say so.
+            Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                return Err(super::error_page(&e))
+            }
+            Err(_) => return Err(to_login()),
+        };
+        principal.client_address = Some(crate::client_address::ClientAddress::of(parts, state).0);
         let csrf = state.guard.session_token(&principal.session.to_string());
         Ok(WebUser { principal, csrf })
     }
