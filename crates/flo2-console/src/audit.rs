@@ -14,6 +14,36 @@ use serde_json::Value;
 use crate::auth::Principal;
 use crate::ConsoleState;
 
+/// Every action the audit log records (the dashboard's filter offers them; the README lists
+/// them with their meaning). Names are stable: scripts filter on them.
+pub const ACTIONS: &[&str] = &[
+    "account.signed_up",
+    "login.throttled",
+    "organization.created",
+    "organization.renamed",
+    "member.role_changed",
+    "member.removed",
+    "member.left",
+    "invitation.created",
+    "invitation.revoked",
+    "invitation.accepted",
+    "team.created",
+    "team.renamed",
+    "team.deleted",
+    "provider_key.created",
+    "provider_key.updated",
+    "provider_key.rotated",
+    "provider_key.deleted",
+    "api_key.created",
+    "api_key.revoked",
+    "price.set",
+    "price.deleted",
+    "route.created",
+    "route.updated",
+    "route.deleted",
+    "config.entry_skipped",
+];
+
 /// The client address of a request: the peer of its connection. The one place that decides
 /// it, so a proxy-aware rule (trusted `X-Forwarded-For`) replaces this function alone.
 pub fn client_address(parts: &Parts) -> Option<IpAddr> {

@@ -271,10 +271,34 @@ pub async fn create(
         org,
         "price.set",
         Target::new("price", created_id(&view)),
-        serde_json::to_value(&view).unwrap_or_default(),
+        price_details(&view),
     )
     .await;
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// What a price entry says, for the audit log: the amounts, limits and start that were set.
+fn price_details(view: &PriceView) -> serde_json::Value {
+    let mut details = serde_json::json!({
+        "provider": view.provider,
+        "model": view.model,
+        "input_per_mtok": view.input_per_mtok,
+        "output_per_mtok": view.output_per_mtok,
+        "effective_from": view.effective_from,
+    });
+    for (k, v) in [
+        ("cached_input_per_mtok", &view.cached_input_per_mtok),
+        ("cache_write_per_mtok", &view.cache_write_per_mtok),
+        ("reasoning_per_mtok", &view.reasoning_per_mtok),
+    ] {
+        if let Some(v) = v {
+            details[k] = serde_json::json!(v);
+        }
+    }
+    if let Some(w) = view.context_window {
+        details["context_window"] = serde_json::json!(w);
+    }
+    details
 }
 
 fn created_id(view: &PriceView) -> String {
