@@ -454,6 +454,19 @@ async fn only_admins_and_owners_read_the_log() {
     assert_eq!(s, StatusCode::OK, "{body}");
     let (s, _) = app.call(Method::GET, "/api/v1/audit-log", None, None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // A member who leaves is recorded as leaving, by themselves.
+    let (s, _) = app
+        .delete(&format!("/api/v1/members/{}", admin.user), &admin.token)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (log, _) = whole_log(&app, &owner.token).await;
+    let e = entry(&log, "member.left", &admin.user);
+    by(e, &admin);
+    assert_eq!(e["details"]["role"], "admin");
+    // And can no longer read the log.
+    let (s, _) = app.get("/api/v1/audit-log", &admin.token).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
@@ -549,4 +562,16 @@ async fn pages_walk_every_entry_once_and_filters_select() {
 
 fn urlencode(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
+}
+
+/// The README lists every action the log records, so scripts know the names to filter on.
+#[test]
+fn the_readme_lists_every_action() {
+    let readme = include_str!("../README.md");
+    for action in flo2_console::audit::ACTIONS {
+        assert!(
+            readme.contains(&format!("`{action}`")),
+            "{action} is not in the README"
+        );
+    }
 }
