@@ -376,9 +376,37 @@ async fn failed_changes_are_not_recorded() {
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // A price that conflicts, a price deleted by another tenant or twice: the write and its
+    // entry share a transaction, so neither happens.
+    let price = json!({"provider": "openai", "model": "m", "input_per_mtok": "1", "output_per_mtok": "1", "effective_from": "2020-01-01T00:00:00Z"});
+    let (s, created) = app
+        .post("/api/v1/prices", &owner.token, price.clone())
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = app.post("/api/v1/prices", &owner.token, price).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let other = app.signup("other@example.com", "Other").await;
+    let path = format!("/api/v1/prices/{}", created["id"].as_str().unwrap());
+    let (s, _) = app.delete(&path, &other.token).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app.delete(&path, &owner.token).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = app.delete(&path, &owner.token).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     let (log, _) = whole_log(&app, &owner.token).await;
     let actions: Vec<&str> = log.iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["team.created", "account.signed_up"], "{team}");
+    assert_eq!(
+        actions,
+        [
+            "price.deleted",
+            "price.set",
+            "team.created",
+            "account.signed_up"
+        ],
+        "{team}"
+    );
+    let (other_log, _) = whole_log(&app, &other.token).await;
+    assert_eq!(other_log.len(), 1, "only its sign-up: {other_log:#?}");
 }
 
 #[tokio::test]

@@ -93,17 +93,25 @@ pub(crate) async fn record(
     target: Target<'_>,
     details: Value,
 ) {
-    let address = principal.client_address.map(|a| a.to_string());
-    record_as(
-        state,
-        org,
-        Some(principal.user),
-        address,
-        action,
-        target,
+    write(state, org, &entry(principal, action, target, details)).await;
+}
+
+/// The entry for a change `principal` makes, for a store write that commits it together with
+/// the change.
+pub(crate) fn entry(
+    principal: &Principal,
+    action: &str,
+    target: Target<'_>,
+    details: Value,
+) -> NewAuditEntry {
+    NewAuditEntry {
+        actor: Some(principal.user),
+        action: action.to_owned(),
+        target_type: target.kind.to_owned(),
+        target_id: target.id,
+        client_address: principal.client_address.map(|a| a.to_string()),
         details,
-    )
-    .await;
+    }
 }
 
 /// [`record`] for a change without a signed-in principal (sign-up, a throttled login).
@@ -124,8 +132,13 @@ pub(crate) async fn record_as(
         client_address,
         details,
     };
-    if let Err(err) = state.store.record_audit(org, &entry).await {
-        tracing::error!(%org, action, error = %err, "cannot write the audit log entry");
+    write(state, org, &entry).await;
+}
+
+/// Appends `entry`; a failure is logged, never the change's answer.
+async fn write(state: &ConsoleState, org: OrgId, entry: &NewAuditEntry) {
+    if let Err(err) = state.store.record_audit(org, entry).await {
+        tracing::error!(%org, action = %entry.action, error = %err, "cannot write the audit log entry");
     }
 }
 
