@@ -376,9 +376,37 @@ async fn failed_changes_are_not_recorded() {
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // A price that conflicts, a price deleted by another tenant or twice: the write and its
+    // entry share a transaction, so neither happens.
+    let price = json!({"provider": "openai", "model": "m", "input_per_mtok": "1", "output_per_mtok": "1", "effective_from": "2020-01-01T00:00:00Z"});
+    let (s, created) = app
+        .post("/api/v1/prices", &owner.token, price.clone())
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = app.post("/api/v1/prices", &owner.token, price).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let other = app.signup("other@example.com", "Other").await;
+    let path = format!("/api/v1/prices/{}", created["id"].as_str().unwrap());
+    let (s, _) = app.delete(&path, &other.token).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app.delete(&path, &owner.token).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = app.delete(&path, &owner.token).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     let (log, _) = whole_log(&app, &owner.token).await;
     let actions: Vec<&str> = log.iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["team.created", "account.signed_up"], "{team}");
+    assert_eq!(
+        actions,
+        [
+            "price.deleted",
+            "price.set",
+            "team.created",
+            "account.signed_up"
+        ],
+        "{team}"
+    );
+    let (other_log, _) = whole_log(&app, &other.token).await;
+    assert_eq!(other_log.len(), 1, "only its sign-up: {other_log:#?}");
 }
 
 #[tokio::test]
@@ -454,6 +482,19 @@ async fn only_admins_and_owners_read_the_log() {
     assert_eq!(s, StatusCode::OK, "{body}");
     let (s, _) = app.call(Method::GET, "/api/v1/audit-log", None, None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // A member who leaves is recorded as leaving, by themselves.
+    let (s, _) = app
+        .delete(&format!("/api/v1/members/{}", admin.user), &admin.token)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (log, _) = whole_log(&app, &owner.token).await;
+    let e = entry(&log, "member.left", &admin.user);
+    by(e, &admin);
+    assert_eq!(e["details"]["role"], "admin");
+    // And can no longer read the log.
+    let (s, _) = app.get("/api/v1/audit-log", &admin.token).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
@@ -549,4 +590,16 @@ async fn pages_walk_every_entry_once_and_filters_select() {
 
 fn urlencode(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
+}
+
+/// The README lists every action the log records, so scripts know the names to filter on.
+#[test]
+fn the_readme_lists_every_action() {
+    let readme = include_str!("../README.md");
+    for action in flo2_console::audit::ACTIONS {
+        assert!(
+            readme.contains(&format!("`{action}`")),
+            "{action} is not in the README"
+        );
+    }
 }

@@ -207,7 +207,7 @@ async fn price_columns_round_trip_at_their_limits() {
             effective_from: from,
             created_at: created,
         };
-        app.store().create_price(org, &price).await.unwrap();
+        app.store().create_price(org, &price, None).await.unwrap();
         written.push(price);
     }
     let mut read = app.store().prices(org).await.unwrap();

@@ -970,6 +970,117 @@ async fn prices_are_searched_and_set_from_the_dashboard() {
         .await
         .unwrap()
         .contains("your price"));
+
+    // Each own price has a delete button; another tenant's form cannot delete it.
+    let id = prices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["source"] == "organization")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let action = format!("/app/prices/{id}/delete");
+    let html = b
+        .get("/app/prices?q=gpt-4o-mini")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(&format!("action=\"{action}\"")), "{html}");
+    let eve_csrf = eve.csrf("/app/prices").await;
+    let resp = eve.post(&action, &[("csrf", &eve_csrf)]).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = b.post(&action, &[("csrf", "forged")]).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let csrf = csrf_in(&html);
+    let resp = b.post(&action, &[("csrf", &csrf)]).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), "/app/prices?done=deleted");
+    let html = b
+        .get("/app/prices?q=gpt-4o-mini&done=deleted")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Price deleted") && !html.contains("your price"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn the_audit_log_page_filters_pages_and_is_for_admins() {
+    let app = TestApp::start().await;
+    let mut b = sign_up(&app, "ada@example.com", "Acme").await;
+    for i in 0..55 {
+        app.team(b_token(&b), &format!("team-{i:02}")).await;
+    }
+    let html = b.get("/app").await.text().await.unwrap();
+    assert!(html.contains("href=\"/app/audit\""), "admins see the link");
+    let resp = b.get("/app/audit").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = resp.text().await.unwrap();
+    // Newest first, 50 a page, and a link to the older ones.
+    assert!(
+        html.contains("team-54") && !html.contains("team-04"),
+        "{html}"
+    );
+    assert_eq!(html.matches("<code>team.created</code>").count(), 50);
+    let at = html
+        .find("href=\"/app/audit?cursor=")
+        .expect("a next-page link")
+        + 6;
+    let next = html[at..].split('"').next().unwrap().replace("&amp;", "&");
+    let html = b.get(&next).await.text().await.unwrap();
+    assert_eq!(
+        html.matches("<code>team.created</code>").count(),
+        5,
+        "{html}"
+    );
+    assert!(html.contains("account.signed_up") && html.contains("127.0.0.1"));
+    // The filter form narrows it, and keeps its values.
+    let html = b
+        .get("/app/audit?action=account.signed_up")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<option value=\"account.signed_up\" selected>"));
+    assert_eq!(html.matches("<code>account.signed_up</code>").count(), 1);
+    assert!(!html.contains("<code>team.created</code>"));
+    let resp = b.get("/app/audit?from=yesterday").await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("`from` must be a date and time"));
+
+    // A viewer gets neither the link nor the page.
+    let (_, invite) = app
+        .post(
+            "/api/v1/invites",
+            b_token(&b),
+            serde_json::json!({"role": "viewer"}),
+        )
+        .await;
+    let viewer = app.signup("vic@example.com", "Vic's").await;
+    let (status, _) = app
+        .post(
+            "/api/v1/invites/accept",
+            &viewer.token,
+            serde_json::json!({"token": invite["token"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut v = Browser::new(&app);
+    v.cookies
+        .push(("flo2_session".into(), viewer.token.clone()));
+    let html = v.get("/app").await.text().await.unwrap();
+    assert!(!html.contains("/app/audit"));
+    assert_eq!(v.get("/app/audit").await.status(), StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

@@ -12,6 +12,36 @@ use serde_json::Value;
 use crate::auth::Principal;
 use crate::ConsoleState;
 
+/// Every action the audit log records (the dashboard's filter offers them; the README lists
+/// them with their meaning). Names are stable: scripts filter on them.
+pub const ACTIONS: &[&str] = &[
+    "account.signed_up",
+    "login.throttled",
+    "organization.created",
+    "organization.renamed",
+    "member.role_changed",
+    "member.removed",
+    "member.left",
+    "invitation.created",
+    "invitation.revoked",
+    "invitation.accepted",
+    "team.created",
+    "team.renamed",
+    "team.deleted",
+    "provider_key.created",
+    "provider_key.updated",
+    "provider_key.rotated",
+    "provider_key.deleted",
+    "api_key.created",
+    "api_key.revoked",
+    "price.set",
+    "price.deleted",
+    "route.created",
+    "route.updated",
+    "route.deleted",
+    "config.entry_skipped",
+];
+
 /// What an entry is about: the kind of object and its id.
 pub(crate) struct Target<'a> {
     /// `api_key`, `member`, `price`, ...
@@ -41,17 +71,25 @@ pub(crate) async fn record(
     target: Target<'_>,
     details: Value,
 ) {
-    let address = principal.client_address.map(|a| a.to_string());
-    record_as(
-        state,
-        org,
-        Some(principal.user),
-        address,
-        action,
-        target,
+    write(state, org, &entry(principal, action, target, details)).await;
+}
+
+/// The entry for a change `principal` makes, for a store write that commits it together with
+/// the change.
+pub(crate) fn entry(
+    principal: &Principal,
+    action: &str,
+    target: Target<'_>,
+    details: Value,
+) -> NewAuditEntry {
+    NewAuditEntry {
+        actor: Some(principal.user),
+        action: action.to_owned(),
+        target_type: target.kind.to_owned(),
+        target_id: target.id,
+        client_address: principal.client_address.map(|a| a.to_string()),
         details,
-    )
-    .await;
+    }
 }
 
 /// [`record`] for a change without a signed-in principal (sign-up, a throttled login).
@@ -72,8 +110,13 @@ pub(crate) async fn record_as(
         client_address,
         details,
     };
-    if let Err(err) = state.store.record_audit(org, &entry).await {
-        tracing::error!(%org, action, error = %err, "cannot write the audit log entry");
+    write(state, org, &entry).await;
+}
+
+/// Appends `entry`; a failure is logged, never the change's answer.
+async fn write(state: &ConsoleState, org: OrgId, entry: &NewAuditEntry) {
+    if let Err(err) = state.store.record_audit(org, entry).await {
+        tracing::error!(%org, action = %entry.action, error = %err, "cannot write the audit log entry");
     }
 }
 

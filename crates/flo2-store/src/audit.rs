@@ -100,26 +100,37 @@ impl From<AuditRow> for AuditEntry {
     }
 }
 
-impl Store {
-    /// Appends an entry to `org`'s audit log. The actor's current email is copied into it.
-    pub async fn record_audit(&self, org: OrgId, entry: &NewAuditEntry) -> Result<(), StoreError> {
-        let details = entry.details.to_string();
-        on_pool!(&self.pool, p => sqlx::query(
+/// Appends `$entry` to organization `$org`'s audit log through `$executor` (a pool, or an open
+/// transaction `&mut *tx` so the entry commits or rolls back with the change it records). The
+/// actor's current email is copied into it.
+macro_rules! insert_audit {
+    ($executor:expr, $org:expr, $entry:expr) => {{
+        let entry: &$crate::audit::NewAuditEntry = $entry;
+        sqlx::query(
             "INSERT INTO audit_log (id, org_id, at, actor_id, actor_email, action, target_type, target_id, client_address, details) \
              VALUES ($1, $2, $3, $4, (SELECT email FROM users WHERE id = $4), $5, $6, $7, $8, $9)",
         )
-        .bind(DbUuid(Uuid::now_v7()))
-        .bind(DbUuid::from(org))
-        .bind(DbTime::now())
-        .bind(entry.actor.map(DbUuid::from))
+        .bind($crate::types::DbUuid(uuid::Uuid::now_v7()))
+        .bind($crate::types::DbUuid::from($org))
+        .bind($crate::types::DbTime::now())
+        .bind(entry.actor.map($crate::types::DbUuid::from))
         .bind(&entry.action)
         .bind(&entry.target_type)
         .bind(&entry.target_id)
         .bind(&entry.client_address)
-        .bind(&details)
-        .execute(p)
+        .bind(entry.details.to_string())
+        .execute($executor)
         .await
-        .map(|_| ()))?;
+        .map(|_| ())
+    }};
+}
+pub(crate) use insert_audit;
+
+impl Store {
+    /// Appends an entry to `org`'s audit log, on its own (for changes whose write does not take
+    /// an entry to commit with it).
+    pub async fn record_audit(&self, org: OrgId, entry: &NewAuditEntry) -> Result<(), StoreError> {
+        on_pool!(&self.pool, p => insert_audit!(p, org, entry))?;
         Ok(())
     }
 

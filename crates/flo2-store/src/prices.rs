@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use flo2_core::{ModelPrice, OrgId, PricePerMtok, ProviderKind};
 use uuid::Uuid;
 
+use crate::audit::{insert_audit, NewAuditEntry};
 use crate::changes::{write_with_change, Change};
 use crate::pool::on_pool;
 use crate::row_by_row::{decode_rows, Loaded};
@@ -87,11 +88,13 @@ const SELECT_PRICES: &str = "SELECT id, provider, model, input_micros_per_mtok, 
      FROM prices WHERE org_id = $1 ORDER BY provider, model, effective_from";
 
 impl Store {
-    /// Stores an override; `Conflict` when one for the same model starts at the same instant.
+    /// Stores an override, and `audit` in the same transaction; `Conflict` when one for the same
+    /// model starts at the same instant.
     pub async fn create_price(
         &self,
         org: OrgId,
         p: &PriceOverride,
+        audit: Option<&NewAuditEntry>,
     ) -> Result<PriceOverride, StoreError> {
         let change = Change::org_config(org);
         write_with_change!(self, &change, tx => {
@@ -118,6 +121,9 @@ impl Store {
             .bind(DbTime::from(p.created_at))
             .execute(&mut *tx)
             .await?;
+            if let Some(entry) = audit {
+                insert_audit!(&mut *tx, org, entry)?;
+            }
         });
         Ok(p.clone())
     }
@@ -140,21 +146,31 @@ impl Store {
         }))
     }
 
-    /// Deletes one of `org`'s overrides; `NotFound` for an unknown id or another tenant's. The
-    /// data plane stops using it with the change notice written in the same transaction.
-    pub async fn delete_price(&self, org: OrgId, id: Uuid) -> Result<(), StoreError> {
+    /// Deletes one of `org`'s overrides, and records `audit` in the same transaction; `NotFound`
+    /// (and nothing recorded) for an unknown id or another tenant's. The data plane stops using
+    /// it with the change notice written in the same transaction.
+    pub async fn delete_price(
+        &self,
+        org: OrgId,
+        id: Uuid,
+        audit: Option<&NewAuditEntry>,
+    ) -> Result<(), StoreError> {
         let change = Change::org_config(org);
-        let done: u64 = write_with_change!(self, &change, tx => {
-            sqlx::query("DELETE FROM prices WHERE org_id = $1 AND id = $2")
+        write_with_change!(self, &change, tx => {
+            let done = sqlx::query("DELETE FROM prices WHERE org_id = $1 AND id = $2")
                 .bind(DbUuid::from(org))
                 .bind(DbUuid(id))
                 .execute(&mut *tx)
                 .await?
-                .rows_affected()
+                .rows_affected();
+            if done == 0 {
+                // Dropping the transaction rolls it back: no notice, no entry.
+                return Err(StoreError::NotFound);
+            }
+            if let Some(entry) = audit {
+                insert_audit!(&mut *tx, org, entry)?;
+            }
         });
-        if done == 0 {
-            return Err(StoreError::NotFound);
-        }
         Ok(())
     }
 }

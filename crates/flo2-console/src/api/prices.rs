@@ -233,29 +233,34 @@ pub async fn create(
     flo2_core::model_id::check(req.provider, model)
         .map_err(|e| ApiError::invalid(format!("`model`: {e}")))?;
     let now = Utc::now();
-    let created = state
+    let price = PriceOverride {
+        id: Uuid::now_v7(),
+        provider: req.provider,
+        model: model.to_owned(),
+        price: ModelPrice {
+            input: amount("input_per_mtok", &req.input_per_mtok)?,
+            output: amount("output_per_mtok", &req.output_per_mtok)?,
+            cached_input: optional("cached_input_per_mtok", &req.cached_input_per_mtok)?,
+            cache_write: optional("cache_write_per_mtok", &req.cache_write_per_mtok)?,
+            reasoning: optional("reasoning_per_mtok", &req.reasoning_per_mtok)?,
+        },
+        context_window: req.context_window.map(i64::from),
+        tools: req.tools,
+        vision: req.vision,
+        json: req.json,
+        effective_from: storable_from(req.effective_from.unwrap_or(now))?,
+        created_at: now,
+    };
+    let view = PriceView::from(price.clone());
+    let entry = audit::entry(
+        &principal,
+        "price.set",
+        Target::new("price", price.id),
+        price_details(&view),
+    );
+    state
         .store
-        .create_price(
-            org,
-            &PriceOverride {
-                id: Uuid::now_v7(),
-                provider: req.provider,
-                model: model.to_owned(),
-                price: ModelPrice {
-                    input: amount("input_per_mtok", &req.input_per_mtok)?,
-                    output: amount("output_per_mtok", &req.output_per_mtok)?,
-                    cached_input: optional("cached_input_per_mtok", &req.cached_input_per_mtok)?,
-                    cache_write: optional("cache_write_per_mtok", &req.cache_write_per_mtok)?,
-                    reasoning: optional("reasoning_per_mtok", &req.reasoning_per_mtok)?,
-                },
-                context_window: req.context_window.map(i64::from),
-                tools: req.tools,
-                vision: req.vision,
-                json: req.json,
-                effective_from: storable_from(req.effective_from.unwrap_or(now))?,
-                created_at: now,
-            },
-        )
+        .create_price(org, &price, Some(&entry))
         .await
         .map_err(|e| match e {
             StoreError::Conflict => {
@@ -263,21 +268,31 @@ pub async fn create(
             }
             other => other.into(),
         })?;
-    let view = PriceView::from(created);
-    audit::record(
-        &state,
-        &principal,
-        org,
-        "price.set",
-        Target::new("price", created_id(&view)),
-        serde_json::to_value(&view).unwrap_or_default(),
-    )
-    .await;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-fn created_id(view: &PriceView) -> String {
-    view.id.map(|id| id.to_string()).unwrap_or_default()
+/// What a price entry says, for the audit log: the amounts, limits and start that were set.
+fn price_details(view: &PriceView) -> serde_json::Value {
+    let mut details = serde_json::json!({
+        "provider": view.provider,
+        "model": view.model,
+        "input_per_mtok": view.input_per_mtok,
+        "output_per_mtok": view.output_per_mtok,
+        "effective_from": view.effective_from,
+    });
+    for (k, v) in [
+        ("cached_input_per_mtok", &view.cached_input_per_mtok),
+        ("cache_write_per_mtok", &view.cache_write_per_mtok),
+        ("reasoning_per_mtok", &view.reasoning_per_mtok),
+    ] {
+        if let Some(v) = v {
+            details[k] = serde_json::json!(v);
+        }
+    }
+    if let Some(w) = view.context_window {
+        details["context_window"] = serde_json::json!(w);
+    }
+    details
 }
 
 /// Delete one of the organization's prices (admin or owner). Calls from then on are costed at
@@ -301,19 +316,16 @@ pub async fn delete(
         .find(|p| p.id == id)
         .map(|p| serde_json::json!({"provider": p.provider, "model": p.model, "effective_from": p.effective_from}))
         .unwrap_or_else(|| serde_json::json!({}));
-    state
-        .store
-        .delete_price(org, id)
-        .await
-        .map_err(|e| ApiError::from_store("price", e))?;
-    audit::record(
-        &state,
+    let entry = audit::entry(
         &principal,
-        org,
         "price.deleted",
         Target::new("price", id),
         details,
-    )
-    .await;
+    );
+    state
+        .store
+        .delete_price(org, id, Some(&entry))
+        .await
+        .map_err(|e| ApiError::from_store("price", e))?;
     Ok(StatusCode::NO_CONTENT)
 }

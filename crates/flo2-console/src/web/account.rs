@@ -6,7 +6,7 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use flo2_core::PicoUsd;
+use flo2_core::{PicoUsd, Role};
 use flo2_store::{GroupBy, UsageFilter};
 use serde::Deserialize;
 
@@ -139,6 +139,7 @@ pub async fn chrome(state: &ConsoleState, user: &WebUser) -> Chrome {
         email,
         organization,
         csrf: user.csrf.clone(),
+        admin: user.principal.require(Role::Admin).is_ok(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! with the status (and `Retry-After`) an API would use.
 
 pub mod account;
+pub mod audit;
 pub mod guard;
 pub mod keys;
 pub mod members;
@@ -34,6 +35,8 @@ pub struct Chrome {
     pub organization: Option<String>,
     /// The CSRF token for the logout form.
     pub csrf: String,
+    /// Whether the user administers the current organization (the audit log's link).
+    pub admin: bool,
 }
 
 impl Chrome {
@@ -44,6 +47,7 @@ impl Chrome {
             email: None,
             organization: None,
             csrf: String::new(),
+            admin: false,
         }
     }
 }
@@ -86,6 +90,8 @@ pub(crate) fn routes(state: &ConsoleState) -> Router<ConsoleState> {
         .route("/app/routes/{name}", get(routes::edit))
         .route("/app/routes/{name}/delete", post(routes::delete))
         .route("/app/prices", get(prices::list).post(prices::save))
+        .route("/app/prices/{id}/delete", post(prices::delete))
+        .route("/app/audit", get(audit::page))
         .route("/app/members", get(members::show))
         .route("/app/members/{id}/role", post(members::change_role))
         .route("/app/members/{id}/remove", post(members::remove))

@@ -2,7 +2,7 @@
 //! sets a price from a point in time (through the API's own handler, so validation is shared).
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
@@ -12,14 +12,16 @@ use serde_json::{json, Value};
 
 use super::account::chrome;
 use super::session::WebUser;
-use super::{field_of, forbidden_form, render, Chrome};
+use super::{act, field_of, forbidden_form, render, Chrome, CsrfForm};
 use crate::api::prices::{self, PriceQuery};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::ConsoleState;
 
 /// A price as shown.
 pub struct PriceRow {
     ours: bool,
+    /// The organization's price id (empty for catalog rows).
+    id: String,
     model: String,
     input: String,
     cached: String,
@@ -136,6 +138,7 @@ async fn page(
             .iter()
             .map(|r| PriceRow {
                 ours: r.source == "organization",
+                id: r.id.map(|id| id.to_string()).unwrap_or_default(),
                 model: format!("{}/{}", r.provider, r.model),
                 input: r.input_per_mtok.clone(),
                 cached: opt(&r.cached_input_per_mtok),
@@ -171,10 +174,14 @@ pub async fn list(
     user: WebUser,
     Query(search): Query<Search>,
 ) -> Response {
-    let notice = search
-        .done
-        .as_deref()
-        .map(|_| "Price saved. Calls from its start time are priced with it.".to_owned());
+    let notice = search.done.as_deref().map(|done| {
+        if done == "deleted" {
+            "Price deleted. Calls from now on use the next price in effect, or the catalog's."
+        } else {
+            "Price saved. Calls from its start time are priced with it."
+        }
+        .to_owned()
+    });
     let form = PriceForm {
         model: search.model.clone(),
         ..PriceForm::default()
@@ -270,4 +277,22 @@ pub async fn save(
             .await
         }
     }
+}
+
+/// `POST /app/prices/{id}/delete`: deletes one of the organization's prices.
+pub async fn delete(
+    State(state): State<ConsoleState>,
+    user: WebUser,
+    Path(id): Path<String>,
+    Form(b): Form<CsrfForm>,
+) -> Response {
+    let action = async {
+        let id = id
+            .parse()
+            .map_err(|_| crate::error::ApiError::not_found("price"))?;
+        prices::delete(State(state.clone()), user.principal.clone(), ApiPath(id))
+            .await
+            .map(|_| ())
+    };
+    act(&user, &b.csrf, "/app/prices?done=deleted", action).await
 }
