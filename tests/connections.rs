@@ -332,3 +332,32 @@ async fn embeddings_rest_a_rate_limited_key_and_use_the_next_one() {
         );
     }
 }
+
+#[tokio::test]
+async fn answers_slower_than_the_header_timeout_are_not_cut() {
+    let t = tenant(|c| c.header_read_timeout = Duration::from_secs(1)).await;
+    let http = patient_client();
+    // A slow answer, then a stream lasting well past the header timeout, on one keep-alive
+    // connection: the timeout counts only while a request head is awaited.
+    t.fake
+        .push(Scenario::text("late").first_byte_delay(Duration::from_millis(2500)));
+    let words: Vec<String> = (0..12).map(|i| format!("w{i}")).collect();
+    t.fake
+        .push(Scenario::text(&words.join(" ")).chunk_delay(Duration::from_millis(250)));
+    for stream in [false, true] {
+        let resp = http
+            .post(t.app.url("/v1/chat/completions"))
+            .bearer_auth(&t.key)
+            .json(&json!({"model": "openai/gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let text = resp.text().await.unwrap();
+        if stream {
+            assert!(text.contains("w11") && text.contains("[DONE]"), "{text}");
+        } else {
+            assert!(text.contains("late"), "{text}");
+        }
+    }
+}
