@@ -31,6 +31,7 @@ pub mod resolve;
 pub mod routing;
 pub mod upstream;
 pub mod usage_sink;
+mod usage_spill;
 
 use std::sync::Arc;
 use std::time::Duration;
