@@ -54,7 +54,7 @@ pub const SETTINGS: &[Setting] = &[
     s("FLO2_ALLOW_PRIVATE_UPSTREAMS", "false", "Let provider base URLs reach loopback, private, link-local and other non-public addresses (self-hosted models on your network). Off: such base URLs are refused when saved and on the address actually dialled (docs/ssrf.md)."),
     s("FLO2_UPSTREAM_TIMEOUT_SECS", "600", "Whole-call timeout for non-streaming upstream calls."),
     s("FLO2_USAGE_SPILL_DIR", "<FLO2_DATA_DIR>", "Where usage records are spilled (usage-spill.jsonl) while the database is unreachable; replayed in order when it returns and at the next start."),
-    s("FLO2_USAGE_MEMORY_RECORDS", "50000", "Usage records held in memory during a database outage before spilling to disk."),
+    s("FLO2_USAGE_MEMORY_RECORDS", "50000", "Usage records held in memory while the writer is behind (the database is up but slow) before further ones go to the spill file. During an outage, or a write that stalls, records are spilled at once."),
     s("FLO2_USAGE_GATHER_MS", "100", "How long the usage writer gathers records into one batch insert. Longer costs the database less in all; shorter spreads its work into smaller bursts."),
     s("FLO2_BREAKER_FAILURES", "5", "Consecutive retryable failures that open a target's or key's circuit breaker (so traffic skips it)."),
     s("FLO2_BREAKER_OPEN_MS", "30000", "How long an open circuit breaker waits before letting one probe request through."),

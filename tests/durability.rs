@@ -259,3 +259,127 @@ async fn usage_held_at_shutdown_during_an_outage_is_replayed_at_the_next_start()
         "the spill file is removed once replayed"
     );
 }
+
+/// The database's files and the spill file are readable by flo2's user only.
+fn assert_private(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "{} must be private", path.display());
+}
+
+/// The real binary on `db`, as a child process that can be killed without warning. Its log
+/// goes to a file: a pipe nobody reads would fill up and stall it.
+fn spawn_flo2(db: &TestDb, master: &str, port: u16) -> std::process::Child {
+    let log = std::fs::File::create(db.data_dir().join("flo2-child.log")).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_flo2"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("FLO2_LISTEN", format!("127.0.0.1:{port}"))
+        .env("FLO2_DATA_DIR", db.data_dir())
+        .env("FLO2_DATABASE_URL", &db.url)
+        .env("FLO2_MASTER_KEY", master)
+        .env("FLO2_DB_MAX_CONNECTIONS", "4")
+        .env("FLO2_CHANGE_POLL_MS", "50")
+        .env("FLO2_KEY_TOUCH_INTERVAL_MS", "50")
+        .env("FLO2_ALLOW_PRIVATE_UPSTREAMS", "true")
+        // A small gather interval: a crash may lose what arrived in the last one only.
+        .env("FLO2_USAGE_GATHER_MS", "20")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+async fn chat(http: &reqwest::Client, base: &str, key: &str) -> reqwest::StatusCode {
+    http.post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// SIGKILL during a database outage: every call that was answered before the kill is in the
+/// database once it is back and flo2 has started again. Before, records that arrived while
+/// the writer backed off waited in memory (the memory bound here is the default 10,000) and
+/// the kill lost them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_a_database_outage_loses_no_answered_usage() {
+    let db = TestDb::new().await;
+    let master = common::master_key();
+    // Accounts and keys through an in-process server, then the real binary on the same data.
+    let s = stack(&db, &master).await;
+    s.server.shutdown().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = spawn_flo2(&db, &master, port);
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..300 {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
+            ready = r.status() == 200;
+            if ready {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "the binary came up");
+    // Warm the child's caches, as `stack` does for the in-process server.
+    for _ in 0..WARM_UP_CALLS {
+        assert_eq!(chat(&http, &base, &s.key).await, 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let before = wait_for_rows(&db, s.org, 2 * WARM_UP_CALLS as usize).await;
+    assert_eq!(before as u64, 2 * WARM_UP_CALLS);
+    if !db.is_postgres() {
+        let file = db.url.strip_prefix("sqlite:").unwrap().to_owned();
+        for path in [file.clone(), format!("{file}-wal"), format!("{file}-shm")] {
+            assert_private(std::path::Path::new(&path));
+        }
+    }
+
+    let outage = Outage::start(&db).await;
+    const CALLS: u64 = 300;
+    for i in 0..CALLS {
+        assert_eq!(chat(&http, &base, &s.key).await, 200, "call {i}");
+        if i % 50 == 0 {
+            // Spread over several backoff periods of the writer.
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+    }
+    // Far more than one gather interval (20 ms) for the last answered records to reach disk.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let spill = db.data_dir().join("usage-spill.jsonl");
+    assert_private(&spill);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    outage.end().await;
+    assert_eq!(
+        rows(&db, s.org).await as u64,
+        2 * WARM_UP_CALLS,
+        "nothing was written during the outage"
+    );
+
+    let again = flo2::start(&config(&db, &master), Mode::Serve)
+        .await
+        .unwrap();
+    let want = 2 * WARM_UP_CALLS + CALLS;
+    let got = wait_for_rows(&db, s.org, want as usize).await;
+    let log = std::fs::read_to_string(db.data_dir().join("flo2-child.log")).unwrap_or_default();
+    assert_eq!(
+        got as u64, want,
+        "every answered call has its usage row after the crash; child log:\n{log}"
+    );
+    again.shutdown().await;
+    assert!(!spill.exists(), "the spill file is removed once replayed");
+}

@@ -1,4 +1,6 @@
-//! Exact cost per call at the organization's list prices, over real HTTP, on both databases.
+//! Exact cost per call at the organization's list prices, and honest token counts (the
+//! provider's when it gives them, zero included; marked estimates otherwise), over real HTTP, on
+//! both databases.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,7 +11,7 @@ use std::time::Duration;
 use common::{Account, TestApp};
 use flo2_testkit::{FakeUpstream, Scenario};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 struct Setup {
     app: TestApp,
@@ -22,9 +24,13 @@ async fn setup() -> Setup {
     let app = TestApp::start().await;
     let fake = FakeUpstream::start().await;
     let owner = app.signup("fin@example.com", "Acme").await;
-    for provider in ["openai", "anthropic"] {
+    for (provider, prefix) in [
+        ("openai", "/v1"),
+        ("anthropic", "/v1"),
+        ("gemini", "/v1beta"),
+    ] {
         let (status, _) = app
-            .post("/api/v1/provider-keys", &owner.token, json!({"provider": provider, "name": provider, "api_key": "sk-0123456789abcdef", "base_url": format!("{}/v1", fake.base_url())}))
+            .post("/api/v1/provider-keys", &owner.token, json!({"provider": provider, "name": provider, "api_key": "sk-0123456789abcdef", "base_url": format!("{}{prefix}", fake.base_url())}))
             .await;
         assert_eq!(status, StatusCode::CREATED);
     }
@@ -59,6 +65,35 @@ impl Setup {
 
     async fn usage(&self, n: usize) -> Vec<flo2_store::UsageRecord> {
         self.app.usage_rows(&self.owner.org, n).await
+    }
+
+    /// Calls `path` (`/v1/chat/completions` or `/v1/messages`) for `model` with a long prompt (an
+    /// estimate of it would be about 1,000 tokens); returns the status and the whole answer text.
+    async fn call_with_long_prompt(
+        &self,
+        path: &str,
+        model: &str,
+        stream: bool,
+    ) -> (StatusCode, String) {
+        let prompt = "x".repeat(4_000);
+        let resp = self
+            .app
+            .http
+            .post(self.app.url(path))
+            .header("x-api-key", &self.key)
+            .header("anthropic-version", "2023-06-01")
+            .json(&json!({"model": model, "max_tokens": 50, "stream": stream,
+                "messages": [{"role": "user", "content": prompt}]}))
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.text().await.unwrap())
+    }
+
+    async fn last_row(&self, n: usize) -> flo2_store::UsageRecord {
+        let rows = self.app.usage_rows(&self.owner.org, n).await;
+        assert_eq!(rows.len(), n);
+        rows.into_iter().last().unwrap()
     }
 }
 
@@ -344,4 +379,95 @@ async fn a_stream_cut_short_records_a_marked_estimate() {
     );
     assert!(row.output_tokens > 0);
     assert!(row.cost_picousd > 0);
+}
+
+const CALLS: &[(&str, &str)] = &[
+    ("/v1/chat/completions", "openai/gpt-4o-mini"),
+    ("/v1/messages", "anthropic/claude-sonnet-4-5"),
+    ("/v1/chat/completions", "anthropic/claude-sonnet-4-5"),
+    ("/v1/chat/completions", "gemini/gemini-2.5-flash"),
+    ("/v1/messages", "gemini/gemini-2.5-flash"),
+    ("/v1/messages", "openai/gpt-4o-mini"),
+];
+
+#[tokio::test]
+async fn explicit_zero_usage_is_recorded_as_zero_and_not_estimated() {
+    let s = setup().await;
+    let mut n = 0;
+    for stream in [false, true] {
+        for (path, model) in CALLS {
+            s.fake
+                .push(Scenario::text("a reply with several words in it").usage(0, 0));
+            let (status, text) = s.call_with_long_prompt(path, model, stream).await;
+            assert_eq!(status, StatusCode::OK, "{path} {model} {stream}: {text}");
+            n += 1;
+            let row = s.last_row(n).await;
+            assert_eq!(row.status, 200);
+            assert_eq!(
+                (row.input_tokens, row.output_tokens),
+                (0, 0),
+                "{path} {model} stream={stream}: the provider said zero: {row:?}"
+            );
+            assert!(
+                !row.tokens_estimated,
+                "{path} {model} stream={stream}: {row:?}"
+            );
+            assert_eq!(row.cost_picousd, 0);
+        }
+    }
+}
+
+/// The text of the `text_delta` events an Anthropic stream delivered.
+fn delivered_anthropic_text(sse: &str) -> String {
+    sse.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(|v| v["delta"]["type"] == "text_delta")
+        .map(|v| v["delta"]["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// message_start (its output_tokens is a placeholder of 1), ping, content_block_start and three
+/// text deltas; then the connection drops before message_delta reports the output.
+fn cut_after_three_deltas() -> Scenario {
+    Scenario::text("abcdefgh abcdefgh abcdefgh abcdefgh abcdefgh abcdefgh")
+        .usage(1_000, 2_000)
+        .chunk_delay(Duration::from_millis(10))
+        .drop_after(6)
+}
+
+#[tokio::test]
+async fn an_anthropic_stream_cut_after_some_text_records_the_delivered_output() {
+    let s = setup().await;
+    s.fake.push(cut_after_three_deltas());
+    let (_, text) = s
+        .call_with_long_prompt("/v1/messages", "anthropic/claude-sonnet-4-5", true)
+        .await;
+    assert!(
+        text.contains("error"),
+        "the stream ends with an error: {text}"
+    );
+    let delivered = delivered_anthropic_text(&text);
+    assert!(delivered.chars().count() >= 8, "some text arrived: {text}");
+    let row = s.last_row(1).await;
+    assert_eq!(row.status, 502);
+    assert_eq!(row.input_tokens, 1_000, "message_start reported the input");
+    assert_eq!(
+        row.output_tokens as usize,
+        delivered.chars().count().div_ceil(4),
+        "the output is estimated from the delivered text, not message_start's 1: {row:?}"
+    );
+    assert!(row.tokens_estimated, "{row:?}");
+
+    // The same upstream stream translated for an OpenAI-style caller.
+    s.fake.push(cut_after_three_deltas());
+    let (_, text) = s
+        .call_with_long_prompt("/v1/chat/completions", "anthropic/claude-sonnet-4-5", true)
+        .await;
+    let row = s.last_row(2).await;
+    assert_eq!(row.input_tokens, 1_000);
+    assert!(
+        row.output_tokens > 1 && row.tokens_estimated,
+        "{row:?}\n{text}"
+    );
 }

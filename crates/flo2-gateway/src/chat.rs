@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use flo2_llm::common::{TranslateError, Usage};
+use flo2_llm::common::{TranslateError, UsageReport};
 use flo2_llm::providers::{self, WireFamily};
 use flo2_llm::reported_usage::ReportedUsage;
 use flo2_llm::stream::encode::{self, AnthropicEncoder, OpenAiEncoder};
@@ -493,20 +493,23 @@ struct UsageOnly {
 /// The usage a passed-through answer reports, read without building a tree. An object the
 /// typed reading refuses (a repeated field, a `usage` that is not an object) is read as a
 /// `Value`, the last value winning, as before the typed reading; anything else is malformed.
-fn passthrough_usage(family: WireFamily, bytes: &[u8]) -> Result<Usage, serde_json::Error> {
+fn passthrough_usage(family: WireFamily, bytes: &[u8]) -> Result<UsageReport, serde_json::Error> {
     let usage = match serde_json::from_slice::<UsageOnly>(bytes) {
         Ok(only) => only.usage,
         Err(refused) => match serde_json::from_slice::<Value>(bytes)? {
             Value::Object(answer) => answer
                 .get("usage")
-                .filter(|u| !u.is_null())
+                .filter(|u| u.is_object())
                 .map(|u| ReportedUsage::deserialize(u).unwrap_or_default()),
             _ => return Err(refused),
         },
     };
-    Ok(usage.map_or_else(Usage::default, |u| match family {
-        WireFamily::Anthropic => u.anthropic(),
-        _ => u.openai(),
+    // No `usage` at all is no report (the meter estimates); explicit zeros are counts.
+    Ok(usage.map_or_else(UsageReport::default, |u| {
+        UsageReport::from(match family {
+            WireFamily::Anthropic => u.anthropic(),
+            _ => u.openai(),
+        })
     }))
 }
 
@@ -516,7 +519,7 @@ pub(crate) fn answer(
     plan: &Plan,
     target: &Target,
     bytes: &Bytes,
-) -> Result<(Bytes, Usage), String> {
+) -> Result<(Bytes, UsageReport), String> {
     let malformed = |_| "the upstream answered with malformed JSON".to_owned();
     if plan.mode == Mode::Passthrough {
         // Forwarded as it came: only `usage` is built; the rest is checked and skipped.
@@ -549,7 +552,12 @@ pub(crate) fn answer(
         ApiFormat::Anthropic => serde_json::to_vec(&anthropic::write_response(&common)),
     }
     .map_err(|e| format!("cannot encode the answer: {e}"))?;
-    Ok((Bytes::from(out), common.usage))
+    let report = UsageReport {
+        usage: common.usage,
+        input_reported: common.usage_reported,
+        output_reported: common.usage_reported,
+    };
+    Ok((Bytes::from(out), report))
 }
 
 /// Sends the planned request to `url` with the target's key.
@@ -707,15 +715,20 @@ mod tests {
     #[test]
     fn passed_through_usage_reads_odd_answers_as_the_tree_reading_did() {
         let read = |text: &str| passthrough_usage(WireFamily::OpenAi, text.as_bytes());
-        let usage =
-            read(r#"{"id":"x","usage":{"prompt_tokens":9,"completion_tokens":2}}"#).unwrap();
+        let usage = read(r#"{"id":"x","usage":{"prompt_tokens":9,"completion_tokens":2}}"#)
+            .unwrap()
+            .usage;
         assert_eq!((usage.input, usage.output), (9, 2));
         // A repeated field: the last wins, as in a tree.
         let usage = read(r#"{"usage":{"prompt_tokens":1,"prompt_tokens":4}}"#).unwrap();
-        assert_eq!(usage.input, 4);
-        // A `usage` of another kind counts nothing; so does none at all.
+        assert_eq!(usage.usage.input, 4);
+        // Explicit zeros are a report of zero, not a missing report.
+        let zero = read(r#"{"usage":{"prompt_tokens":0,"completion_tokens":0}}"#).unwrap();
+        assert!(zero.input_reported && zero.output_reported);
+        assert_eq!(zero.usage, flo2_llm::common::Usage::default());
+        // A `usage` of another kind reports nothing; so does none at all.
         for text in [r#"{"usage":"lots"}"#, r#"{"usage":null}"#, "{}", "[]"] {
-            assert_eq!(read(text).unwrap(), Usage::default(), "{text}");
+            assert_eq!(read(text).unwrap(), UsageReport::default(), "{text}");
         }
         for text in ["not json", "5", r#""usage""#, "[1]"] {
             assert!(read(text).is_err(), "{text}");
@@ -724,7 +737,8 @@ mod tests {
             WireFamily::Anthropic,
             br#"{"usage":{"input_tokens":3,"output_tokens":5,"cache_read_input_tokens":7}}"#,
         )
-        .unwrap();
+        .unwrap()
+        .usage;
         assert_eq!((usage.input, usage.output, usage.cached_input), (3, 5, 7));
     }
 

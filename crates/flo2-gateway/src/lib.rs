@@ -36,6 +36,7 @@ pub mod routing;
 mod steering_fields;
 pub mod upstream;
 pub mod usage_sink;
+mod usage_spill;
 
 use std::sync::Arc;
 use std::time::Duration;

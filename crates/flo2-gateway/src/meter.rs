@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use flo2_core::{ModelPrice, PicoUsd, Tokens};
-use flo2_llm::common::Usage;
+use flo2_llm::common::{Usage, UsageReport};
 use flo2_store::UsageRecord;
 use uuid::Uuid;
 
@@ -31,6 +31,9 @@ pub struct Meter {
     started: Instant,
     first_token: Option<Instant>,
     usage: Usage,
+    /// Which counts the provider reported; the others are estimated (an explicit 0 is a count).
+    input_reported: bool,
+    output_reported: bool,
     /// Estimated prompt tokens, used only if the provider reports none.
     input_estimate: u64,
     /// Characters of text and tool arguments streamed so far (for the output estimate).
@@ -112,6 +115,8 @@ impl Meter {
             started: Instant::now(),
             first_token: None,
             usage: Usage::default(),
+            input_reported: false,
+            output_reported: false,
             input_estimate: 0,
             output_chars: 0,
             accepted: false,
@@ -168,19 +173,23 @@ impl Meter {
         self.first_token.is_some()
     }
 
-    /// Updates the token counts (the last report wins).
-    pub fn usage(&mut self, usage: Usage) {
-        self.usage = usage;
+    /// Updates the token counts (the last report wins). A plain [`Usage`] is a complete report.
+    pub fn usage(&mut self, report: impl Into<UsageReport>) {
+        let report = report.into();
+        self.usage = report.usage;
+        self.input_reported = report.input_reported;
+        self.output_reported = report.output_reported;
     }
 
     /// The provider's counts, with estimates filling the kinds it never reported; and whether any
-    /// estimate was used.
+    /// estimate was used. A reported count is kept as it is, zero included; an output count not
+    /// reported (Anthropic's `message_start` placeholder of 1 in a stream cut before its
+    /// `message_delta`) is replaced by the estimate from the text actually delivered.
     fn tokens(&self) -> (Tokens, bool) {
         let u = &self.usage;
-        let prompt_reported = u.input + u.cached_input + u.cache_write > 0;
         let output_estimate = flo2_llm::estimate::tokens_for_chars(self.output_chars);
-        let estimate_input = self.accepted && !prompt_reported && self.input_estimate > 0;
-        let estimate_output = self.accepted && u.output == 0 && output_estimate > 0;
+        let estimate_input = self.accepted && !self.input_reported && self.input_estimate > 0;
+        let estimate_output = self.accepted && !self.output_reported;
         let tokens = Tokens {
             input: if estimate_input {
                 self.input_estimate
@@ -196,7 +205,11 @@ impl Meter {
             cache_write: u.cache_write,
             reasoning: u.reasoning,
         };
-        (tokens, estimate_input || estimate_output)
+        // An output estimate of nothing delivered is 0, not a guess worth flagging.
+        (
+            tokens,
+            estimate_input || (estimate_output && output_estimate > 0),
+        )
     }
 
     /// The exact cost of the tokens seen so far at the call's price.

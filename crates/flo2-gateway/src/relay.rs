@@ -258,7 +258,9 @@ impl Relay {
                         self.meter.output_text(name);
                     }
                     StreamEvent::ToolCallArgs { fragment, .. } => self.meter.output_text(fragment),
-                    StreamEvent::Usage(u) => self.meter.usage(*u),
+                    // The decoder's merged report says which counts are real (Anthropic's
+                    // opening output count is a placeholder).
+                    StreamEvent::Usage(_) => self.meter.usage(self.decoder.usage()),
                     _ => {}
                 }
             }

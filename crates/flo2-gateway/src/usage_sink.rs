@@ -1,10 +1,16 @@
 //! Usage records leave the request path through a bounded queue; one writer task stores them in
 //! batches (a batch gathers for 100 ms after its first record) and loses none:
 //!
-//! - while the database is unreachable, records wait in memory and the batch is retried with
-//!   backoff;
-//! - past a memory bound they are appended, in arrival order, to a local spill file (JSON lines),
-//!   and once a spill file exists every new record goes behind them, so order is kept;
+//! - while the database is up, records wait in memory only (no disk write per record);
+//! - once a write fails, or is still running after one gather interval (the database stalls:
+//!   a lock, a partition, a connect timeout), the records in memory are moved to a local spill
+//!   file (JSON lines, mode 0600), and every record that arrives is appended to it within one
+//!   gather interval, also while a write is in flight and while the writer backs off; the file
+//!   is what gets retried. So a crash (SIGKILL, power loss) at any time loses at most what
+//!   arrived in the last gather interval, plus, when the database stalls mid-write, the batch of
+//!   the interval before it (the gather interval that write has been running);
+//! - past a memory bound records are spilled too, and once a spill file exists every new record
+//!   goes behind them, so order is kept;
 //! - when the database is back the spill file is replayed from its start, then removed;
 //! - at shutdown everything queued is written, or, if the database is down, spilled, so the
 //!   process exits promptly and the next start replays the file;
@@ -15,15 +21,16 @@
 //!   `usage-refused.jsonl` beside the spill file, so one bad record never holds back the rest.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flo2_store::{Store, StoreError, UsageRecord};
-use tokio::io::{AsyncBufReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::usage_spill::{append_lines, refused_path, SpillFile};
 
 /// How many records may wait in the queue between requests and the writer.
 pub const QUEUE_CAPACITY: usize = 100_000;
@@ -118,33 +125,8 @@ impl UsageSink {
     }
 }
 
-/// `records` as JSON lines, the format of the spill and refused files.
-fn json_lines<'r>(records: impl IntoIterator<Item = &'r UsageRecord>) -> std::io::Result<String> {
-    let mut text = String::new();
-    for r in records {
-        text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
-        text.push('\n');
-    }
-    Ok(text)
-}
-
-/// Appends `records` to `path` as JSON lines and syncs them to disk.
-async fn append_lines<'r>(
-    path: &Path,
-    records: impl IntoIterator<Item = &'r UsageRecord>,
-) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await?;
-    }
-    let text = json_lines(records)?;
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .await?;
-    file.write_all(text.as_bytes()).await?;
-    file.sync_data().await
-}
+/// Records of a batch the database refused, each with the reason.
+type Refused<'b> = Vec<(&'b UsageRecord, StoreError)>;
 
 /// Writes `batch`. When the database refuses it for what it holds, writes it in halves until
 /// each refused record stands alone, and returns those with the reason; the rest are stored.
@@ -153,7 +135,7 @@ async fn append_lines<'r>(
 async fn insert_isolating<'b>(
     store: &Store,
     batch: &'b [UsageRecord],
-) -> Result<Vec<(&'b UsageRecord, StoreError)>, StoreError> {
+) -> Result<Refused<'b>, StoreError> {
     let mut parts = vec![batch];
     let mut refused = Vec::new();
     while let Some(part) = parts.pop() {
@@ -171,101 +153,6 @@ async fn insert_isolating<'b>(
         }
     }
     Ok(refused)
-}
-
-/// Where refused records go: beside the spill file, never replayed (they would be refused
-/// again), kept for an operator to inspect and, once the cause is fixed, load by hand.
-fn refused_path(spill: &Path) -> PathBuf {
-    spill.with_file_name("usage-refused.jsonl")
-}
-
-/// The spill file: appended at the end, replayed from `offset`.
-struct SpillFile {
-    settings: SpillSettings,
-    /// Bytes of the file already replayed.
-    offset: u64,
-    /// Whether the file exists (new records must go behind it).
-    active: bool,
-}
-
-impl SpillFile {
-    async fn open(settings: SpillSettings) -> Self {
-        let active = tokio::fs::metadata(&settings.path).await.is_ok();
-        if active {
-            tracing::info!(path = %settings.path.display(), "replaying usage spilled by an earlier run");
-        }
-        Self {
-            settings,
-            offset: 0,
-            active,
-        }
-    }
-
-    async fn append(&mut self, records: &[UsageRecord]) -> std::io::Result<()> {
-        append_lines(&self.settings.path, records).await?;
-        self.active = true;
-        Ok(())
-    }
-
-    /// Saves records that are older than everything in the file: they go in front of the part not
-    /// yet replayed (written to a new file, then renamed over the old one, so a crash leaves one
-    /// complete file or the other).
-    async fn save_before(&mut self, older: &[UsageRecord]) -> std::io::Result<()> {
-        if !self.active {
-            return self.append(older).await;
-        }
-        let mut rest = Vec::new();
-        {
-            let mut file = tokio::fs::File::open(&self.settings.path).await?;
-            file.seek(std::io::SeekFrom::Start(self.offset)).await?;
-            tokio::io::AsyncReadExt::read_to_end(&mut file, &mut rest).await?;
-        }
-        let text = json_lines(older)?;
-        let tmp = self.settings.path.with_extension("tmp");
-        let mut file = tokio::fs::File::create(&tmp).await?;
-        file.write_all(text.as_bytes()).await?;
-        file.write_all(&rest).await?;
-        file.sync_all().await?;
-        tokio::fs::rename(&tmp, &self.settings.path).await?;
-        self.offset = 0;
-        Ok(())
-    }
-
-    /// Up to `max` records from the replay position, and the position after them.
-    async fn read(&self, max: usize) -> std::io::Result<(Vec<UsageRecord>, u64)> {
-        let mut file = tokio::fs::File::open(&self.settings.path).await?;
-        file.seek(std::io::SeekFrom::Start(self.offset)).await?;
-        let mut reader = BufReader::new(file);
-        let mut out = Vec::new();
-        let mut offset = self.offset;
-        let mut line = String::new();
-        while out.len() < max {
-            line.clear();
-            let n = reader.read_line(&mut line).await?;
-            if n == 0 || !line.ends_with('\n') {
-                break; // end, or a line still being written (never, single writer) / torn by a crash
-            }
-            offset += n as u64;
-            match serde_json::from_str(line.trim_end()) {
-                Ok(r) => out.push(r),
-                Err(err) => {
-                    tracing::error!(error = %err, "skipping an unreadable spilled usage line")
-                }
-            }
-        }
-        Ok((out, offset))
-    }
-
-    async fn finish_if_drained(&mut self) -> std::io::Result<()> {
-        let len = tokio::fs::metadata(&self.settings.path).await?.len();
-        if self.offset >= len {
-            tokio::fs::remove_file(&self.settings.path).await?;
-            self.offset = 0;
-            self.active = false;
-            tracing::info!("spilled usage fully replayed");
-        }
-        Ok(())
-    }
 }
 
 impl UsageWriter {
@@ -286,6 +173,102 @@ impl UsageWriter {
             for (r, _) in refused {
                 let line = serde_json::to_string(r).unwrap_or_default();
                 tracing::error!(error = %err, record = %line, "cannot set aside a refused usage record");
+            }
+        }
+    }
+
+    /// Appends what has arrived in the queue to the spill file (records already taken out of the
+    /// queue but not yet stored, in `incoming`, go first). If the disk fails, they stay in
+    /// `incoming` for the next attempt.
+    async fn spill_arrivals(&mut self, spill: &mut SpillFile, incoming: &mut Vec<UsageRecord>) {
+        while let Ok(r) = self.rx.try_recv() {
+            incoming.push(r);
+        }
+        if incoming.is_empty() {
+            return;
+        }
+        match spill.append(incoming).await {
+            Ok(()) => {
+                self.stats
+                    .spilled
+                    .fetch_add(incoming.len() as u64, Ordering::Relaxed);
+                incoming.clear();
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot spill usage to disk; holding it in memory");
+            }
+        }
+    }
+
+    /// Copies `memory` (older than anything in the spill file) in front of the file.
+    async fn spill_memory(&self, spill: &mut SpillFile, memory: &[UsageRecord]) -> bool {
+        match spill.save_before(memory).await {
+            Ok(()) => {
+                self.stats
+                    .spilled
+                    .fetch_add(memory.len() as u64, Ordering::Relaxed);
+                true
+            }
+            Err(err) => {
+                tracing::error!(error = %err, records = memory.len(), "cannot spill usage to disk; holding it in memory");
+                false
+            }
+        }
+    }
+
+    /// Writes `batch`. A write that is still running after one gather interval means the
+    /// database stalls or is gone (a lock held, a partition, a connect timeout): from then on
+    /// the records in `memory` are copied to the spill file, and what arrives is appended to it
+    /// every gather interval, so a crash during the wait loses no more than one interval. Returns
+    /// whether `memory` was copied; its records are then all in the file (some perhaps stored as
+    /// well: replaying them is harmless, inserts skip ids already stored).
+    async fn write_durably<'b>(
+        &mut self,
+        store: &Store,
+        batch: &'b [UsageRecord],
+        memory: &[UsageRecord],
+        spill: &mut SpillFile,
+        incoming: &mut Vec<UsageRecord>,
+    ) -> (Result<Refused<'b>, StoreError>, bool) {
+        let gather = self.spill.gather;
+        let insert = insert_isolating(store, batch);
+        tokio::pin!(insert);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + gather, gather);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut copied = false;
+        loop {
+            tokio::select! {
+                biased;
+                result = &mut insert => return (result, copied),
+                _ = tick.tick() => {
+                    if !copied && !memory.is_empty() {
+                        copied = self.spill_memory(spill, memory).await;
+                    }
+                    self.spill_arrivals(spill, incoming).await;
+                }
+            }
+        }
+    }
+
+    /// Waits `delay` before retrying a failed write, spilling arrivals every gather interval
+    /// meanwhile (they would otherwise wait in the queue, lost if the process dies).
+    async fn wait_spilling(
+        &mut self,
+        delay: Duration,
+        cancel: &CancellationToken,
+        spill: &mut SpillFile,
+        incoming: &mut Vec<UsageRecord>,
+    ) {
+        let gather = self.spill.gather;
+        let deadline = tokio::time::sleep(delay);
+        tokio::pin!(deadline);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + gather, gather);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = &mut deadline => return,
+                () = cancel.cancelled() => return,
+                _ = tick.tick() => self.spill_arrivals(spill, incoming).await,
             }
         }
     }
@@ -322,28 +305,17 @@ impl UsageWriter {
             // 2. Keep order: behind an active spill file, or past the memory bound, go to disk.
             if !incoming.is_empty() {
                 if spill.active || memory.len() + incoming.len() > self.spill.memory_records {
-                    match spill.append(&incoming).await {
-                        Ok(()) => {
-                            stats
-                                .spilled
-                                .fetch_add(incoming.len() as u64, Ordering::Relaxed);
-                            incoming.clear();
-                        }
-                        Err(err) => {
-                            // The disk failed too: hold the records in memory rather than lose them.
-                            tracing::error!(error = %err, "cannot spill usage to disk; holding it in memory");
-                            memory.extend(incoming.drain(..));
-                        }
-                    }
-                } else {
-                    memory.extend(incoming.drain(..));
+                    self.spill_arrivals(&mut spill, &mut incoming).await;
                 }
+                // What could not be spilled (the disk failed too) is held in memory.
+                memory.extend(incoming.drain(..));
             }
             // 3. Write the oldest records: memory first (it is older than the file), then the file.
             // Written from where they wait, not from copies: the batch borrows the queue.
+            memory.make_contiguous();
             let read_back: Vec<UsageRecord>;
-            let (batch, next_offset): (&[UsageRecord], _) = if !memory.is_empty() {
-                let waiting = memory.make_contiguous();
+            let waiting = memory.as_slices().0;
+            let (batch, next_offset): (&[UsageRecord], _) = if !waiting.is_empty() {
                 (&waiting[..waiting.len().min(BATCH)], None)
             } else if spill.active {
                 match spill.read(BATCH).await {
@@ -377,7 +349,12 @@ impl UsageWriter {
             }
             let started = Instant::now();
             let n = batch.len();
-            match insert_isolating(&store, batch).await {
+            let (result, copied) = self
+                .write_durably(&store, batch, waiting, &mut spill, &mut incoming)
+                .await;
+            let failure = match result {
+                // Everything in memory is in the spill file too: its replay stores and counts it.
+                Ok(_) if copied => None,
                 Ok(refused) => {
                     let stored = n - refused.len();
                     if !refused.is_empty() {
@@ -398,32 +375,40 @@ impl UsageWriter {
                         u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
                         Ordering::Relaxed,
                     );
-                    backoff = FIRST_BACKOFF;
+                    None
                 }
-                Err(err) => {
-                    stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                    if stopping {
-                        // Exit promptly: what is in memory goes to disk for the next start.
-                        let held: Vec<UsageRecord> = memory.drain(..).collect();
-                        if !held.is_empty() {
-                            tracing::warn!(
-                                records = held.len(),
-                                "database unreachable at shutdown; spilling usage to disk"
-                            );
-                            if let Err(e) = spill.save_before(&held).await {
-                                tracing::error!(error = %e, "cannot spill usage at shutdown; records are lost");
-                            }
-                        }
-                        return;
-                    }
-                    tracing::warn!(error = %err, records = n, "cannot write usage; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
-                        () = cancel.cancelled() => {}
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                Err(err) => Some(err),
+            };
+            if copied {
+                memory.clear();
+            }
+            let Some(err) = failure else {
+                backoff = FIRST_BACKOFF;
+                continue;
+            };
+            stats.write_errors.fetch_add(1, Ordering::Relaxed);
+            // The database is away for an unknown time: what waits in memory goes to disk now,
+            // and the file is what gets retried.
+            if !memory.is_empty() {
+                memory.make_contiguous();
+                if self.spill_memory(&mut spill, memory.as_slices().0).await {
+                    memory.clear();
+                } else if stopping {
+                    tracing::error!(
+                        records = memory.len(),
+                        "cannot spill usage at shutdown; records are lost"
+                    );
                 }
             }
+            if stopping {
+                // Exit promptly: the next start replays the file.
+                tracing::warn!("database unreachable at shutdown; usage left in the spill file");
+                return;
+            }
+            tracing::warn!(error = %err, records = n, "cannot write usage; retrying");
+            self.wait_spilling(backoff, &cancel, &mut spill, &mut incoming)
+                .await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 }

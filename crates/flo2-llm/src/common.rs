@@ -189,6 +189,34 @@ pub struct ChatResponse {
     pub finish: FinishReason,
     /// Tokens.
     pub usage: Usage,
+    /// Whether the answer carried a usage report at all (an explicit 0 is a count; a missing
+    /// report is not, and the meter estimates it).
+    pub usage_reported: bool,
+}
+
+/// Token counts with which of them the provider actually reported. A count the provider gave,
+/// zero included, is recorded as it is; one it never gave (a stream cut before its usage event,
+/// Anthropic's output before `message_delta`, whose `message_start` holds a placeholder) is
+/// estimated by the meter and marked so.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UsageReport {
+    /// The counts (those not reported are 0 or a placeholder).
+    pub usage: Usage,
+    /// The input counts were reported.
+    pub input_reported: bool,
+    /// The output count was reported.
+    pub output_reported: bool,
+}
+
+impl From<Usage> for UsageReport {
+    /// Counts from a complete usage report: every kind was reported.
+    fn from(usage: Usage) -> Self {
+        Self {
+            usage,
+            input_reported: true,
+            output_reported: true,
+        }
+    }
 }
 
 /// One step of a streamed answer.

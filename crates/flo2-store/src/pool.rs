@@ -96,6 +96,23 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Creates a new SQLite database file readable by flo2's user only, before SQLite creates it
+/// with the process umask (0644, usually): it holds every organization's data. SQLite gives the
+/// `-wal` and `-shm` files the database file's mode, so they are private too. An existing file
+/// is left as it is; an in-memory database has no file.
+async fn create_private_file(path: &std::path::Path, url: &str) {
+    if url.contains(":memory:") || url.contains("mode=memory") || path.as_os_str().is_empty() {
+        return;
+    }
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    // An existing file is fine; a missing directory or a read-only disk SQLite reports in its
+    // own words when it opens the file.
+    let _ = options.open(path).await;
+}
+
 impl Pool {
     pub(crate) async fn connect(url: &str, options: &PoolOptions) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -106,7 +123,9 @@ impl Pool {
                 .await?;
             Ok(Pool::Postgres(pool))
         } else if url.starts_with("sqlite:") {
-            let connect = SqliteConnectOptions::from_str(url)?
+            let connect = SqliteConnectOptions::from_str(url)?;
+            create_private_file(connect.get_filename(), url).await;
+            let connect = connect
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)

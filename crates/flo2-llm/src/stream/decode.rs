@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::sse::SseEvent;
-use crate::common::{FinishReason, Part, StreamEvent, Usage};
+use crate::common::{FinishReason, Part, StreamEvent, Usage, UsageReport};
 use crate::providers::WireFamily;
 use crate::translate::{anthropic, gemini, openai, str_at};
 
@@ -32,6 +32,10 @@ pub struct StreamDecoder {
     openai_tools: HashMap<u64, usize>,
     next_tool: usize,
     usage: Usage,
+    /// Which counts the stream has reported (Anthropic's `message_start` reports the input and
+    /// only a placeholder for the output).
+    input_reported: bool,
+    output_reported: bool,
     model: String,
 }
 
@@ -45,13 +49,20 @@ impl StreamDecoder {
             openai_tools: HashMap::new(),
             next_tool: 0,
             usage: Usage::default(),
+            input_reported: false,
+            output_reported: false,
             model: model.to_owned(),
         }
     }
 
-    /// Usage seen so far (the last report wins; Anthropic's is merged from start and delta).
-    pub fn usage(&self) -> Usage {
-        self.usage
+    /// Usage seen so far (the last report wins; Anthropic's is merged from start and delta),
+    /// with which counts were reported.
+    pub fn usage(&self) -> UsageReport {
+        UsageReport {
+            usage: self.usage,
+            input_reported: self.input_reported,
+            output_reported: self.output_reported,
+        }
     }
 
     /// Translates one SSE event. Unparseable JSON is reported as an error, never a panic.
@@ -141,6 +152,8 @@ impl StreamDecoder {
         }
         if let Some(u) = &chunk.usage {
             self.usage = u.openai();
+            self.input_reported = true;
+            self.output_reported = true;
             out.events.push(StreamEvent::Usage(self.usage));
         }
     }
@@ -155,8 +168,10 @@ impl StreamDecoder {
                     str_at(message, "model"),
                     out,
                 );
-                if let Some(u) = message.get("usage") {
+                if let Some(u) = message.get("usage").filter(|u| !u.is_null()) {
                     self.usage = anthropic::parse_usage(u);
+                    // Its `output_tokens` is a placeholder (1): the count comes with `message_delta`.
+                    self.input_reported = true;
                 }
             }
             "content_block_start" => {
@@ -205,14 +220,16 @@ impl StreamDecoder {
                     out.events
                         .push(StreamEvent::Finish(anthropic::parse_stop(Some(reason))));
                 }
-                if let Some(u) = data.get("usage") {
+                if let Some(u) = data.get("usage").filter(|u| !u.is_null()) {
                     // The delta carries cumulative output, and sometimes input, counts.
                     let delta = anthropic::parse_usage(u);
                     self.usage.output = delta.output;
+                    self.output_reported = true;
                     if u.get("input_tokens").is_some_and(|v| !v.is_null()) {
                         self.usage.input = delta.input;
                         self.usage.cached_input = delta.cached_input;
                         self.usage.cache_write = delta.cache_write;
+                        self.input_reported = true;
                     }
                     out.events.push(StreamEvent::Usage(self.usage));
                 }
@@ -267,6 +284,8 @@ impl StreamDecoder {
         }
         if let Some(u) = chunk.usage {
             self.usage = u;
+            self.input_reported = true;
+            self.output_reported = true;
             out.events.push(StreamEvent::Usage(u));
         }
         if let Some(finish) = chunk.finish {
@@ -494,16 +513,26 @@ mod tests {
     fn anthropic_usage_merges_start_and_delta() {
         let mut d = StreamDecoder::new(WireFamily::Anthropic, "m");
         d.decode(&ev(Some("message_start"), r#"{"type":"message_start","message":{"id":"msg","model":"m","usage":{"input_tokens":12,"output_tokens":1,"cache_read_input_tokens":5}}}"#));
+        let started = d.usage();
+        assert!(started.input_reported, "message_start reports the input");
+        assert!(
+            !started.output_reported,
+            "its output_tokens is a placeholder, not a count"
+        );
         let out = d.decode(&ev(Some("message_delta"), r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}}"#));
         assert_eq!(out.events[0], StreamEvent::Finish(FinishReason::Stop));
         assert_eq!(
             d.usage(),
-            Usage {
-                input: 12,
-                output: 9,
-                cached_input: 5,
-                cache_write: 0,
-                reasoning: 0
+            UsageReport {
+                usage: Usage {
+                    input: 12,
+                    output: 9,
+                    cached_input: 5,
+                    cache_write: 0,
+                    reasoning: 0
+                },
+                input_reported: true,
+                output_reported: true,
             }
         );
         assert!(

@@ -482,6 +482,7 @@ pub fn parse_response(body: &Value) -> Result<ChatResponse, TranslateError> {
         parts,
         finish: parse_stop(str_at(body, "stop_reason")),
         usage: body.get("usage").map(parse_usage).unwrap_or_default(),
+        usage_reported: body.get("usage").is_some_and(|u| !u.is_null()),
     })
 }
 
@@ -511,6 +512,7 @@ pub fn read_response(text: &[u8]) -> Option<ChatResponse> {
         model: message.model.unwrap_or_default().into_owned(),
         parts,
         finish: parse_stop(message.stop_reason.as_deref()),
+        usage_reported: message.usage.is_some(),
         usage: message.usage.map_or_else(Usage::default, |u| u.anthropic()),
     })
 }
@@ -730,6 +732,7 @@ mod tests {
             })],
             finish: FinishReason::ToolCalls,
             usage: u,
+            usage_reported: true,
         };
         let written = serde_json::to_value(write_response(&resp)).unwrap();
         assert_eq!(parse_response(&written).unwrap(), resp);

@@ -221,7 +221,10 @@ pub fn parse_chunk(body: &Value, next_call: &mut usize) -> Chunk {
     Chunk {
         parts,
         finish: parse_finish(candidate.and_then(|c| str_at(c, "finishReason"))),
-        usage: body.get("usageMetadata").map(parse_usage),
+        usage: body
+            .get("usageMetadata")
+            .filter(|u| !u.is_null())
+            .map(parse_usage),
         model: str_at(body, "modelVersion").map(str::to_owned),
     }
 }
@@ -244,6 +247,7 @@ pub fn parse_response(body: &Value, model: &str) -> Result<ChatResponse, Transla
         model: chunk.model.unwrap_or_else(|| model.to_owned()),
         parts: chunk.parts,
         finish,
+        usage_reported: chunk.usage.is_some(),
         usage: chunk.usage.unwrap_or_default(),
     })
 }

@@ -639,6 +639,7 @@ pub fn parse_response(body: &Value) -> Result<ChatResponse, TranslateError> {
         parts,
         finish: parse_finish(str_at(choice, "finish_reason")),
         usage: body.get("usage").map(parse_usage).unwrap_or_default(),
+        usage_reported: body.get("usage").is_some_and(|u| !u.is_null()),
     })
 }
 
@@ -979,6 +980,7 @@ mod tests {
                 output: 2,
                 ..Usage::default()
             },
+            usage_reported: true,
         };
         let written = serde_json::to_value(write_response(&resp, 0)).unwrap();
         assert_eq!(parse_response(&written).unwrap(), resp);
