@@ -201,16 +201,31 @@ pub fn validate_name(name: &str) -> Result<(), RouteError> {
 }
 
 impl RoutePolicy {
+    /// Checks that every model id the route names (its targets and its baseline) is data, not
+    /// URL syntax ([`crate::model_id`]). Part of [`RoutePolicy::validate`]; apart, so the
+    /// management API can answer it as a refused value (422) rather than a malformed one.
+    pub fn check_model_ids(&self) -> Result<(), RouteError> {
+        for (i, t) in self.targets.iter().enumerate() {
+            crate::model_id::check(t.provider, &t.model)
+                .map_err(|e| bad(format!("`targets[{i}].model`: {e}")))?;
+        }
+        if let Some((p, m)) = self.baseline.as_deref().and_then(|b| b.split_once('/')) {
+            if let Ok(provider) = p.parse::<ProviderKind>() {
+                crate::model_id::check(provider, m).map_err(|e| bad(format!("`baseline`: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Checks everything that can be checked without the organization's data.
     pub fn validate(&self) -> Result<(), RouteError> {
+        self.check_model_ids()?;
         if self.targets.is_empty() || self.targets.len() > MAX_TARGETS {
             return Err(bad(format!(
                 "`targets` must hold 1 to {MAX_TARGETS} targets"
             )));
         }
         for (i, t) in self.targets.iter().enumerate() {
-            crate::model_id::check(t.provider, &t.model)
-                .map_err(|e| bad(format!("`targets[{i}].model`: {e}")))?;
             if t.weight == Some(0) {
                 return Err(bad(format!("`targets[{i}].weight` must be at least 1")));
             }
@@ -224,10 +239,11 @@ impl RoutePolicy {
             let (p, m) = b
                 .split_once('/')
                 .ok_or_else(|| bad("`baseline` must be provider/model"))?;
-            let provider = p
-                .parse::<ProviderKind>()
+            p.parse::<ProviderKind>()
                 .map_err(|e| bad(format!("`baseline`: {e}")))?;
-            crate::model_id::check(provider, m).map_err(|e| bad(format!("`baseline`: {e}")))?;
+            if m.is_empty() {
+                return Err(bad("`baseline` must be provider/model"));
+            }
         }
         for (field, value) in [
             ("max_input_per_mtok", &self.max_input_per_mtok),

@@ -231,7 +231,7 @@ pub async fn create(
     // The same rule the gateway applies before any upstream call: a price for a name no call
     // can use would only hide what calls really cost.
     flo2_core::model_id::check(req.provider, model)
-        .map_err(|e| ApiError::invalid(format!("`model`: {e}")))?;
+        .map_err(|e| ApiError::unprocessable(format!("`model`: {e}")))?;
     let now = Utc::now();
     let price = PriceOverride {
         id: Uuid::now_v7(),

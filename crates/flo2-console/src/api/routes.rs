@@ -82,6 +82,9 @@ pub async fn put(
 ) -> Result<(StatusCode, Json<RouteView>), ApiError> {
     let org = principal.require(Role::Admin)?;
     validate_name(&name).map_err(|e| ApiError::invalid(format!("route name: {e}")))?;
+    policy
+        .check_model_ids()
+        .map_err(|e| ApiError::unprocessable(e.0))?;
     policy.validate().map_err(|e| ApiError::invalid(e.0))?;
     let (route, created) = save_route(&state, &principal, org, &name, &policy).await?;
     let status = if created {

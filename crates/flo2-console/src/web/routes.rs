@@ -205,6 +205,9 @@ fn policy_of(f: &RouteFields) -> Result<RoutePolicy, ApiError> {
     }
     let policy: RoutePolicy =
         serde_json::from_value(policy).map_err(|e| ApiError::invalid(format!("`targets`: {e}")))?;
+    policy
+        .check_model_ids()
+        .map_err(|e| ApiError::unprocessable(e.0))?;
     policy.validate().map_err(|e| ApiError::invalid(e.0))?;
     Ok(policy)
 }
