@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::model_id::ModelIdError;
 use crate::{CredentialId, PricePerMtok, ProviderKind};
 
 /// Most targets a route may have.
@@ -204,14 +205,20 @@ impl RoutePolicy {
     /// Checks that every model id the route names (its targets and its baseline) is data, not
     /// URL syntax ([`crate::model_id`]). Part of [`RoutePolicy::validate`]; apart, so the
     /// management API can answer it as a refused value (422) rather than a malformed one.
+    /// An empty or over-long id is a malformed field, which [`RoutePolicy::validate`] reports.
     pub fn check_model_ids(&self) -> Result<(), RouteError> {
+        let refused = |provider, model: &str| match crate::model_id::check(provider, model) {
+            Err(ModelIdError::Length) | Ok(()) => None,
+            Err(e) => Some(e),
+        };
         for (i, t) in self.targets.iter().enumerate() {
-            crate::model_id::check(t.provider, &t.model)
-                .map_err(|e| bad(format!("`targets[{i}].model`: {e}")))?;
+            if let Some(e) = refused(t.provider, &t.model) {
+                return Err(bad(format!("`targets[{i}].model`: {e}")));
+            }
         }
         if let Some((p, m)) = self.baseline.as_deref().and_then(|b| b.split_once('/')) {
-            if let Ok(provider) = p.parse::<ProviderKind>() {
-                crate::model_id::check(provider, m).map_err(|e| bad(format!("`baseline`: {e}")))?;
+            if let Some(e) = p.parse::<ProviderKind>().ok().and_then(|p| refused(p, m)) {
+                return Err(bad(format!("`baseline`: {e}")));
             }
         }
         Ok(())
@@ -226,6 +233,9 @@ impl RoutePolicy {
             )));
         }
         for (i, t) in self.targets.iter().enumerate() {
+            if t.model.trim().is_empty() || t.model.len() > crate::model_id::MAX_LEN {
+                return Err(bad(format!("`targets[{i}].model` must be a model id")));
+            }
             if t.weight == Some(0) {
                 return Err(bad(format!("`targets[{i}].weight` must be at least 1")));
             }

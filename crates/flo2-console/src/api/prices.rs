@@ -230,6 +230,9 @@ pub async fn create(
     let model = req.model.trim();
     // The same rule the gateway applies before any upstream call: a price for a name no call
     // can use would only hide what calls really cost.
+    if model.is_empty() || model.len() > flo2_core::model_id::MAX_LEN {
+        return Err(ApiError::invalid("`model` must be 1 to 200 characters"));
+    }
     flo2_core::model_id::check(req.provider, model)
         .map_err(|e| ApiError::unprocessable(format!("`model`: {e}")))?;
     let now = Utc::now();
