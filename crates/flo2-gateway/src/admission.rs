@@ -285,14 +285,22 @@ mod tests {
     fn racing_admissions_never_exceed_the_bound() {
         let a = admission(64, 100);
         let org = OrgId::new();
-        let peak = Arc::new(AtomicU32::new(0));
+        // Counts permits actually held: `inflight()` is incremented before the bound is
+        // checked, so it can read above the bound for the moment a refusal takes to undo it.
+        let (held_now, peak) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
         std::thread::scope(|s| {
             for _ in 0..4 {
-                let (a, peak) = (Arc::clone(&a), Arc::clone(&peak));
+                let (a, held_now, peak) =
+                    (Arc::clone(&a), Arc::clone(&held_now), Arc::clone(&peak));
                 s.spawn(move || {
                     for _ in 0..5_000 {
                         let held: Vec<Permit> = (0..20).filter_map(|_| a.admit(org).ok()).collect();
-                        peak.fetch_max(a.inflight(), Ordering::Relaxed);
+                        let n = u32::try_from(held.len()).unwrap();
+                        peak.fetch_max(
+                            held_now.fetch_add(n, Ordering::AcqRel) + n,
+                            Ordering::AcqRel,
+                        );
+                        held_now.fetch_sub(n, Ordering::AcqRel);
                         drop(held);
                     }
                 });
