@@ -196,11 +196,10 @@ async fn handle(
     // Numbers a `Value` cannot hold (`-0`, integers beyond 64 bits) are forwarded as written.
     // A `best` race asks its racers without streaming, which only the `Value` says, so such a
     // request is written from the `Value`.
-    let exact = if replay_stream.is_none() && exact_json::holds_inexact_numbers(&value) {
-        exact_json::parse(&body)
-    } else {
-        None
-    };
+    let exact = replay_stream
+        .is_none()
+        .then(|| exact_json::if_needed(&value, &body))
+        .flatten();
     let req = Request {
         state,
         caller: Some(&caller),

@@ -87,26 +87,14 @@ async fn run(
         max_tokens_for_max_completion: false,
         stream_options: StreamOptions::Keep,
     };
-    let body = if crate::exact_json::holds_inexact_numbers(&value) {
-        let exact = crate::exact_json::parse(&body).ok_or_else(|| {
-            GatewayError::new(
-                format,
-                ErrorKind::InvalidRequest,
-                "the request body is not valid JSON",
-            )
-        })?;
-        let mut out = Vec::with_capacity(body.len() + 64);
-        forwarded.write_exact(&exact, &mut out);
-        out
-    } else {
-        serde_json::to_vec(&forwarded).map_err(|e| {
-            GatewayError::new(
-                format,
-                ErrorKind::Internal,
-                format!("cannot encode the upstream request: {e}"),
-            )
-        })?
-    };
+    let exact = crate::exact_json::if_needed(&value, &body);
+    let body = forwarded.encode(exact.as_ref(), body.len()).map_err(|e| {
+        GatewayError::new(
+            format,
+            ErrorKind::Internal,
+            format!("cannot encode the upstream request: {e}"),
+        )
+    })?;
     let plan = Plan {
         body: Bytes::from(body),
         mode: Mode::Passthrough,

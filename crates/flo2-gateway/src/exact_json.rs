@@ -43,6 +43,16 @@ pub(crate) fn holds_inexact_numbers(value: &Value) -> bool {
     }
 }
 
+/// The [`Exact`] tree of `body` when its parsed `value` holds a number it could not keep;
+/// `None` otherwise (nearly always), and the `Value` serves.
+pub(crate) fn if_needed<'a>(value: &Value, body: &'a [u8]) -> Option<Exact<'a>> {
+    if holds_inexact_numbers(value) {
+        parse(body)
+    } else {
+        None
+    }
+}
+
 /// Parses `body` (already accepted by serde_json) into an [`Exact`] tree; `None` if it is not
 /// valid JSON after all.
 pub(crate) fn parse(body: &[u8]) -> Option<Exact<'_>> {

@@ -250,9 +250,22 @@ where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     V: Default + Send + 'static,
 {
+    entry_with(map, key, V::default)
+}
+
+/// [`entry`] for values with no `Default`: `init` makes a missing one.
+fn entry_with<K, V>(
+    map: &Cache<K, Arc<Mutex<V>>>,
+    key: &K,
+    init: impl FnOnce() -> V,
+) -> Arc<Mutex<V>>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Send + 'static,
+{
     map.get(key).unwrap_or_else(|| {
         map.entry(key.clone())
-            .or_insert_with(|| Arc::new(Mutex::new(V::default())))
+            .or_insert_with(|| Arc::new(Mutex::new(init())))
             .into_value()
     })
 }
@@ -357,17 +370,12 @@ impl Health {
     }
 
     fn budgets(&self, org: OrgId) -> Arc<Mutex<Budgets>> {
-        self.budgets.get(&org).unwrap_or_else(|| {
+        entry_with(&self.budgets, &org, || {
             let now = Instant::now();
-            self.budgets
-                .entry(org)
-                .or_insert_with(|| {
-                    Arc::new(Mutex::new(Budgets {
-                        retry: Budget::new(self.settings.retry, now),
-                        hedge: Budget::new(self.settings.hedge, now),
-                    }))
-                })
-                .into_value()
+            Budgets {
+                retry: Budget::new(self.settings.retry, now),
+                hedge: Budget::new(self.settings.hedge, now),
+            }
         })
     }
 

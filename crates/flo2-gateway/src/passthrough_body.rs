@@ -62,6 +62,23 @@ impl Forwarded<'_> {
         }
     }
 
+    /// The upstream body, into a buffer of `size_hint` plus room for the changed fields: from
+    /// `exact` when the caller wrote numbers a `Value` cannot hold, else from the `Value`.
+    pub fn encode(
+        &self,
+        exact: Option<&Exact<'_>>,
+        size_hint: usize,
+    ) -> serde_json::Result<Vec<u8>> {
+        match exact {
+            Some(exact) => {
+                let mut out = Vec::with_capacity(size_hint + 256);
+                self.write_exact(exact, &mut out);
+                Ok(out)
+            }
+            None => crate::plan::encode(self, size_hint),
+        }
+    }
+
     /// Writes the same body as [`Serialize`] does, from `exact`, the caller's body with its
     /// numbers as written (see [`crate::exact_json`]).
     pub fn write_exact(&self, exact: &Exact<'_>, out: &mut Vec<u8>) {

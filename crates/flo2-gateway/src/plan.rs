@@ -113,14 +113,11 @@ pub fn plan(
             stream_options,
         };
         return Ok(Plan {
-            body: Bytes::from(match json.exact {
-                Some(exact) => {
-                    let mut out = Vec::with_capacity(size_hint + 256);
-                    forwarded.write_exact(exact, &mut out);
-                    out
-                }
-                None => encode(&forwarded, size_hint).map_err(encode_error)?,
-            }),
+            body: Bytes::from(
+                forwarded
+                    .encode(json.exact, size_hint)
+                    .map_err(encode_error)?,
+            ),
             mode: Mode::Passthrough,
             family,
             stream,
@@ -163,7 +160,10 @@ pub fn plan(
 
 /// An upstream body's JSON text, in a buffer a little larger than the caller's body to start
 /// with (a same-format body is about its size; a translated one seldom much larger).
-fn encode(body: &impl serde::Serialize, size_hint: usize) -> serde_json::Result<Vec<u8>> {
+pub(crate) fn encode(
+    body: &impl serde::Serialize,
+    size_hint: usize,
+) -> serde_json::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(size_hint + 256);
     serde_json::to_writer(&mut out, body)?;
     Ok(out)
