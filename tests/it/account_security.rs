@@ -4,11 +4,8 @@
 //! posted from another site are refused even with a valid CSRF token; `/api/v1` and the plain
 //! 404/405 answers carry the pages' security headers.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{TestApp, TestDb, PASSWORD};
+use crate::common::{TestApp, TestDb, PASSWORD};
 use flo2::Mode;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::{Method, StatusCode};

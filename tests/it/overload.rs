@@ -2,13 +2,10 @@
 //! requests in flight, callers get 503 (Anthropic Messages: 529 `overloaded_error`) with
 //! `Retry-After` at once, and one tenant flooding the gateway does not starve another.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{TestApp, TestDb};
+use crate::common::{TestApp, TestDb};
 use flo2::Mode;
 use flo2_testkit::{FakeUpstream, Scenario};
 use reqwest::StatusCode;

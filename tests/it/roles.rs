@@ -1,10 +1,7 @@
 //! Invitations by link and role checks on every write.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{Account, TestApp};
+use crate::common::{Account, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
 

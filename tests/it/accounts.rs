@@ -1,10 +1,7 @@
 //! Accounts over real HTTP: sign-up, login, sessions, password change, organizations.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{TestApp, PASSWORD};
+use crate::common::{TestApp, PASSWORD};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

@@ -4,12 +4,9 @@
 //! that cannot be read back is skipped (logged and audited) instead of failing the whole
 //! organization, and prices can be listed by id and deleted.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use chrono::{DateTime, Utc};
-use common::{exec_sql, Account, TestApp};
+use crate::common::{exec_sql, Account, TestApp};
 use flo2_core::{ModelPrice, OrgId, PricePerMtok, ProviderKind};
 use flo2_store::types::{earliest_storable_time, latest_storable_time};
 use flo2_store::PriceOverride;

@@ -1,10 +1,7 @@
 //! The OpenAPI document is generated from the router, so it lists exactly the served paths.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::TestApp;
+use crate::common::TestApp;
 use reqwest::StatusCode;
 
 #[tokio::test]

@@ -2,12 +2,9 @@
 //! awkward texts and the extreme numbers, in batches of every size the writer sends, and a batch
 //! written twice keeps one row per record.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
-use common::TestApp;
+use crate::common::TestApp;
 use flo2_core::{CredentialId, GatewayKeyId, OrgId, TeamId};
 use flo2_store::UsageRecord;
 use uuid::Uuid;

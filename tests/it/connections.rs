@@ -3,13 +3,10 @@
 //! and stalled upstreams (streams and embeddings) no longer hold the caller. Raw TCP sockets
 //! against the real server, the fake upstream scripted to stall.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{sse, TestApp, TestDb};
+use crate::common::{sse, TestApp, TestDb};
 use flo2::Mode;
 use flo2_testkit::{FakeUpstream, Scenario};
 use reqwest::StatusCode;

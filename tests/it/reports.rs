@@ -1,13 +1,10 @@
 //! Usage reports and CSV exports: exact totals, the same in JSON and CSV, safe to open in a
 //! spreadsheet, scoped to the tenant, on both databases.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{exec_sql, TestApp};
+use crate::common::{exec_sql, TestApp};
 use flo2_core::PicoUsd;
 use flo2_testkit::{FakeUpstream, Scenario};
 use reqwest::StatusCode;

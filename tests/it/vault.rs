@@ -1,13 +1,10 @@
 //! The vault end to end: what the gateway decrypts, what tampering does, master-key rotation and
 //! refusing to start with the wrong key.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::sync::Arc;
 
-use common::{exec_sql, TestApp};
+use crate::common::{exec_sql, TestApp};
 use flo2::Mode;
 use flo2_gateway::org_cache::OrgCache;
 use flo2_vault::{MasterKey, MasterKeyring};

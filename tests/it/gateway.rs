@@ -1,13 +1,10 @@
 //! The data plane end to end: real HTTP into flo2, real HTTP out to the fake upstream speaking
 //! each provider's wire format, on SQLite and PostgreSQL.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{sse, TestApp};
+use crate::common::{sse, TestApp};
 use flo2_testkit::{FakeUpstream, Scenario};
 use reqwest::StatusCode;
 use serde_json::{json, Value};

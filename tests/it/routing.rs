@@ -1,14 +1,11 @@
 //! Routes end to end: several fake upstreams posing as different providers, real HTTP in and
 //! out, on SQLite and PostgreSQL, through the OpenAI and the Anthropic inbound API.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Account, TestApp};
+use crate::common::{Account, TestApp};
 use flo2_testkit::{FakeUpstream, Scenario};
 use reqwest::StatusCode;
 use serde_json::{json, Value};

@@ -1,11 +1,8 @@
 //! The dashboard's account pages over real HTTP: sessions in cookies, CSRF on every form,
 //! security headers, login throttling, logout and password change ending sessions.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::TestApp;
+use crate::common::TestApp;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Response, StatusCode};
 

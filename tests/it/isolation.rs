@@ -2,11 +2,8 @@
 //! delete nor use organization B's items. The answer is 404 (never 403, so ids cannot be probed),
 //! and B's items are unchanged afterwards.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{Account, TestApp};
+use crate::common::{Account, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

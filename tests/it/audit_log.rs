@@ -2,13 +2,10 @@
 //! its actor, target and client address; no secret ever appears in it; each organization sees
 //! only its own entries; only admins and owners read it; pages and filters are exact.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::collections::HashSet;
 
-use common::{Account, TestApp, PASSWORD};
+use crate::common::{Account, TestApp, PASSWORD};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -595,7 +592,7 @@ fn urlencode(s: &str) -> String {
 /// The README lists every action the log records, so scripts know the names to filter on.
 #[test]
 fn the_readme_lists_every_action() {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     for action in flo2_console::audit::ACTIONS {
         assert!(
             readme.contains(&format!("`{action}`")),

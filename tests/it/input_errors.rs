@@ -1,11 +1,8 @@
 //! Bad input gets a clear 4xx error in the caller's own shape, with a stable code, and changes
 //! nothing.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{TestApp, PASSWORD};
+use crate::common::{TestApp, PASSWORD};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

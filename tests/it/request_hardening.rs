@@ -4,13 +4,10 @@
 //! Real HTTP against the real server and fake upstreams that log every path they receive, on
 //! SQLite and (with `FLO2_TEST_DATABASE_URL`) PostgreSQL.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{Account, TestApp, TestDb};
+use crate::common::{Account, TestApp, TestDb};
 use flo2_testkit::{FakeUpstream, Scenario};
 use reqwest::StatusCode;
 use serde_json::{json, Value};

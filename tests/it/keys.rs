@@ -1,13 +1,10 @@
 //! The provider-key vault and gateway keys over real HTTP, including use of a key on the data
 //! plane, revocation, and what is (never) shown.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::TestApp;
+use crate::common::TestApp;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

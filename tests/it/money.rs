@@ -2,13 +2,10 @@
 //! provider's when it gives them, zero included; marked estimates otherwise), over real HTTP, on
 //! both databases.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{Account, TestApp};
+use crate::common::{Account, TestApp};
 use flo2_testkit::{FakeUpstream, Scenario};
 use reqwest::StatusCode;
 use serde_json::{json, Value};

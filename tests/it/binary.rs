@@ -1,6 +1,5 @@
 //! The real `flo2` executable, as a newcomer runs it: no configuration at all.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Read;
 use std::net::TcpListener;
