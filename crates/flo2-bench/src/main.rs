@@ -399,9 +399,10 @@ async fn bench() {
         r.cpu_us_per_request = (cpu_end - cpu_start) * 1e6 / (sent - measured_from) as f64;
         r.requests_sent = sent;
         r.usage_rows = f.usage_rows(&http, sent).await;
+        r.usage_spilled = f.usage_spilled(&http).await;
         eprintln!(
-            "{db} usage rows {} for {sent} requests; peak RSS {:.1} MiB; CPU {:.0} µs/request",
-            r.usage_rows, r.peak_rss_mib, r.cpu_us_per_request
+            "{db} usage rows {} for {sent} requests ({} spilled to disk); peak RSS {:.1} MiB; CPU {:.0} µs/request",
+            r.usage_rows, r.usage_spilled, r.peak_rss_mib, r.cpu_us_per_request
         );
         reports.push(r);
         drop(f);

@@ -404,6 +404,16 @@ impl Flo2 {
         crate::rounds::OwnTime::parse(&self.metrics(http).await)
     }
 
+    /// Usage records spilled to disk so far (0 if /metrics cannot be read).
+    pub async fn usage_spilled(&self, http: &reqwest::Client) -> u64 {
+        self.metrics(http)
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix("flo2_usage_records_spilled_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// flo2's `/metrics` text (empty if it cannot be read).
     async fn metrics(&self, http: &reqwest::Client) -> String {
         match http.get(format!("{}/metrics", self.base)).send().await {
