@@ -32,7 +32,7 @@ pub enum StartError {
     Vault(#[from] flo2_vault::VaultError),
     /// The upstream HTTP client could not be built.
     #[error("upstream client: {0}")]
-    Upstream(#[from] flo2_gateway::upstream::UpstreamError),
+    Upstream(#[from] flo2_gateway::UpstreamError),
     /// The listen address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use flo2_console::{ConsoleSettings, ConsoleState, SessionTokens};
-use flo2_gateway::upstream::UpstreamSettings;
-use flo2_gateway::usage_sink::SpillSettings;
+use flo2_gateway::SpillSettings;
+use flo2_gateway::UpstreamSettings;
 use flo2_gateway::{GatewaySettings, GatewayState};
 use flo2_store::{PoolOptions, Store};
 use serde_json::json;
@@ -117,16 +117,16 @@ pub async fn start(config: &Config, mode: Mode) -> Result<RunningServer, StartEr
                     memory_records: config.usage_memory_records,
                     gather: config.usage_gather,
                 },
-                health: flo2_gateway::health::HealthSettings {
+                health: flo2_gateway::HealthSettings {
                     failures: config.breaker_failures,
                     open_for: config.breaker_open,
-                    hedge: flo2_gateway::budget::BudgetRule {
+                    hedge: flo2_gateway::BudgetRule {
                         percent: config.hedge_budget_percent,
                         floor_per_sec: config.hedge_budget_floor_per_sec,
                     },
-                    ..flo2_gateway::health::HealthSettings::default()
+                    ..flo2_gateway::HealthSettings::default()
                 },
-                admission: flo2_gateway::admission::AdmissionSettings {
+                admission: flo2_gateway::AdmissionSettings {
                     max_inflight: config.max_inflight,
                     per_org_percent: config.max_inflight_per_org_percent,
                 },

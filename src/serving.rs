@@ -17,7 +17,7 @@
 //! the header-read timeout is closed (slowloris, and connections opened and left silent), and
 //! since hyper starts that timer again as soon as an answer is sent, an idle keep-alive
 //! connection is closed after the same time. Request bodies have an idle limit
-//! ([`flo2_gateway::idle_body`]). At most `max_connections` connections are open: beyond that
+//! ([`flo2_gateway::IdleBody`]). At most `max_connections` connections are open: beyond that
 //! the accept loop stops accepting, so new connections wait in the kernel's listen backlog
 //! (costing flo2 no memory) until a connection closes, and the kernel refuses what the backlog
 //! cannot hold.
@@ -39,8 +39,8 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::response::Response;
 use axum::Router;
-use flo2_gateway::idle_body::IdleBody;
-use flo2_gateway::request_id::RequestIdLayer;
+use flo2_gateway::IdleBody;
+use flo2_gateway::RequestIdLayer;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::common::{self, exec_sql, TestApp};
 use flo2::Mode;
-use flo2_gateway::org_cache::OrgCache;
+use flo2_gateway::OrgCache;
 use flo2_vault::{MasterKey, MasterKeyring};
 
 const SECRET_A: &str = "sk-ant-AAAAAAAAAAAAAAAAAAAA-1111";

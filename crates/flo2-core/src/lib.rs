@@ -3,6 +3,7 @@
 //! This crate does no I/O, so every other crate can depend on it cheaply.
 
 pub mod address;
+pub mod attempt;
 pub mod ids;
 pub mod model_id;
 pub mod money;
@@ -12,6 +13,7 @@ pub mod role;
 pub mod route;
 pub mod secret;
 
+pub use attempt::{AttemptRole, FailureKind};
 pub use ids::{CredentialId, GatewayKeyId, InviteId, OrgId, SessionId, TeamId, UserId};
 pub use money::{MoneyError, PicoUsd, PricePerMtok};
 pub use pricing::{ModelPrice, Tokens};

@@ -1,25 +1,15 @@
 //! Gateway-key authentication: `Authorization: Bearer <key>` (OpenAI SDKs) or
-//! `x-api-key: <key>` (Anthropic SDKs), checked from memory.
-
-use std::sync::Arc;
+//! `x-api-key: <key>` (Anthropic SDKs), checked from memory: the extractor that makes a
+//! [`Caller`].
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use flo2_vault::gateway_key;
 
+use crate::caller::Caller;
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
-use crate::key_cache::KeyEntry;
-use crate::GatewayState;
-
-/// An authenticated data-plane caller.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    /// The key and the tenant it belongs to.
-    pub key: Arc<KeyEntry>,
-    /// The API family the caller speaks.
-    pub format: ApiFormat,
-}
+use crate::gateway::GatewayState;
 
 fn presented_key(parts: &Parts) -> Option<&str> {
     if let Some(value) = parts.headers.get("x-api-key") {

@@ -5,9 +5,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
-use crate::GatewayState;
+use crate::gateway::GatewayState;
 
 /// Lists `provider/model` ids for every provider the organization holds a key for.
 pub async fn list(

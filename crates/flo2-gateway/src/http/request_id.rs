@@ -6,12 +6,14 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use axum::http::{HeaderName, HeaderValue, Request};
+use axum::http::{HeaderName, Request};
 use axum::response::Response;
 use tower::{Layer, Service};
 use tracing::instrument::Instrumented;
 use tracing::Instrument;
 use uuid::Uuid;
+
+use crate::pipeline::respond::uuid_value;
 
 /// The header name, parsed once (a `&str` name is parsed again on every insert).
 pub const HEADER: HeaderName = HeaderName::from_static("x-flo2-request-id");
@@ -22,7 +24,7 @@ pub const HEADER: HeaderName = HeaderName::from_static("x-flo2-request-id");
 pub struct RequestId {
     /// The id.
     pub id: Uuid,
-    /// When the router got the request (the start of [`crate::overhead`]'s measurement).
+    /// When the router got the request (where flo2's own-time measurement starts).
     pub arrived: Instant,
 }
 
@@ -104,11 +106,4 @@ where
         }
         Poll::Ready(Ok(response))
     }
-}
-
-/// A UUID as a header value, written on the stack and copied once into the value (through a
-/// `String`, its 36 characters took four allocations).
-pub(crate) fn uuid_value(id: &Uuid) -> Option<HeaderValue> {
-    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    HeaderValue::from_str(id.hyphenated().encode_lower(&mut text)).ok()
 }

@@ -9,15 +9,15 @@
 use std::time::Instant;
 
 use chrono::Utc;
-use flo2_core::{ModelPrice, PicoUsd, Tokens};
+use flo2_core::{AttemptRole, FailureKind, ModelPrice, PicoUsd, Tokens};
 use flo2_llm::common::{Usage, UsageReport};
 use flo2_store::UsageRecord;
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::error::ApiFormat;
-use crate::resolve::Target;
-use crate::usage_sink::UsageSink;
+use crate::metering::usage_sink::UsageSink;
+use crate::state::target::Target;
 
 /// Status recorded when the caller disconnected before the answer was complete (nginx's code).
 pub const CLIENT_CLOSED: i64 = 499;
@@ -41,7 +41,7 @@ pub struct Meter {
     /// The upstream answered 2xx: it will bill the call, so missing counts are estimated.
     accepted: bool,
     /// What a record written from `Drop` says happened.
-    cancel_kind: &'static str,
+    cancel_kind: FailureKind,
     /// A cancelled attempt still bills the prompt (race participants: the upstream had it).
     bill_prompt_on_cancel: bool,
 }
@@ -88,7 +88,7 @@ impl Meter {
                 gateway_key_id: None,
                 request_id,
                 attempt: 1,
-                attempt_role: "primary".into(),
+                attempt_role: AttemptRole::Primary.as_str().into(),
                 inbound_api: inbound.as_str().into(),
                 requested_model: requested.to_owned(),
                 route: None,
@@ -120,22 +120,21 @@ impl Meter {
             input_estimate: 0,
             output_chars: 0,
             accepted: false,
-            cancel_kind: "client_closed",
+            cancel_kind: FailureKind::ClientClosed,
             bill_prompt_on_cancel: false,
         }
     }
 
-    /// Numbers this attempt within its request and says what role it plays (`primary`,
-    /// `fallback`, `race`).
-    pub fn attempt(&mut self, number: u32, role: &'static str) {
+    /// Numbers this attempt within its request and says what role it plays.
+    pub fn attempt(&mut self, number: u32, role: AttemptRole) {
         if let Some(r) = self.record.as_mut() {
             r.attempt = i64::from(number);
-            r.attempt_role = role.into();
+            r.attempt_role = role.as_str().into();
         }
-        if role == "race" {
+        if role == AttemptRole::Race {
             // A race participant dropped before it finished lost the race; the upstream already
             // had its prompt, so the estimate of it is recorded.
-            self.cancel_kind = "race_cancelled";
+            self.cancel_kind = FailureKind::RaceCancelled;
             self.bill_prompt_on_cancel = true;
         }
     }
@@ -223,17 +222,17 @@ impl Meter {
     }
 
     /// Writes the record with `status` (and `error_kind` for failures).
-    pub fn finish(&mut self, status: u16, error_kind: Option<&'static str>) {
+    pub fn finish(&mut self, status: u16, error_kind: Option<FailureKind>) {
         self.write(i64::from(status), error_kind);
     }
 
-    fn write(&mut self, status: i64, error_kind: Option<&'static str>) {
+    fn write(&mut self, status: i64, error_kind: Option<FailureKind>) {
         let Some(mut record) = self.record.take() else {
             return;
         };
         let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         record.status = status;
-        record.error_kind = error_kind.map(Into::into);
+        record.error_kind = error_kind.map(|kind| kind.as_str().into());
         let (tokens, estimated) = self.tokens();
         record.input_tokens = to_i64(tokens.input);
         record.output_tokens = to_i64(tokens.output);

@@ -21,7 +21,6 @@
 //!   `usage-refused.jsonl` beside the spill file, so one bad record never holds back the rest.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,7 +29,8 @@ use flo2_store::{Store, StoreError, UsageRecord};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::usage_spill::{append_lines, refused_path, SpillFile};
+pub use crate::metering::usage_spill::SpillSettings;
+use crate::metering::usage_spill::{append_lines, refused_path, SpillFile};
 
 /// How many records may wait in the queue between requests and the writer.
 pub const QUEUE_CAPACITY: usize = 100_000;
@@ -64,18 +64,6 @@ pub struct UsageStats {
     pub refused: AtomicU64,
     /// Duration of the last successful batch write, in microseconds.
     pub last_flush_micros: AtomicU64,
-}
-
-/// How usage is batched, and where and when it spills.
-#[derive(Clone, Debug)]
-pub struct SpillSettings {
-    /// The spill file.
-    pub path: PathBuf,
-    /// Records held in memory before spilling starts.
-    pub memory_records: usize,
-    /// How long a batch gathers once its first record has arrived. Longer batches cost the
-    /// database less in all, shorter ones spread its work into smaller bursts.
-    pub gather: Duration,
 }
 
 /// The sending side, cloned into every request.

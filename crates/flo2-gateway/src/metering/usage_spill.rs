@@ -3,11 +3,22 @@
 //! the database refused. Both are created readable by flo2's user only (0600).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use flo2_store::UsageRecord;
 use tokio::io::{AsyncBufReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 
-use crate::usage_sink::SpillSettings;
+/// How usage is batched, and where and when it spills.
+#[derive(Clone, Debug)]
+pub struct SpillSettings {
+    /// The spill file.
+    pub path: PathBuf,
+    /// Records held in memory before spilling starts.
+    pub memory_records: usize,
+    /// How long a batch gathers once its first record has arrived. Longer batches cost the
+    /// database less in all, shorter ones spread its work into smaller bursts.
+    pub gather: Duration,
+}
 
 /// `records` as JSON lines, the format of the spill and refused files.
 fn json_lines<'r>(records: impl IntoIterator<Item = &'r UsageRecord>) -> std::io::Result<String> {

@@ -1,61 +1,43 @@
-//! `POST /v1/embeddings` (OpenAI shape) and `POST /v1/messages/count_tokens` (Anthropic shape).
-
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
-use flo2_llm::common::Usage;
-use flo2_llm::estimate;
-use flo2_llm::providers::{self, WireFamily};
-use serde_json::{json, Value};
+//! The embeddings pipeline (`POST /v1/embeddings`, OpenAI shape): read, resolve the directly
+//! addressed model, write the body as a same-format passthrough, and call it with the
+//! provider's keys as a pool (a 429 moves on to the next key), every attempt metered.
 
 use std::time::Instant;
 
-use crate::admission::Admitted;
-use crate::attempt::{parse_retry_after, RETRYABLE};
-use crate::auth::Caller;
-use crate::caller_body::CallerBody;
-use crate::chat::{
-    org_config, parse_body, read_limited, resolve_error, send, timeout_error, upstream_error,
-};
-use crate::deadline::Deadline;
-use crate::error::{ApiFormat, ErrorKind, GatewayError};
-use crate::health::{Outcome, TargetKey};
-use crate::meter::Meter;
-use crate::passthrough_body::{Forwarded, StreamOptions};
-use crate::plan::{Mode, Plan};
-use crate::request_id::RequestId;
-use crate::resolve::{resolve, Target};
-use crate::routing::Candidate;
-use crate::GatewayState;
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use flo2_core::{AttemptRole, FailureKind};
+use flo2_llm::common::Usage;
+use flo2_llm::providers::{self, WireFamily};
+use serde_json::Value;
 
-/// Embeddings, forwarded to OpenAI-style embedding endpoints.
-pub async fn embeddings(
-    State(state): State<GatewayState>,
-    Admitted(caller, _permit): Admitted,
-    Extension(id): Extension<RequestId>,
-    CallerBody(body): CallerBody,
-) -> Response {
-    run(
-        state,
-        Caller {
-            format: ApiFormat::OpenAi,
-            ..caller
-        },
-        id,
-        body,
-    )
-    .await
-    .unwrap_or_else(IntoResponse::into_response)
+use crate::caller::Caller;
+use crate::error::{ErrorKind, GatewayError};
+use crate::gateway::GatewayState;
+use crate::metering::meter::Meter;
+use crate::pipeline::request::{org_config, parse_body, resolve_error, Inbound};
+use crate::serve::failure::{parse_retry_after, RETRYABLE};
+use crate::serve::resolve::resolve;
+use crate::serve::routing::Candidate;
+use crate::state::health::{Outcome, TargetKey};
+use crate::state::target::Target;
+use crate::upstream::deadline::Deadline;
+use crate::upstream::exchange::{read_limited, send, timeout_error, upstream_error};
+use crate::upstream::passthrough_body::{Forwarded, StreamOptions};
+use crate::upstream::plan::{Mode, Plan};
+
+/// The stages, in order: read, select (the one target), dispatch over its keys.
+pub(crate) async fn handle(state: &GatewayState, inbound: Inbound) -> Response {
+    run(state, inbound)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn run(
-    state: GatewayState,
-    caller: Caller,
-    id: RequestId,
-    body: Bytes,
-) -> Result<Response, GatewayError> {
+async fn run(state: &GatewayState, inbound: Inbound) -> Result<Response, GatewayError> {
+    let Inbound {
+        caller, id, body, ..
+    } = inbound;
     let format = caller.format;
     let value = parse_body(format, &body)?;
     let requested = value
@@ -63,7 +45,7 @@ async fn run(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let config = org_config(&state, &caller).await?;
+    let config = org_config(state, &caller).await?;
     let target = resolve(&config, &requested).map_err(|e| resolve_error(format, &e))?;
     let url = providers::embeddings_url(target.provider, &target.base_url).ok_or_else(|| {
         GatewayError::new(
@@ -87,7 +69,7 @@ async fn run(
         max_tokens_for_max_completion: false,
         stream_options: StreamOptions::Keep,
     };
-    let exact = crate::exact_json::if_needed(&value, &body);
+    let exact = crate::upstream::exact_json::if_needed(&value, &body);
     let body = forwarded.encode(exact.as_ref(), body.len()).map_err(|e| {
         GatewayError::new(
             format,
@@ -108,9 +90,9 @@ async fn run(
     // and every outcome teaches the replica's health view.
     let candidate = Candidate::direct(caller.key.org, &config, &target);
     let call = Call {
-        state: &state,
+        state,
         caller: &caller,
-        id: id.id,
+        id,
         requested: &requested,
         url: &url,
         plan: &plan,
@@ -184,24 +166,24 @@ impl Call<'_> {
             self.requested,
             target,
         );
-        let role = if number == 1 { "primary" } else { "fallback" };
-        meter.attempt(u32::try_from(number).unwrap_or(u32::MAX), role);
+        let number = u32::try_from(number).unwrap_or(u32::MAX);
+        meter.attempt(number, AttemptRole::in_chain(number));
         let limit = state.settings.upstream.request_timeout;
         let started = Instant::now();
         let credential = target.credential.id;
         let report = |outcome| state.health.record(self.key, credential, outcome);
         let timed_out = |meter: &mut Meter| {
-            meter.finish(504, Some("timeout"));
+            meter.finish(504, Some(FailureKind::Timeout));
             report(Outcome::Failure(started.elapsed()));
             Tried::Failed(timeout_error(format, target, limit))
         };
         let response = match deadline
-            .run(send(state, target, self.url, self.plan, format))
+            .run(send(&state.upstream, target, self.url, self.plan, format))
             .await
         {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
-                meter.finish(e.status().as_u16(), Some("upstream_unreachable"));
+                meter.finish(e.status().as_u16(), Some(FailureKind::Unreachable));
                 report(Outcome::Failure(started.elapsed()));
                 return Err(Tried::Failed(e));
             }
@@ -218,7 +200,7 @@ impl Call<'_> {
                 return Err(timed_out(&mut meter));
             };
             let status = err.status().as_u16();
-            meter.finish(status, Some("upstream_error"));
+            meter.finish(status, Some(FailureKind::UpstreamError));
             if status == 429 {
                 report(Outcome::RateLimited(retry_after));
                 return Err(Tried::RateLimited(err));
@@ -231,7 +213,7 @@ impl Call<'_> {
         let bytes = match deadline.run(read_limited(response)).await {
             Ok(Ok(bytes)) => bytes,
             Ok(Err(why)) => {
-                meter.finish(502, Some("upstream_body"));
+                meter.finish(502, Some(FailureKind::UpstreamBody));
                 report(Outcome::Failure(started.elapsed()));
                 return Err(Tried::Failed(GatewayError::new(
                     format,
@@ -261,17 +243,5 @@ impl Call<'_> {
             HeaderValue::from_static("application/json"),
         );
         Ok(resp)
-    }
-}
-
-/// A documented approximation ([`estimate`]): about four characters of text per token, plus a
-/// small overhead per message. Providers other than Anthropic have no counting endpoint, and an exact count
-/// would need each model's tokenizer.
-pub async fn count_tokens(caller: Caller, CallerBody(body): CallerBody) -> Response {
-    let format = ApiFormat::Anthropic;
-    let _ = caller;
-    match parse_body(format, &body) {
-        Ok(value) => Json(json!({"input_tokens": estimate::prompt_tokens(&value)})).into_response(),
-        Err(e) => e.into_response(),
     }
 }

@@ -9,26 +9,25 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::http::{HeaderValue, StatusCode};
-use flo2_core::{ModelPrice, OrgId, PicoUsd};
+use axum::http::StatusCode;
+use flo2_core::{AttemptRole, FailureKind, ModelPrice, OrgId, PicoUsd};
+use flo2_llm::common::TranslateError;
 use flo2_llm::providers::{self, WireFamily};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::auth::Caller;
-use crate::chat::{answer, read_limited, send, timeout_error, translate_error, upstream_error};
-use crate::deadline::Deadline;
+use crate::caller::Caller;
 use crate::error::{ApiFormat, ErrorKind, GatewayError};
-use crate::health::{Outcome, TargetKey};
-use crate::meter::Meter;
-use crate::needs::Needs;
-use crate::plan::{plan, CallerJson};
-use crate::relay::Relay;
-use crate::resolve::Target;
-use crate::GatewayState;
-
-/// Statuses worth trying again or elsewhere: the upstream, not the request, is the problem.
-pub(crate) const RETRYABLE: &[u16] = &[408, 429, 500, 502, 503, 504, 529];
+use crate::gateway::GatewayState;
+use crate::metering::meter::Meter;
+use crate::serve::failure::{parse_retry_after, Failure};
+use crate::serve::needs::Needs;
+use crate::state::health::{Outcome, TargetKey};
+use crate::state::target::Target;
+use crate::upstream::deadline::Deadline;
+use crate::upstream::exchange::{answer, read_limited, send, timeout_error, upstream_error};
+use crate::upstream::plan::{plan, CallerJson};
+use crate::upstream::relay::Relay;
 
 /// What every attempt of one request shares.
 pub struct Request<'a> {
@@ -108,37 +107,6 @@ pub struct Success {
     pub target: Target,
 }
 
-/// A failed attempt.
-#[derive(Debug)]
-pub struct Failure {
-    /// What the caller gets if nothing else works.
-    pub error: GatewayError,
-    /// Another try (here or at another target) may succeed.
-    pub retryable: bool,
-    /// The target cannot serve this request at all (a feature it cannot express): try the next.
-    pub unsupported: bool,
-    /// 429: the key is rate-limited, the target may be fine.
-    pub rate_limited: bool,
-    /// The upstream's `retry-after`.
-    pub retry_after: Option<Duration>,
-    /// For headers and logs: `provider/model: why`.
-    pub summary: String,
-}
-
-impl Failure {
-    fn new(error: GatewayError, label: &str, why: &str) -> Self {
-        let status = error.status().as_u16();
-        Self {
-            retryable: RETRYABLE.contains(&status),
-            unsupported: false,
-            rate_limited: status == 429,
-            retry_after: None,
-            summary: format!("{label}: {why}"),
-            error,
-        }
-    }
-}
-
 /// Runs one attempt at `target` (the organization's `key`), at most `timeout` long. It is
 /// numbered within its request when it is sent: a target that cannot express the request
 /// sends nothing and is no attempt.
@@ -146,21 +114,15 @@ pub async fn run(
     req: &Request<'_>,
     target: Target,
     key: &TargetKey,
-    role: &'static str,
+    role: AttemptRole,
     timeout: Duration,
 ) -> Result<Success, Failure> {
     let label = key.label();
     let format = req.format();
     let state = req.state;
     let credential = target.credential.id;
-    let mut plan = plan(format, &target, req.body).map_err(|e| Failure {
-        unsupported: true,
-        ..Failure::new(
-            translate_error(format, e),
-            label,
-            "cannot express the request",
-        )
-    })?;
+    let mut plan = plan(format, &target, req.body)
+        .map_err(|e| Failure::new(FailureKind::Unsupported, translate_error(format, e), label))?;
     if plan.family == WireFamily::Anthropic {
         plan.extra_headers
             .extend(req.beta.map(|b| ("anthropic-beta", b.to_owned())));
@@ -189,7 +151,13 @@ pub async fn run(
     meter.estimate_input(req.needs.input_tokens);
     let started = Instant::now();
     let mut deadline = Deadline::at(tokio::time::Instant::now() + timeout);
-    let timed_out = || Failure::new(timeout_error(format, &target, timeout), label, "timeout");
+    let timed_out = || {
+        Failure::new(
+            FailureKind::Timeout,
+            timeout_error(format, &target, timeout),
+            label,
+        )
+    };
     let result = async {
         let number = req.sent.fetch_add(1, Ordering::Relaxed).saturating_add(1);
         meter.attempt(number, role);
@@ -200,21 +168,16 @@ pub async fn run(
             plan.stream,
         );
         let response = match deadline
-            .run(send(state, &target, &url, &plan, format))
+            .run(send(&state.upstream, &target, &url, &plan, format))
             .await
         {
             Ok(Ok(r)) => r,
             Ok(Err(err)) => {
-                meter.finish(err.status().as_u16(), Some("upstream_unreachable"));
-                let why = if err.status() == StatusCode::GATEWAY_TIMEOUT {
-                    "timeout"
-                } else {
-                    "cannot connect"
-                };
-                return Err(Failure::new(err, label, why));
+                meter.finish(err.status().as_u16(), Some(FailureKind::Unreachable));
+                return Err(Failure::new(FailureKind::Unreachable, err, label));
             }
             Err(_) => {
-                meter.finish(504, Some("timeout"));
+                meter.finish(504, Some(FailureKind::Timeout));
                 return Err(timed_out());
             }
         };
@@ -233,18 +196,17 @@ pub async fn run(
                         format!("{} did not finish its error answer", target.provider),
                     )
                 });
-            let status = err.status().as_u16();
-            meter.finish(status, Some("upstream_error"));
+            meter.finish(err.status().as_u16(), Some(FailureKind::UpstreamError));
             let overloaded = err.message().to_ascii_lowercase().contains("overloaded");
-            let mut f = Failure::new(err, label, &status.to_string());
-            f.retryable |= overloaded;
+            let mut f = Failure::new(FailureKind::UpstreamError, err, label);
+            f.overloaded = overloaded;
             f.retry_after = retry_after;
             return Err(f);
         }
         meter.accepted();
         if plan.stream {
             let mut relay = Relay::new(
-                Box::pin(crate::upstream::body_stream(response)),
+                Box::pin(crate::upstream::client::body_stream(response)),
                 plan.family,
                 plan.mode,
                 format,
@@ -253,7 +215,7 @@ pub async fn run(
                 meter,
             )
             .with_idle_limit(state.settings.stream_idle_timeout);
-            let first_token = crate::overhead::waiting(relay.prefetch());
+            let first_token = crate::metering::overhead::waiting(relay.prefetch());
             return match deadline.run(first_token).await {
                 Ok(Ok(prefix)) => Ok(Answer::Stream {
                     prefix,
@@ -265,14 +227,10 @@ pub async fn run(
                         StatusCode::BAD_GATEWAY,
                         format!("{}: {}", target.provider, early.message),
                     );
-                    Err(Failure::new(
-                        err,
-                        label,
-                        "stream failed before the first token",
-                    ))
+                    Err(Failure::new(FailureKind::StreamFailedEarly, err, label))
                 }
                 Err(_) => {
-                    relay.abort(504, "timeout");
+                    relay.abort(504, FailureKind::Timeout);
                     Err(timed_out())
                 }
             };
@@ -280,16 +238,16 @@ pub async fn run(
         let bytes = match deadline.run(read_limited(response)).await {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => {
-                meter.finish(502, Some("upstream_body"));
+                meter.finish(502, Some(FailureKind::UpstreamBody));
                 let err = GatewayError::with_status(
                     format,
                     StatusCode::BAD_GATEWAY,
                     format!("{}: {e}", target.provider),
                 );
-                return Err(Failure::new(err, label, "broken answer"));
+                return Err(Failure::new(FailureKind::UpstreamBody, err, label));
             }
             Err(_) => {
-                meter.finish(504, Some("timeout"));
+                meter.finish(504, Some(FailureKind::Timeout));
                 return Err(timed_out());
             }
         };
@@ -301,13 +259,13 @@ pub async fn run(
                 Ok(Answer::Complete { body, cost, format })
             }
             Err(message) => {
-                meter.finish(502, Some("upstream_malformed"));
+                meter.finish(502, Some(FailureKind::UpstreamMalformed));
                 let err = GatewayError::with_status(
                     format,
                     StatusCode::BAD_GATEWAY,
                     format!("{}: {message}", target.provider),
                 );
-                Err(Failure::new(err, label, "malformed answer"))
+                Err(Failure::new(FailureKind::UpstreamMalformed, err, label))
             }
         }
     }
@@ -320,15 +278,7 @@ pub async fn run(
             Ok(Success { answer, target })
         }
         Err(f) => {
-            let outcome = if f.rate_limited {
-                Some(Outcome::RateLimited(f.retry_after))
-            } else if f.retryable {
-                Some(Outcome::Failure(started.elapsed()))
-            } else {
-                // The request's own fault says nothing about the target's health.
-                None
-            };
-            if let Some(outcome) = outcome {
+            if let Some(outcome) = f.teaches_health(started.elapsed()) {
                 state.health.record(key, credential, outcome);
             }
             Err(f)
@@ -336,12 +286,9 @@ pub async fn run(
     }
 }
 
-/// `retry-after` in seconds (HTTP dates are rare from LLM providers and are ignored).
-pub(crate) fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
-    let secs: f64 = value.to_str().ok()?.trim().parse().ok()?;
-    (0.0..86_400.0)
-        .contains(&secs)
-        .then(|| Duration::from_secs_f64(secs))
+/// A request the target's API cannot express: the caller's 400 if no other target can.
+fn translate_error(format: ApiFormat, e: TranslateError) -> GatewayError {
+    GatewayError::new(format, ErrorKind::InvalidRequest, e.to_string())
 }
 
 /// The text of a complete answer in the caller's format (for choosing the best race answer).
@@ -369,23 +316,6 @@ fn answer_text(format: ApiFormat, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_in_seconds() {
-        assert_eq!(
-            parse_retry_after(&HeaderValue::from_static("2")),
-            Some(Duration::from_secs(2))
-        );
-        assert_eq!(
-            parse_retry_after(&HeaderValue::from_static("0.5")),
-            Some(Duration::from_millis(500))
-        );
-        assert_eq!(
-            parse_retry_after(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT")),
-            None
-        );
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("-1")), None);
-    }
 
     #[test]
     fn answer_text_in_both_shapes() {

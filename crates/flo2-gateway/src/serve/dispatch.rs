@@ -11,37 +11,25 @@
 //! deadline. Targets behind an open breaker are skipped without an attempt, and named in the
 //! trace as skipped.
 //!
-//! **Races.** `first` starts `fanout` targets at once and keeps the first success (for streams:
-//! the first target to emit a token); `hedged` starts the next target only when the running ones
-//! have not answered within the hedge delay, and each such hedge takes one unit of the
-//! organization's hedge budget (a slow provider cannot multiply traffic by the fanout); `best`
-//! waits for all (up to the deadline) and keeps the best answer by the route's rule. Losers are
-//! dropped the moment the race is decided, which closes their upstream connections; each
-//! participant is metered with role `race`. If every racer fails, the remaining candidates are
-//! tried as a fallback chain.
+//! **Races** ([`crate::serve::race`]) start several targets at once (or hedge); if every racer
+//! fails, the remaining candidates are tried as a fallback chain.
 //!
 //! The trace counts only attempts actually sent upstream: a target that cannot express the
 //! request, or a racer dropped before it sent anything, is no attempt.
 
 use std::time::Duration;
 
-use flo2_core::route::{FallbackSettings, RaceMode, RacePick, RaceSettings};
-use futures_util::stream::FuturesUnordered;
-use futures_util::StreamExt;
+use flo2_core::route::{FallbackSettings, RaceSettings};
 use tokio::time::Instant;
 
-use crate::attempt::{self, Failure, Request, Success};
-use crate::error::{ErrorKind, GatewayError};
-use crate::routing::Candidate;
+use flo2_core::AttemptRole;
 
-/// What happened on the way to an answer, for `x-flo2-attempts` and the error message.
-#[derive(Debug, Default)]
-pub struct Trace {
-    /// Upstream attempts sent.
-    pub attempts: u32,
-    /// One line per failed or skipped attempt.
-    pub failures: Vec<String>,
-}
+use crate::error::{ErrorKind, GatewayError};
+use crate::serve::attempt::{self, Request, Success};
+use crate::serve::failure::Failure;
+use crate::serve::race::run_race;
+use crate::serve::routing::Candidate;
+use crate::serve::trace::{Skip, Trace, TraceEntry};
 
 /// How a request is served.
 #[derive(Clone, Debug)]
@@ -58,9 +46,6 @@ pub struct Policy {
 /// Backoff before the first retry of a target; doubles per retry, capped, fully jittered.
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
-
-/// The hedge delay for a target without history.
-const DEFAULT_HEDGE_DELAY: Duration = Duration::from_millis(500);
 
 /// Serves `req` from `candidates` under `policy`.
 pub async fn serve(
@@ -91,9 +76,7 @@ async fn serve_traced(
         for c in candidates.iter_mut() {
             c.breaker_open = !req.state.health.target_available(&c.key);
             if c.breaker_open {
-                trace
-                    .failures
-                    .push(format!("{}: skipped, circuit breaker open", c.label()));
+                trace.push(TraceEntry::skipped(c.label(), Skip::BreakerOpenAtStart));
             }
         }
         candidates.sort_by_key(|c| c.breaker_open);
@@ -119,7 +102,9 @@ async fn serve_traced(
         match race.await {
             Ok(success) => return Ok(success),
             Err(f) => {
-                if f.as_ref().is_some_and(|f| !f.retryable && !f.unsupported) {
+                if f.as_ref()
+                    .is_some_and(|f| !f.retryable() && !f.unsupported())
+                {
                     return Err(f);
                 }
                 last = f;
@@ -137,10 +122,10 @@ async fn serve_traced(
 fn finish_error(req: &Request<'_>, last: Option<Failure>, trace: &Trace) -> GatewayError {
     let format = req.format();
     let Some(last) = last else {
-        let why = if trace.failures.is_empty() {
+        let why = if trace.is_clean() {
             "no target was available".to_owned()
         } else {
-            trace.failures.join("; ")
+            trace.joined()
         };
         let what = match req.route {
             Some((name, _)) => format!("route {name}"),
@@ -153,7 +138,7 @@ fn finish_error(req: &Request<'_>, last: Option<Failure>, trace: &Trace) -> Gate
         );
     };
     match req.route {
-        Some((name, _)) if !trace.failures.is_empty() && (last.retryable || last.unsupported) => {
+        Some((name, _)) if !trace.is_clean() && (last.retryable() || last.unsupported()) => {
             let status = last.error.status();
             GatewayError::with_status(
                 format,
@@ -161,7 +146,7 @@ fn finish_error(req: &Request<'_>, last: Option<Failure>, trace: &Trace) -> Gate
                 format!(
                     "route {name}: every target failed ({} attempts): {}",
                     req.attempts_sent(),
-                    trace.failures.join("; ")
+                    trace.joined()
                 ),
             )
         }
@@ -187,19 +172,17 @@ async fn fallback(
         let mut key_switches = 0usize;
         loop {
             if Instant::now() >= deadline {
-                trace.failures.push("deadline reached".into());
+                trace.push(TraceEntry::DeadlineReached);
                 return Err(last);
             }
             if req.attempts_sent() > 0 && !health.withdraw(req.org) {
-                trace.failures.push("retry budget spent".into());
+                trace.push(TraceEntry::RetryBudgetSpent);
                 return Err(last);
             }
             if breakers && !health.acquire_target(&candidate.key) {
                 // Already named when the request was ordered, if its breaker was open then.
                 if !candidate.breaker_open {
-                    trace
-                        .failures
-                        .push(format!("{}: circuit breaker open", candidate.label()));
+                    trace.push(TraceEntry::skipped(candidate.label(), Skip::BreakerOpen));
                 }
                 break;
             }
@@ -215,16 +198,13 @@ async fn fallback(
                     .flatten()
             });
             let Some(credential) = picked else {
-                trace.failures.push(format!(
-                    "{}: every key is resting or failing",
-                    candidate.label()
-                ));
+                trace.push(TraceEntry::skipped(candidate.label(), Skip::KeysResting));
                 break;
             };
             let role = if req.attempts_sent() == 0 {
-                "primary"
+                AttemptRole::Primary
             } else {
-                "fallback"
+                AttemptRole::Fallback
             };
             let timeout = Duration::from_millis(settings.attempt_timeout_ms)
                 .min(deadline.saturating_duration_since(Instant::now()));
@@ -232,10 +212,11 @@ async fn fallback(
             match attempt::run(req, target, &candidate.key, role, timeout).await {
                 Ok(success) => return Ok(success),
                 Err(f) => {
-                    trace.failures.push(f.summary.clone());
-                    tracing::info!(attempt = req.attempts_sent(), failure = %f.summary, "attempt failed");
+                    let entry = TraceEntry::failed(&f);
+                    tracing::info!(attempt = req.attempts_sent(), failure = %entry, "attempt failed");
+                    trace.push(entry);
                     let (retryable, unsupported, rate_limited) =
-                        (f.retryable, f.unsupported, f.rate_limited);
+                        (f.retryable(), f.unsupported(), f.rate_limited());
                     let retry_after = f.retry_after;
                     last = Some(f);
                     if unsupported {
@@ -276,148 +257,6 @@ fn backoff(n: u32) -> Duration {
         .min(BACKOFF_CAP);
     let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
     Duration::from_millis(fastrand::u64(ms / 2..=ms))
-}
-
-async fn run_race(
-    req: &Request<'_>,
-    racers: &[Candidate],
-    race: &RaceSettings,
-    settings: &FallbackSettings,
-    deadline: Instant,
-    trace: &mut Trace,
-) -> Result<Success, Option<Failure>> {
-    let health = &req.state.health;
-    let attempt_timeout = Duration::from_millis(settings.attempt_timeout_ms);
-    let mut running = FuturesUnordered::new();
-    let mut next = 0usize;
-    let mut last: Option<Failure> = None;
-    let mut finished: Vec<Success> = Vec::new();
-    // Starts the next racer that can go; its index, or `None` when none is left.
-    let start =
-        |running: &mut FuturesUnordered<_>, next: &mut usize, trace: &mut Trace| -> Option<usize> {
-            while *next < racers.len() {
-                let index = *next;
-                let candidate = &racers[index];
-                *next += 1;
-                if !health.acquire_target(&candidate.key) {
-                    if !candidate.breaker_open {
-                        trace
-                            .failures
-                            .push(format!("{}: circuit breaker open", candidate.label()));
-                    }
-                    continue;
-                }
-                let Some(credential) = health.pick_credential(&candidate.pool) else {
-                    trace
-                        .failures
-                        .push(format!("{}: every key is cooling down", candidate.label()));
-                    continue;
-                };
-                let timeout =
-                    attempt_timeout.min(deadline.saturating_duration_since(Instant::now()));
-                running.push(attempt::run(
-                    req,
-                    candidate.target(credential),
-                    &candidate.key,
-                    "race",
-                    timeout,
-                ));
-                return Some(index);
-            }
-            None
-        };
-    let hedge_delay = |i: usize| {
-        race.hedge_delay_ms
-            .map(Duration::from_millis)
-            .or_else(|| racers.get(i).and_then(|c| health.p90(&c.key)))
-            .unwrap_or(DEFAULT_HEDGE_DELAY)
-    };
-    match race.mode {
-        RaceMode::First | RaceMode::Best => {
-            while start(&mut running, &mut next, trace).is_some() {}
-        }
-        RaceMode::Hedged => {
-            start(&mut running, &mut next, trace);
-        }
-    }
-    let mut hedge_at = Instant::now() + hedge_delay(0);
-    let mut hedges_left = true;
-    loop {
-        if running.is_empty() {
-            // A hedged racer failed outright: the next one goes now rather than after the
-            // delay. It replaces a failed call, so it is a retry and draws on that budget.
-            if race.mode == RaceMode::Hedged && next < racers.len() {
-                if !health.withdraw(req.org) {
-                    trace.failures.push("retry budget spent".into());
-                    break;
-                }
-                if let Some(i) = start(&mut running, &mut next, trace) {
-                    hedge_at = Instant::now() + hedge_delay(i);
-                    continue;
-                }
-            }
-            break;
-        }
-        let hedging = race.mode == RaceMode::Hedged && next < racers.len() && hedges_left;
-        tokio::select! {
-            result = running.next() => match result {
-                Some(Ok(success)) => {
-                    if race.mode == RaceMode::Best {
-                        finished.push(success);
-                    } else {
-                        // Dropping `running` cancels every other racer now.
-                        return Ok(success);
-                    }
-                }
-                Some(Err(f)) => {
-                    trace.failures.push(f.summary.clone());
-                    last = Some(f);
-                }
-                None => break,
-            },
-            () = tokio::time::sleep_until(hedge_at), if hedging => {
-                // A hedge is an extra call while one is still running: it needs the budget.
-                if !health.withdraw_hedge(req.org) {
-                    hedges_left = false;
-                    trace.failures.push("hedge budget spent".into());
-                    continue;
-                }
-                if let Some(i) = start(&mut running, &mut next, trace) {
-                    hedge_at = Instant::now() + hedge_delay(i);
-                }
-            }
-            () = tokio::time::sleep_until(deadline), if race.mode == RaceMode::Best && !finished.is_empty() => break,
-        }
-    }
-    drop(running);
-    match pick(finished, race.pick) {
-        Some(best) => Ok(best),
-        None => Err(last),
-    }
-}
-
-/// The best complete answer by `rule`; ties go to the earliest.
-fn pick(answers: Vec<Success>, rule: RacePick) -> Option<Success> {
-    let score = |s: &Success| -> (bool, i64) {
-        let t = s.answer.text();
-        let len = i64::try_from(t.chars().count()).unwrap_or(i64::MAX);
-        match rule {
-            RacePick::LongestJson => (
-                serde_json::from_str::<serde_json::Value>(t.trim()).is_ok(),
-                len,
-            ),
-            RacePick::Longest => (true, len),
-            RacePick::Shortest => (true, -len),
-        }
-    };
-    let mut best: Option<((bool, i64), Success)> = None;
-    for s in answers {
-        let sc = score(&s);
-        if best.as_ref().is_none_or(|(b, _)| sc > *b) {
-            best = Some((sc, s));
-        }
-    }
-    best.map(|(_, s)| s)
 }
 
 #[cfg(test)]

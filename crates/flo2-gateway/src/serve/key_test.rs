@@ -4,14 +4,14 @@
 
 use std::time::Instant;
 
-use flo2_core::{CredentialId, OrgId};
+use flo2_core::{AttemptRole, CredentialId, OrgId};
 use serde_json::json;
 
-use crate::attempt::{self, Answer, Request, Success};
 use crate::error::ApiFormat;
-use crate::needs::Needs;
-use crate::resolve::target;
-use crate::GatewayState;
+use crate::gateway::GatewayState;
+use crate::serve::attempt::{self, Answer, Request, Success};
+use crate::serve::needs::Needs;
+use crate::serve::resolve::target;
 
 /// What a key test found.
 #[derive(Clone, Debug)]
@@ -83,18 +83,18 @@ impl GatewayState {
             request_id: uuid::Uuid::now_v7(),
             requested: &label,
             route: None,
-            body: crate::plan::CallerJson::parsed(&body, 128),
+            body: crate::upstream::plan::CallerJson::parsed(&body, 128),
             beta: None,
             needs: Needs::of(&body),
             sent: std::sync::atomic::AtomicU32::new(0),
         };
         let started = Instant::now();
-        let key = crate::health::TargetKey::new(org, t.provider, &t.model);
+        let key = crate::state::health::TargetKey::new(org, t.provider, &t.model);
         let outcome = attempt::run(
             &req,
             t,
             &key,
-            "test",
+            AttemptRole::Test,
             self.settings.upstream.request_timeout,
         )
         .await;

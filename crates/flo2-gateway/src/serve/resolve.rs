@@ -13,22 +13,8 @@ use std::sync::Arc;
 
 use flo2_core::ProviderKind;
 
-use crate::org_cache::{CredentialEntry, OrgConfig};
-
-/// A resolved upstream target.
-#[derive(Clone, Debug)]
-pub struct Target {
-    /// Provider.
-    pub provider: ProviderKind,
-    /// The provider's model id.
-    pub model: String,
-    /// The key to use.
-    pub credential: Arc<CredentialEntry>,
-    /// Where to send it (no trailing slash).
-    pub base_url: String,
-    /// Its price for this call (override or list price); `None` when flo2 knows none.
-    pub price: Option<flo2_core::ModelPrice>,
-}
+use crate::state::org_cache::{CredentialEntry, OrgConfig};
+use crate::state::target::Target;
 
 /// Why a model did not resolve. Messages name nothing outside the caller's organization.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -47,7 +33,6 @@ pub enum ResolveError {
     BadModelId(#[from] flo2_core::model_id::ModelIdError),
 }
 
-/// Resolves `requested` within the organization's configuration.
 /// Resolves `requested` and prices it for a call starting now.
 pub fn resolve(config: &OrgConfig, requested: &str) -> Result<Target, ResolveError> {
     let mut target = resolve_unpriced(config, requested)?;

@@ -13,17 +13,18 @@
 //! target goes first so a recovered target is noticed. Ties keep the listed order.
 //!
 //! Health is not a qualification: a target behind an open breaker still qualifies (so a route
-//! whose targets are all down answers 503, not 400), and [`crate::dispatch`] skips it.
+//! whose targets are all down answers 503, not 400), and [`crate::serve::dispatch`] skips it.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use flo2_core::{ModelPrice, OrgId, PicoUsd, ProviderKind, RoutePolicy, Strategy, Tokens};
 
-use crate::health::{Health, TargetKey};
-use crate::needs::Needs;
-use crate::org_cache::{CredentialEntry, OrgConfig};
-use crate::resolve::{self, Target};
+use crate::serve::needs::Needs;
+use crate::serve::resolve;
+use crate::state::health::{Health, TargetKey};
+use crate::state::org_cache::{CredentialEntry, OrgConfig};
+use crate::state::target::Target;
 
 /// Output tokens `cheapest` assumes when neither the request nor the route says.
 pub const DEFAULT_EXPECTED_OUTPUT: u64 = 500;
@@ -249,7 +250,7 @@ fn order(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::{HealthSettings, Outcome};
+    use crate::state::health::{HealthSettings, Outcome};
     use flo2_core::{CredentialId, Secret};
     use serde_json::json;
 

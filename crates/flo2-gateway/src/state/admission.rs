@@ -1,5 +1,6 @@
-//! The pipeline stage "admit": a bound on requests in flight, per process and per organization,
-//! so that an overload is refused at once instead of queued.
+//! The counts behind the pipeline stage "admit" ([`crate::http::admission`]): a bound on
+//! requests in flight, per process and per organization, so that an overload is refused at once
+//! instead of queued.
 //!
 //! Without it, every request a client sends waits for the upstream, holding its memory (about
 //! 60 kB each) and its connection, and nobody is told to back off: 6,000 connections against a
@@ -27,22 +28,10 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
 use flo2_core::OrgId;
-
-use crate::auth::Caller;
-use crate::error::{ApiFormat, GatewayError};
-use crate::GatewayState;
 
 /// Slots per table of the organization sketch (a power of two).
 const SLOTS: usize = 4096;
-
-/// What a refused caller is told to wait, in seconds: in-flight requests finish in about that
-/// time when the upstream is slow, and a shorter wait would only bring the retry back into a
-/// full gateway.
-const RETRY_AFTER_SECS: u32 = 1;
 
 /// How many requests may be in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,6 +144,7 @@ impl Admission {
     }
 
     /// The most one organization may have in flight.
+    #[cfg(test)]
     pub fn share(&self) -> u32 {
         self.share
     }
@@ -192,39 +182,6 @@ impl Admission {
             return Err(Refusal::Organization(self.share));
         }
         Ok(permit)
-    }
-}
-
-/// The caller's answer to a refusal: 503 with `Retry-After` (Anthropic's Messages API: 529
-/// `overloaded_error`, what Anthropic itself answers when overloaded and what its SDK retries).
-pub fn refusal_error(format: ApiFormat, refusal: Refusal) -> GatewayError {
-    let status = match format {
-        ApiFormat::OpenAi => StatusCode::SERVICE_UNAVAILABLE,
-        // 529 is a valid status code; `from_u16` cannot fail on it.
-        ApiFormat::Anthropic => {
-            StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
-        }
-    };
-    GatewayError::with_status(format, status, refusal.to_string())
-        .retry_after(Some(HeaderValue::from(RETRY_AFTER_SECS)))
-}
-
-/// An authenticated caller admitted into the pipeline, with its [`Permit`]: the extractor runs
-/// [`Caller`]'s, then admission, so a refused request is answered before its body is read.
-pub struct Admitted(pub Caller, pub Permit);
-
-impl FromRequestParts<GatewayState> for Admitted {
-    type Rejection = GatewayError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &GatewayState,
-    ) -> Result<Self, GatewayError> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        match state.admission.admit(caller.key.org) {
-            Ok(permit) => Ok(Self(caller, permit)),
-            Err(refusal) => Err(refusal_error(caller.format, refusal)),
-        }
     }
 }
 
@@ -308,15 +265,5 @@ mod tests {
         });
         assert!(peak.load(Ordering::Relaxed) <= 64);
         assert_eq!(a.inflight(), 0);
-    }
-
-    #[test]
-    fn refusals_are_shaped_per_api() {
-        let e = refusal_error(ApiFormat::OpenAi, Refusal::Process(8));
-        assert_eq!(e.status().as_u16(), 503);
-        assert_eq!(e.body()["error"]["type"], "server_error");
-        let e = refusal_error(ApiFormat::Anthropic, Refusal::Organization(4));
-        assert_eq!(e.status().as_u16(), 529);
-        assert_eq!(e.body()["error"]["type"], "overloaded_error");
     }
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use flo2_store::{Change, ChangeKind, Store};
 use tokio_util::sync::CancellationToken;
 
-use crate::key_cache::KeyCache;
-use crate::org_cache::OrgCache;
+use crate::state::key_cache::KeyCache;
+use crate::state::org_cache::OrgCache;
 
 /// How long a missing sequence number is waited for before it is taken for a rolled-back write.
 const GAP_TIMEOUT: Duration = Duration::from_secs(10);

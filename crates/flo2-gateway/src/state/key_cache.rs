@@ -13,7 +13,7 @@ use flo2_store::{Store, StoreError};
 use flo2_vault::gateway_key::KeyHash;
 use moka::sync::Cache;
 
-use crate::fresh_cache::FreshCache;
+use crate::state::fresh_cache::FreshCache;
 
 /// What the data plane needs to know about an authenticated key.
 #[derive(Clone, Debug)]

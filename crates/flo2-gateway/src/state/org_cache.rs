@@ -10,7 +10,7 @@ use flo2_store::{NewAuditEntry, PriceOverride, SkippedEntry, Store, StoreError};
 use flo2_vault::MasterKeyring;
 use moka::sync::Cache;
 
-use crate::fresh_cache::FreshCache;
+use crate::state::fresh_cache::FreshCache;
 
 /// One usable provider credential, decrypted.
 #[derive(Clone, Debug)]

@@ -227,7 +227,7 @@ impl Upstream {
             value.set_sensitive(true);
             map.append(name, value);
         }
-        crate::overhead::waiting(self.client().request(request))
+        crate::metering::overhead::waiting(self.client().request(request))
             .await
             .map_err(|e| classify(&e))
     }

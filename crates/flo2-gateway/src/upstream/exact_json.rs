@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use crate::steering_fields::is_steering;
+use crate::upstream::steering_fields::is_steering;
 
 /// A JSON value whose scalars are slices of the caller's body.
 #[derive(Debug, PartialEq)]

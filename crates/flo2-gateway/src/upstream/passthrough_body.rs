@@ -9,8 +9,8 @@
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
-use crate::exact_json::{write_key, write_stripped, Exact};
-use crate::steering_fields::is_steering;
+use crate::upstream::exact_json::{write_key, write_stripped, Exact};
+use crate::upstream::steering_fields::is_steering;
 
 /// What happens to the caller's `stream_options`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,12 +75,12 @@ impl Forwarded<'_> {
                 self.write_exact(exact, &mut out);
                 Ok(out)
             }
-            None => crate::plan::encode(self, size_hint),
+            None => encode(self, size_hint),
         }
     }
 
     /// Writes the same body as [`Serialize`] does, from `exact`, the caller's body with its
-    /// numbers as written (see [`crate::exact_json`]).
+    /// numbers as written (see [`crate::upstream::exact_json`]).
     pub fn write_exact(&self, exact: &Exact<'_>, out: &mut Vec<u8>) {
         let Exact::Object(entries) = exact else {
             write_stripped(out, exact);
@@ -161,6 +161,17 @@ impl Serialize for IncludeUsage {
     }
 }
 
+/// An upstream body's JSON text, in a buffer a little larger than the caller's body to start
+/// with (a same-format body is about its size; a translated one seldom much larger).
+pub(crate) fn encode(
+    body: &impl serde::Serialize,
+    size_hint: usize,
+) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(size_hint + 256);
+    serde_json::to_writer(&mut out, body)?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,7 +217,7 @@ mod tests {
             };
             let mut exact = Vec::new();
             view.write_exact(
-                &crate::exact_json::parse(text.as_bytes()).unwrap(),
+                &crate::upstream::exact_json::parse(text.as_bytes()).unwrap(),
                 &mut exact,
             );
             let from_exact: Value = serde_json::from_slice(&exact).unwrap();

@@ -9,9 +9,9 @@ use flo2_llm::translate::{anthropic, gemini, openai};
 use serde_json::{json, Value};
 
 use crate::error::ApiFormat;
-use crate::exact_json::Exact;
-use crate::passthrough_body::{Forwarded, StreamOptions};
-use crate::resolve::Target;
+use crate::state::target::Target;
+use crate::upstream::exact_json::Exact;
+use crate::upstream::passthrough_body::{encode, Forwarded, StreamOptions};
 
 /// How the upstream answer is relayed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +61,7 @@ pub struct CallerJson<'a> {
     /// The parsed body.
     pub value: &'a Value,
     /// The body with every number as the caller wrote it, when `value` could not keep one
-    /// ([`crate::exact_json`]); same-format calls are written from it.
+    /// ([`crate::upstream::exact_json`]); same-format calls are written from it.
     pub(crate) exact: Option<&'a Exact<'a>>,
     /// The body's length in bytes (the size an upstream body is written into).
     pub len: usize,
@@ -158,17 +158,6 @@ pub fn plan(
     })
 }
 
-/// An upstream body's JSON text, in a buffer a little larger than the caller's body to start
-/// with (a same-format body is about its size; a translated one seldom much larger).
-pub(crate) fn encode(
-    body: &impl serde::Serialize,
-    size_hint: usize,
-) -> serde_json::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(size_hint + 256);
-    serde_json::to_writer(&mut out, body)?;
-    Ok(out)
-}
-
 /// serde_json cannot fail to write these bodies (every map key is a string); kept as an error,
 /// not a panic.
 fn encode_error(e: serde_json::Error) -> TranslateError {
@@ -180,7 +169,7 @@ fn encode_error(e: serde_json::Error) -> TranslateError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::org_cache::CredentialEntry;
+    use crate::state::org_cache::CredentialEntry;
     use flo2_core::{CredentialId, Secret};
 
     fn target(provider: ProviderKind, model: &str) -> Target {

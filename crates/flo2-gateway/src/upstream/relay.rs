@@ -14,9 +14,11 @@ use flo2_llm::stream::sse::{self, SseDecoder, SseEvent};
 use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
 
+use flo2_core::FailureKind;
+
 use crate::error::ApiFormat;
-use crate::meter::Meter;
-use crate::plan::Mode;
+use crate::metering::meter::Meter;
+use crate::upstream::plan::Mode;
 
 type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + Send>>;
 
@@ -170,7 +172,7 @@ impl Relay {
 
     /// Gives up before anything reached the caller (e.g. no first token in time), recording the
     /// call with `status` and `kind`; dropping the relay then closes the upstream connection.
-    pub fn abort(&mut self, status: u16, kind: &'static str) {
+    pub fn abort(&mut self, status: u16, kind: FailureKind) {
         if !self.finished {
             self.finished = true;
             self.meter.usage(self.decoder.usage());
@@ -362,8 +364,8 @@ impl Relay {
         }
         self.meter.usage(self.decoder.usage());
         match how {
-            Failed::Broken => self.meter.finish(502, Some("stream_interrupted")),
-            Failed::Stalled => self.meter.finish(504, Some("stream_idle_timeout")),
+            Failed::Broken => self.meter.finish(502, Some(FailureKind::StreamInterrupted)),
+            Failed::Stalled => self.meter.finish(504, Some(FailureKind::StreamIdleTimeout)),
         }
     }
 }

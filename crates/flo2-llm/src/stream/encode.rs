@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use flo2_core::FailureKind;
 use serde_json::{json, Value};
 
 use super::sse::encode;
@@ -164,13 +165,13 @@ impl OpenAiEncoder {
 
     /// Appends an error event ending a failed stream (the OpenAI SDK raises it as an APIError).
     pub fn error(&mut self, message: &str, out: &mut String) {
-        let body = json!({"error": {"message": message, "type": "server_error", "param": null, "code": "upstream_error"}});
+        let body = json!({"error": {"message": message, "type": "server_error", "param": null, "code": FailureKind::UpstreamError.as_str()}});
         encode(out, None, &body.to_string());
     }
 
     /// Ends the stream with an error event saying the upstream stopped sending in time.
     pub fn timeout(&mut self, message: &str, out: &mut String) {
-        let body = json!({"error": {"message": message, "type": "server_error", "param": null, "code": "timeout"}});
+        let body = json!({"error": {"message": message, "type": "server_error", "param": null, "code": FailureKind::Timeout.as_str()}});
         encode(out, None, &body.to_string());
     }
 }
