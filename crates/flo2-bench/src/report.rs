@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::load::Percentiles;
-use crate::rounds::{median_of, Measured};
+use crate::rounds::{median, median_of, Measured};
 
 /// What the fake upstream does alone and behind the bare proxy (the same for every database).
 #[derive(Default)]
@@ -169,17 +169,6 @@ pub struct DbReport {
     /// Usage records the writer copied to its local spill file: it does so only when a database
     /// write fails or stalls, so a non-zero figure means the store fell behind under this load.
     pub usage_spilled: u64,
-}
-
-/// The median of a few figures (0 for none).
-pub fn median(figures: &[f64]) -> f64 {
-    let mut v = figures.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 impl DbReport {

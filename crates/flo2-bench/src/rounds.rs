@@ -88,12 +88,12 @@ impl Rig<'_> {
             for (i, path) in paths.iter().enumerate() {
                 let (before, own_before, cpu) = (
                     self.flo2.proc.sched(),
-                    self.flo2.own_time(self.http).await,
+                    OwnTime::parse(&self.flo2.metrics(self.http).await),
                     CpuTicks::now(),
                 );
                 let through = self.run(&path.load, rate, first_byte).await;
                 let stolen = CpuTicks::now().stolen_since(cpu);
-                let own = self.flo2.own_time(self.http).await.minus(&own_before);
+                let own = OwnTime::parse(&self.flo2.metrics(self.http).await).minus(&own_before);
                 let r = &mut out.paths[i];
                 sched[i].add(self.flo2.proc.sched().since(before));
                 r.added_rounds.push(through.latency.minus(direct));
@@ -123,11 +123,20 @@ impl Measured {
     }
 }
 
+/// The median of a few figures (0 for none).
+pub fn median(figures: &[f64]) -> f64 {
+    let mut v = figures.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 /// Percentile by percentile, the median over rounds.
 pub fn median_of(rounds: &[Percentiles]) -> Percentiles {
-    let pick = |f: fn(&Percentiles) -> f64| {
-        crate::report::median(&rounds.iter().map(f).collect::<Vec<_>>())
-    };
+    let pick = |f: fn(&Percentiles) -> f64| median(&rounds.iter().map(f).collect::<Vec<_>>());
     Percentiles {
         p50: pick(|p| p.p50),
         p90: pick(|p| p.p90),

@@ -399,11 +399,6 @@ impl Flo2 {
         }
     }
 
-    /// flo2's own-time histogram as it stands now (empty if /metrics cannot be read).
-    pub async fn own_time(&self, http: &reqwest::Client) -> crate::rounds::OwnTime {
-        crate::rounds::OwnTime::parse(&self.metrics(http).await)
-    }
-
     /// Usage records spilled to disk so far (0 if /metrics cannot be read).
     pub async fn usage_spilled(&self, http: &reqwest::Client) -> u64 {
         self.metrics(http)
@@ -415,7 +410,7 @@ impl Flo2 {
     }
 
     /// flo2's `/metrics` text (empty if it cannot be read).
-    async fn metrics(&self, http: &reqwest::Client) -> String {
+    pub async fn metrics(&self, http: &reqwest::Client) -> String {
         match http.get(format!("{}/metrics", self.base)).send().await {
             Ok(resp) => resp.text().await.unwrap_or_default(),
             Err(_) => String::new(),
