@@ -4,8 +4,7 @@
 //! posted from another site are refused even with a valid CSRF token; `/api/v1` and the plain
 //! 404/405 answers carry the pages' security headers.
 
-
-use crate::common::{TestApp, TestDb, PASSWORD};
+use crate::common::{self, TestApp, TestDb, PASSWORD};
 use flo2::Mode;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::{Method, StatusCode};

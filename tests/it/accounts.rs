@@ -1,7 +1,6 @@
 //! Accounts over real HTTP: sign-up, login, sessions, password change, organizations.
 
-
-use crate::common::{TestApp, PASSWORD};
+use crate::common::{self, TestApp, PASSWORD};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

@@ -2,7 +2,6 @@
 //! its actor, target and client address; no secret ever appears in it; each organization sees
 //! only its own entries; only admins and owners read it; pages and filters are exact.
 
-
 use std::collections::HashSet;
 
 use crate::common::{Account, TestApp, PASSWORD};

@@ -1,6 +1,5 @@
 //! The real `flo2` executable, as a newcomer runs it: no configuration at all.
 
-
 use std::io::Read;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;

@@ -3,10 +3,9 @@
 //! and stalled upstreams (streams and embeddings) no longer hold the caller. Raw TCP sockets
 //! against the real server, the fake upstream scripted to stall.
 
-
 use std::time::{Duration, Instant};
 
-use crate::common::{sse, TestApp, TestDb};
+use crate::common::{self, sse, TestApp, TestDb};
 use flo2::Mode;
 use flo2_testkit::{FakeUpstream, Scenario};
 use reqwest::StatusCode;

@@ -1,12 +1,11 @@
 //! Nothing is lost: usage survives a database outage under load, a graceful shutdown under
 //! load, and a shutdown during an outage (spilled to disk, replayed at the next start).
 
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{Outage, TestDb};
+use crate::common::{self, Outage, TestDb};
 use flo2::{Config, Mode, RunningServer};
 use flo2_testkit::{FakeUpstream, Scenario};
 use serde_json::{json, Value};

@@ -1,10 +1,9 @@
 //! The data plane end to end: real HTTP into flo2, real HTTP out to the fake upstream speaking
 //! each provider's wire format, on SQLite and PostgreSQL.
 
-
 use std::time::Duration;
 
-use crate::common::{sse, TestApp};
+use crate::common::{self, sse, TestApp};
 use flo2_testkit::{FakeUpstream, Scenario};
 use reqwest::StatusCode;
 use serde_json::{json, Value};

@@ -1,8 +1,7 @@
 //! Bad input gets a clear 4xx error in the caller's own shape, with a stable code, and changes
 //! nothing.
 
-
-use crate::common::{TestApp, PASSWORD};
+use crate::common::{self, TestApp, PASSWORD};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

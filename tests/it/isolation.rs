@@ -2,7 +2,6 @@
 //! delete nor use organization B's items. The answer is 404 (never 403, so ids cannot be probed),
 //! and B's items are unchanged afterwards.
 
-
 use crate::common::{Account, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -1,10 +1,9 @@
 //! The provider-key vault and gateway keys over real HTTP, including use of a key on the data
 //! plane, revocation, and what is (never) shown.
 
-
 use std::time::Duration;
 
-use crate::common::TestApp;
+use crate::common::{self, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

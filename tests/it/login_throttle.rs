@@ -3,8 +3,7 @@
 //! `X-Forwarded-For` when the connection comes from a trusted proxy, and every 429 says when to
 //! retry. Both logins (API and dashboard form) follow the same rule.
 
-
-use crate::common::{TestApp, TestDb, PASSWORD};
+use crate::common::{self, TestApp, TestDb, PASSWORD};
 use flo2::Mode;
 use reqwest::StatusCode;
 use serde_json::{json, Value};

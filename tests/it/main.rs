@@ -4,11 +4,11 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
 mod account_security;
 mod accounts;
 mod audit_log;
 mod binary;
+mod common;
 mod connections;
 mod durability;
 mod gateway;

@@ -2,7 +2,6 @@
 //! provider's when it gives them, zero included; marked estimates otherwise), over real HTTP, on
 //! both databases.
 
-
 use std::time::Duration;
 
 use crate::common::{Account, TestApp};

@@ -1,6 +1,5 @@
 //! The OpenAPI document is generated from the router, so it lists exactly the served paths.
 
-
 use crate::common::TestApp;
 use reqwest::StatusCode;
 

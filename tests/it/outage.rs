@@ -7,8 +7,7 @@
 //! terminated (a failover or a dead server looks the same to flo2); on SQLite another
 //! connection holds the write lock past the busy timeout (a locked or stuck database file).
 
-
-use crate::common::{database_name, exec_sql, Outage, TestApp, TestDb, PASSWORD};
+use crate::common::{self, database_name, exec_sql, Outage, TestApp, TestDb, PASSWORD};
 use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -2,10 +2,9 @@
 //! requests in flight, callers get 503 (Anthropic Messages: 529 `overloaded_error`) with
 //! `Retry-After` at once, and one tenant flooding the gateway does not starve another.
 
-
 use std::time::Duration;
 
-use crate::common::{TestApp, TestDb};
+use crate::common::{self, TestApp, TestDb};
 use flo2::Mode;
 use flo2_testkit::{FakeUpstream, Scenario};
 use reqwest::StatusCode;

@@ -1,7 +1,6 @@
 //! Usage reports and CSV exports: exact totals, the same in JSON and CSV, safe to open in a
 //! spreadsheet, scoped to the tenant, on both databases.
 
-
 use std::time::Duration;
 
 use crate::common::{exec_sql, TestApp};

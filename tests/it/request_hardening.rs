@@ -4,10 +4,9 @@
 //! Real HTTP against the real server and fake upstreams that log every path they receive, on
 //! SQLite and (with `FLO2_TEST_DATABASE_URL`) PostgreSQL.
 
-
 use std::time::Duration;
 
-use crate::common::{Account, TestApp, TestDb};
+use crate::common::{self, Account, TestApp, TestDb};
 use flo2_testkit::{FakeUpstream, Scenario};
 use reqwest::StatusCode;
 use serde_json::{json, Value};

@@ -1,6 +1,5 @@
 //! Invitations by link and role checks on every write.
 
-
 use crate::common::{Account, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;

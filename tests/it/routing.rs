@@ -1,7 +1,6 @@
 //! Routes end to end: several fake upstreams posing as different providers, real HTTP in and
 //! out, on SQLite and PostgreSQL, through the OpenAI and the Anthropic inbound API.
 
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

@@ -2,8 +2,7 @@
 //! operator's own network are refused when saved (422 naming `base_url`) and again when dialled,
 //! unless `FLO2_ALLOW_PRIVATE_UPSTREAMS` is on. The rule and its ranges: docs/ssrf.md.
 
-
-use crate::common::TestApp;
+use crate::common::{self, TestApp};
 use flo2_testkit::FakeUpstream;
 use reqwest::StatusCode;
 use serde_json::{json, Value};

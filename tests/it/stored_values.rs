@@ -4,9 +4,8 @@
 //! that cannot be read back is skipped (logged and audited) instead of failing the whole
 //! organization, and prices can be listed by id and deleted.
 
-
-use chrono::{DateTime, Utc};
 use crate::common::{exec_sql, Account, TestApp};
+use chrono::{DateTime, Utc};
 use flo2_core::{ModelPrice, OrgId, PricePerMtok, ProviderKind};
 use flo2_store::types::{earliest_storable_time, latest_storable_time};
 use flo2_store::PriceOverride;

@@ -2,9 +2,8 @@
 //! awkward texts and the extreme numbers, in batches of every size the writer sends, and a batch
 //! written twice keeps one row per record.
 
-
-use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use crate::common::TestApp;
+use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use flo2_core::{CredentialId, GatewayKeyId, OrgId, TeamId};
 use flo2_store::UsageRecord;
 use uuid::Uuid;

@@ -1,10 +1,9 @@
 //! The vault end to end: what the gateway decrypts, what tampering does, master-key rotation and
 //! refusing to start with the wrong key.
 
-
 use std::sync::Arc;
 
-use crate::common::{exec_sql, TestApp};
+use crate::common::{self, exec_sql, TestApp};
 use flo2::Mode;
 use flo2_gateway::org_cache::OrgCache;
 use flo2_vault::{MasterKey, MasterKeyring};

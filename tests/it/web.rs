@@ -1,8 +1,7 @@
 //! The dashboard's account pages over real HTTP: sessions in cookies, CSRF on every form,
 //! security headers, login throttling, logout and password change ending sessions.
 
-
-use crate::common::TestApp;
+use crate::common::{self, TestApp};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Response, StatusCode};
 

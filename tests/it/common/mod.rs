@@ -2,7 +2,6 @@
 //! PostgreSQL database when `FLO2_TEST_DATABASE_URL` is set), a flo2 server on a random port,
 //! and small HTTP helpers.
 
-
 use flo2_testkit::postgres::with_database;
 use std::path::PathBuf;
 
