@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{self, sse, TestApp, TestDb};
+use crate::common::{self, sse, Tenant, TestApp, TestDb};
 use flo2::Mode;
 use flo2_testkit::{FakeUpstream, Scenario};
 use reqwest::StatusCode;
@@ -138,43 +138,14 @@ async fn beyond_the_connection_cap_new_connections_wait_until_one_closes() {
     drop(held_b);
 }
 
-struct Tenant {
-    app: TestApp,
-    fake: FakeUpstream,
-    key: String,
-    org: String,
-    token: String,
-}
-
-/// One organization with `openai` and `anthropic` keys at one fake upstream.
-async fn tenant(edit: impl FnOnce(&mut flo2::Config)) -> Tenant {
-    let app = start(edit).await;
-    let fake = FakeUpstream::start().await;
-    let a = app.signup("dev@example.com", "Acme").await;
-    for provider in ["openai", "anthropic"] {
-        add_key(&app, &a.token, provider, "sk-first-key-0123456789", &fake).await;
-    }
-    let team = app.team(&a.token, "t").await;
-    let (_, key) = app.api_key(&a.token, &team, "k").await;
-    Tenant {
-        app,
-        fake,
-        key,
-        org: a.org,
-        token: a.token,
-    }
-}
-
-impl Tenant {
-    /// One embeddings call (panics if it gets no answer at all, a hang included).
-    async fn embed(&self, http: &reqwest::Client) -> reqwest::Response {
-        http.post(self.app.url("/v1/embeddings"))
-            .bearer_auth(&self.key)
-            .json(&json!({"model": "openai/text-embedding-3-small", "input": "a"}))
-            .send()
-            .await
-            .expect("an answer, not a hang")
-    }
+/// One embeddings call (panics if it gets no answer at all, a hang included).
+async fn embed(t: &Tenant<'_>, http: &reqwest::Client) -> reqwest::Response {
+    http.post(t.app.url("/v1/embeddings"))
+        .bearer_auth(&t.key)
+        .json(&json!({"model": "openai/text-embedding-3-small", "input": "a"}))
+        .send()
+        .await
+        .expect("an answer, not a hang")
 }
 
 async fn add_key(app: &TestApp, token: &str, provider: &str, secret: &str, fake: &FakeUpstream) {
@@ -190,8 +161,9 @@ async fn add_key(app: &TestApp, token: &str, provider: &str, secret: &str, fake:
 
 #[tokio::test]
 async fn a_request_body_that_stops_arriving_is_cut_with_408() {
-    let t = tenant(|c| c.body_idle_timeout = Duration::from_secs(1)).await;
-    let mut tcp = TcpStream::connect(addr(&t.app)).await.unwrap();
+    let app = start(|c| c.body_idle_timeout = Duration::from_secs(1)).await;
+    let t = app.tenant_on_one_upstream(&["openai", "anthropic"]).await;
+    let mut tcp = TcpStream::connect(addr(&app)).await.unwrap();
     let head = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{{\"model\":",
         t.key
@@ -205,7 +177,11 @@ async fn a_request_body_that_stops_arriving_is_cut_with_408() {
     let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
     let body: Value = serde_json::from_str(body.trim()).unwrap();
     assert!(body["error"]["message"].is_string(), "OpenAI shape: {body}");
-    assert_eq!(t.fake.request_count(), 0, "nothing reached the upstream");
+    assert_eq!(
+        t.upstream().request_count(),
+        0,
+        "nothing reached the upstream"
+    );
 }
 
 /// A client that gives up after 30 s, so a server that hangs fails the test instead of
@@ -219,7 +195,8 @@ fn patient_client() -> reqwest::Client {
 
 #[tokio::test]
 async fn a_stream_stalled_after_its_first_token_ends_with_an_error_event_and_a_504_row() {
-    let t = tenant(|c| c.stream_idle_timeout = Duration::from_secs(1)).await;
+    let app = start(|c| c.stream_idle_timeout = Duration::from_secs(1)).await;
+    let t = app.tenant_on_one_upstream(&["openai", "anthropic"]).await;
     let http = patient_client();
     // (inbound path, model, events the fake sends before it stalls: through the first token)
     let cases = [
@@ -229,10 +206,10 @@ async fn a_stream_stalled_after_its_first_token_ends_with_an_error_event_and_a_5
         ("/v1/messages", "openai/gpt-4o-mini", 2),
     ];
     for (i, (path, model, events)) in cases.into_iter().enumerate() {
-        t.fake
+        t.upstream()
             .push(Scenario::text("Hello world and more").stall_after(events));
         let resp = http
-            .post(t.app.url(path))
+            .post(app.url(path))
             .bearer_auth(&t.key)
             .header("anthropic-version", "2023-06-01")
             .json(&json!({"model": model, "max_tokens": 50, "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
@@ -255,14 +232,14 @@ async fn a_stream_stalled_after_its_first_token_ends_with_an_error_event_and_a_5
             assert_eq!(data["error"]["code"], "timeout", "{text}");
             assert!(data["error"]["message"].is_string());
         }
-        let rows = t.app.usage_rows(&t.org, i + 1).await;
+        let rows = t.usage_rows(i + 1).await;
         let row = rows.last().unwrap();
         assert_eq!(row.status, 504, "{path} {model}");
         assert_eq!(row.error_kind.as_deref(), Some("stream_idle_timeout"));
     }
     // Each stalled upstream connection was closed.
     assert!(t
-        .fake
+        .upstream()
         .wait_for_disconnects(4, Duration::from_secs(10))
         .await
         .is_some());
@@ -270,35 +247,37 @@ async fn a_stream_stalled_after_its_first_token_ends_with_an_error_event_and_a_5
 
 #[tokio::test]
 async fn embeddings_whose_error_body_stalls_time_out() {
-    let t = tenant(|c| c.upstream_timeout = Duration::from_secs(1)).await;
+    let app = start(|c| c.upstream_timeout = Duration::from_secs(1)).await;
+    let t = app.tenant_on_one_upstream(&["openai", "anthropic"]).await;
     let http = patient_client();
-    t.fake
+    t.upstream()
         .push(Scenario::error(500, "something broke").stall_after(0));
-    let resp = t.embed(&http).await;
+    let resp = embed(&t, &http).await;
     assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
     let body: Value = resp.json().await.unwrap();
     assert!(body["error"]["message"].is_string(), "{body}");
-    let rows = t.app.usage_rows(&t.org, 1).await;
+    let rows = t.usage_rows(1).await;
     assert_eq!(rows[0].status, 504);
     // And a stalled success body the same way.
-    t.fake.push(Scenario::text("x").stall_after(0));
-    let resp = t.embed(&http).await;
+    t.upstream().push(Scenario::text("x").stall_after(0));
+    let resp = embed(&t, &http).await;
     assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
 }
 
 #[tokio::test]
 async fn embeddings_rest_a_rate_limited_key_and_use_the_next_one() {
-    let t = tenant(|_| {}).await;
+    let app = start(|_| {}).await;
+    let t = app.tenant_on_one_upstream(&["openai", "anthropic"]).await;
     add_key(
-        &t.app,
-        &t.token,
+        &app,
+        t.token(),
         "openai",
         "sk-second-key-0123456789",
-        &t.fake,
+        t.upstream(),
     )
     .await;
-    let embed = || t.embed(&t.app.http);
-    t.fake
+    let embed = || embed(&t, &app.http);
+    t.upstream()
         .push(Scenario::error(429, "slow down").retry_after(60));
     let resp = embed().await;
     assert_eq!(
@@ -306,11 +285,11 @@ async fn embeddings_rest_a_rate_limited_key_and_use_the_next_one() {
         StatusCode::OK,
         "the pool's other key answered"
     );
-    let seen = t.fake.requests();
+    let seen = t.upstream().requests();
     assert_eq!(seen.len(), 2);
     let auth = |i: usize| seen[i].header("authorization").unwrap().to_owned();
     assert_ne!(auth(0), auth(1), "the second try used the other key");
-    let rows = t.app.usage_rows(&t.org, 2).await;
+    let rows = t.usage_rows(2).await;
     let mut statuses: Vec<i64> = rows.iter().map(|r| r.status).collect();
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 429]);
@@ -318,7 +297,7 @@ async fn embeddings_rest_a_rate_limited_key_and_use_the_next_one() {
     for _ in 0..3 {
         assert_eq!(embed().await.status(), StatusCode::OK);
     }
-    let seen = t.fake.requests();
+    let seen = t.upstream().requests();
     assert_eq!(seen.len(), 5, "one upstream call each");
     for r in &seen[2..] {
         assert_eq!(
@@ -331,18 +310,19 @@ async fn embeddings_rest_a_rate_limited_key_and_use_the_next_one() {
 
 #[tokio::test]
 async fn answers_slower_than_the_header_timeout_are_not_cut() {
-    let t = tenant(|c| c.header_read_timeout = Duration::from_secs(1)).await;
+    let app = start(|c| c.header_read_timeout = Duration::from_secs(1)).await;
+    let t = app.tenant_on_one_upstream(&["openai", "anthropic"]).await;
     let http = patient_client();
     // A slow answer, then a stream lasting well past the header timeout, on one keep-alive
     // connection: the timeout counts only while a request head is awaited.
-    t.fake
+    t.upstream()
         .push(Scenario::text("late").first_byte_delay(Duration::from_millis(2500)));
     let words: Vec<String> = (0..12).map(|i| format!("w{i}")).collect();
-    t.fake
+    t.upstream()
         .push(Scenario::text(&words.join(" ")).chunk_delay(Duration::from_millis(250)));
     for stream in [false, true] {
         let resp = http
-            .post(t.app.url("/v1/chat/completions"))
+            .post(app.url("/v1/chat/completions"))
             .bearer_auth(&t.key)
             .json(&json!({"model": "openai/gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}))
             .send()

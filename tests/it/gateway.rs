@@ -3,86 +3,14 @@
 
 use std::time::Duration;
 
-use crate::common::{self, sse, TestApp};
-use flo2_testkit::{FakeUpstream, Scenario};
+use crate::common::{self, sse, Api, Streamed, TestApp, PROVIDER_SECRET};
+use flo2_testkit::Scenario;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-const PROVIDER_SECRET: &str = "sk-tenant-upstream-key-0123456789";
-
-struct Setup {
-    app: TestApp,
-    fake: FakeUpstream,
-    key: String,
-    org: String,
-}
-
-/// One organization holding keys for `openai`, `anthropic`, `gemini` and `groq`, all pointing at
-/// one fake upstream (each provider's real path prefix), and a gateway key.
-async fn setup() -> Setup {
-    let app = TestApp::start().await;
-    let fake = FakeUpstream::start().await;
-    let a = app.signup("dev@example.com", "Acme").await;
-    for (provider, prefix) in [
-        ("openai", "/v1"),
-        ("anthropic", "/v1"),
-        ("gemini", "/v1beta"),
-        ("groq", "/openai/v1"),
-    ] {
-        let (status, body) = app
-            .post(
-                "/api/v1/provider-keys",
-                &a.token,
-                json!({"provider": provider, "name": provider, "api_key": PROVIDER_SECRET, "base_url": format!("{}{prefix}", fake.base_url())}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-    }
-    let team = app.team(&a.token, "t").await;
-    let (_, key) = app.api_key(&a.token, &team, "k").await;
-    Setup {
-        app,
-        fake,
-        key,
-        org: a.org,
-    }
-}
-
-impl Setup {
-    async fn openai(&self, body: Value) -> reqwest::Response {
-        self.app
-            .http
-            .post(self.app.url("/v1/chat/completions"))
-            .bearer_auth(&self.key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn anthropic(&self, body: Value) -> reqwest::Response {
-        self.app
-            .http
-            .post(self.app.url("/v1/messages"))
-            .header("x-api-key", &self.key)
-            .header("anthropic-version", "2023-06-01")
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// The Prometheus text of `/metrics`.
-    async fn metrics(&self) -> String {
-        let resp = self.app.http.get(self.app.url("/metrics")).send().await;
-        resp.unwrap().text().await.unwrap()
-    }
-
-    /// Waits for `n` usage rows and returns them.
-    async fn usage(&self, n: usize) -> Vec<flo2_store::UsageRecord> {
-        self.app.usage_rows(&self.org, n).await
-    }
-}
+/// Keys for these four families, all at one fake upstream (each provider's real path prefix),
+/// so a test reads one ordered log of what the upstreams received.
+const PROVIDERS: [&str; 4] = ["openai", "anthropic", "gemini", "groq"];
 
 fn openai_stream_text(events: &[(Option<String>, Value)]) -> String {
     events
@@ -100,11 +28,12 @@ fn anthropic_stream_text(events: &[(Option<String>, Value)]) -> String {
 
 #[tokio::test]
 async fn openai_to_openai_family_passes_through() {
-    let s = setup().await;
-    s.fake
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
+    s.upstream()
         .push(Scenario::text("Hello there").usage(12, 3).cached_input(4));
     let resp = s
-        .openai(json!({"model": "groq/llama-3.3-70b-versatile", "messages": [{"role": "user", "content": "hi"}], "api_base": "http://evil.example", "seed": 7}))
+        .chat(json!({"model": "groq/llama-3.3-70b-versatile", "messages": [{"role": "user", "content": "hi"}], "api_base": "http://evil.example", "seed": 7}))
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["x-flo2-provider"], "groq");
@@ -113,7 +42,7 @@ async fn openai_to_openai_family_passes_through() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["choices"][0]["message"]["content"], "Hello there");
 
-    let sent = &s.fake.requests()[0];
+    let sent = &s.upstream().requests()[0];
     assert!(
         sent.path.ends_with("/openai/v1/chat/completions"),
         "{}",
@@ -130,7 +59,7 @@ async fn openai_to_openai_family_passes_through() {
         "steering fields never reach the upstream"
     );
 
-    let rows = s.usage(1).await;
+    let rows = s.usage_rows(1).await;
     let r = &rows[0];
     assert_eq!(
         (
@@ -150,15 +79,16 @@ async fn openai_to_openai_family_passes_through() {
 
 #[tokio::test]
 async fn every_inbound_format_reaches_every_family_without_streaming() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
     let targets = [
         "openai/gpt-4o-mini",
         "anthropic/claude-haiku-4-5",
         "gemini/gemini-2.5-flash",
     ];
     for model in targets {
-        s.fake.push(Scenario::text("Bonjour 🌍").usage(7, 2));
-        let resp = s.openai(json!({"model": model, "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}]})).await;
+        s.upstream().push(Scenario::text("Bonjour 🌍").usage(7, 2));
+        let resp = s.chat(json!({"model": model, "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}]})).await;
         assert_eq!(resp.status(), StatusCode::OK, "{model}");
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["object"], "chat.completion", "{model}");
@@ -168,8 +98,8 @@ async fn every_inbound_format_reaches_every_family_without_streaming() {
         );
         assert_eq!(body["usage"]["prompt_tokens"], 7, "{model}");
 
-        s.fake.push(Scenario::text("Bonjour 🌍").usage(7, 2));
-        let resp = s.anthropic(json!({"model": model, "max_tokens": 20, "system": "s", "messages": [{"role": "user", "content": "hi"}]})).await;
+        s.upstream().push(Scenario::text("Bonjour 🌍").usage(7, 2));
+        let resp = s.messages(json!({"model": model, "max_tokens": 20, "system": "s", "messages": [{"role": "user", "content": "hi"}]})).await;
         assert_eq!(resp.status(), StatusCode::OK, "{model}");
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["type"], "message", "{model}");
@@ -178,7 +108,7 @@ async fn every_inbound_format_reaches_every_family_without_streaming() {
     }
     // What each upstream received is in its own format. Order: (OpenAI caller, Anthropic caller)
     // for openai, anthropic, gemini.
-    let reqs = s.fake.requests();
+    let reqs = s.upstream().requests();
     assert_eq!(
         reqs[1].body["max_completion_tokens"], 20,
         "Anthropic caller → OpenAI: max_tokens renamed"
@@ -209,18 +139,19 @@ async fn every_inbound_format_reaches_every_family_without_streaming() {
             .is_none_or(|a| a == format!("Bearer {PROVIDER_SECRET}"))),
         "the caller's flo2 key never goes upstream"
     );
-    assert_eq!(s.usage(6).await.len(), 6);
+    assert_eq!(s.usage_rows(6).await.len(), 6);
 }
 
 #[tokio::test]
 async fn tool_calls_round_trip_across_formats() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
     let tools_openai = json!([{"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
-    s.fake.push(
+    s.upstream().push(
         Scenario::tool_call("weather", json!({"city": "Paris"}))
             .with_tool_call("weather", json!({"city": "Oslo"})),
     );
-    let resp = s.openai(json!({"model": "anthropic/claude-sonnet-4-5", "messages": [{"role": "user", "content": "weather?"}], "tools": tools_openai})).await;
+    let resp = s.chat(json!({"model": "anthropic/claude-sonnet-4-5", "messages": [{"role": "user", "content": "weather?"}], "tools": tools_openai})).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.unwrap();
     let calls = body["choices"][0]["message"]["tool_calls"]
@@ -231,7 +162,7 @@ async fn tool_calls_round_trip_across_formats() {
     let args: Value =
         serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
     assert_eq!(args["city"], "Paris");
-    let sent = &s.fake.requests()[0].body;
+    let sent = &s.upstream().requests()[0].body;
     assert_eq!(
         sent["tools"][0]["input_schema"]["properties"]["city"]["type"],
         "string"
@@ -240,9 +171,10 @@ async fn tool_calls_round_trip_across_formats() {
     // The result goes back in the next turn, mixed with text, and reaches Anthropic as tool_result.
     let id0 = calls[0]["id"].as_str().unwrap();
     let id1 = calls[1]["id"].as_str().unwrap();
-    s.fake.push(Scenario::text("Sunny in Paris, snow in Oslo"));
+    s.upstream()
+        .push(Scenario::text("Sunny in Paris, snow in Oslo"));
     let resp = s
-        .openai(
+        .chat(
             json!({"model": "anthropic/claude-sonnet-4-5", "tools": tools_openai, "messages": [
                 {"role": "user", "content": "weather?"},
                 body["choices"][0]["message"].clone(),
@@ -252,23 +184,23 @@ async fn tool_calls_round_trip_across_formats() {
         )
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let sent = &s.fake.requests()[1].body;
+    let sent = &s.upstream().requests()[1].body;
     assert_eq!(sent["messages"][1]["content"][0]["type"], "tool_use");
     assert_eq!(sent["messages"][2]["content"][0]["type"], "tool_result");
     assert_eq!(sent["messages"][2]["content"][1]["tool_use_id"], id1);
 
     // Anthropic caller, Gemini upstream: function calls come back as tool_use blocks.
-    s.fake
+    s.upstream()
         .push(Scenario::tool_call("weather", json!({"city": "Rome"})));
     let resp = s
-        .anthropic(json!({"model": "gemini/gemini-2.5-flash", "max_tokens": 50, "messages": [{"role": "user", "content": "weather?"}],
+        .messages(json!({"model": "gemini/gemini-2.5-flash", "max_tokens": 50, "messages": [{"role": "user", "content": "weather?"}],
             "tools": [{"name": "weather", "input_schema": {"type": "object", "additionalProperties": false, "properties": {"city": {"type": "string"}}}}]}))
         .await;
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["stop_reason"], "tool_use");
     assert_eq!(body["content"][0]["type"], "tool_use");
     assert_eq!(body["content"][0]["input"]["city"], "Rome");
-    let sent = &s.fake.requests()[2].body;
+    let sent = &s.upstream().requests()[2].body;
     assert!(sent["tools"][0]["functionDeclarations"][0]["parameters"]
         .get("additionalProperties")
         .is_none());
@@ -276,18 +208,19 @@ async fn tool_calls_round_trip_across_formats() {
 
 #[tokio::test]
 async fn images_cross_formats() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
     let png = "iVBORw0KGgo=";
-    s.fake.push(Scenario::text("a red square"));
-    s.fake.push(Scenario::text("a red square"));
+    s.upstream().push(Scenario::text("a red square"));
+    s.upstream().push(Scenario::text("a red square"));
     let content = json!([{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{png}")}}]);
     for model in ["anthropic/claude-sonnet-4-5", "gemini/gemini-2.5-flash"] {
         let resp = s
-            .openai(json!({"model": model, "messages": [{"role": "user", "content": content}]}))
+            .chat(json!({"model": model, "messages": [{"role": "user", "content": content}]}))
             .await;
         assert_eq!(resp.status(), StatusCode::OK, "{model}");
     }
-    let reqs = s.fake.requests();
+    let reqs = s.upstream().requests();
     assert_eq!(
         reqs[0].body["messages"][0]["content"][1]["source"],
         json!({"type": "base64", "media_type": "image/png", "data": png})
@@ -300,7 +233,8 @@ async fn images_cross_formats() {
 
 #[tokio::test]
 async fn streams_translate_in_every_direction() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
     let text = "Grüße aus 東京 🍣 und mehr";
     for model in [
         "openai/gpt-4o",
@@ -308,13 +242,16 @@ async fn streams_translate_in_every_direction() {
         "gemini/gemini-2.5-flash",
     ] {
         // OpenAI caller.
-        s.fake.push(Scenario::text(text).usage(9, 6));
-        let resp = s
-            .openai(json!({"model": model, "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]}))
+        s.upstream().push(Scenario::text(text).usage(9, 6));
+        let Streamed {
+            status,
+            headers,
+            events,
+        } = s
+            .stream(Api::Chat, json!({"model": model, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]}))
             .await;
-        assert_eq!(resp.status(), StatusCode::OK, "{model}");
-        assert_eq!(resp.headers()["content-type"], "text/event-stream");
-        let events = sse(&resp.text().await.unwrap());
+        assert_eq!(status, StatusCode::OK, "{model}");
+        assert_eq!(headers["content-type"], "text/event-stream");
         assert_eq!(openai_stream_text(&events), text, "{model}");
         assert_eq!(
             events.last().unwrap().1,
@@ -328,10 +265,11 @@ async fn streams_translate_in_every_direction() {
         assert_eq!(usage.1["usage"]["completion_tokens"], 6, "{model}");
 
         // Anthropic caller.
-        s.fake.push(Scenario::text(text).usage(9, 6));
-        let resp = s.anthropic(json!({"model": model, "max_tokens": 50, "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
-        assert_eq!(resp.status(), StatusCode::OK, "{model}");
-        let events = sse(&resp.text().await.unwrap());
+        s.upstream().push(Scenario::text(text).usage(9, 6));
+        let Streamed { status, events, .. } = s
+            .stream(Api::Messages, json!({"model": model, "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{model}");
         assert_eq!(anthropic_stream_text(&events), text, "{model}");
         let names: Vec<&str> = events.iter().filter_map(|(n, _)| n.as_deref()).collect();
         assert_eq!(names.first(), Some(&"message_start"), "{model}");
@@ -342,7 +280,7 @@ async fn streams_translate_in_every_direction() {
             .unwrap();
         assert_eq!(delta.1["usage"]["output_tokens"], 6, "{model}");
     }
-    let rows = s.usage(6).await;
+    let rows = s.usage_rows(6).await;
     assert!(
         rows.iter()
             .all(|r| r.status == 200 && r.output_tokens == 6 && r.ttft_ms.is_some()),
@@ -352,9 +290,10 @@ async fn streams_translate_in_every_direction() {
 
 #[tokio::test]
 async fn a_caller_that_did_not_ask_for_stream_usage_gets_no_usage_chunk() {
-    let s = setup().await;
-    s.fake.push(Scenario::text("hi there"));
-    let resp = s.openai(json!({"model": "openai/gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
+    s.upstream().push(Scenario::text("hi there"));
+    let resp = s.chat(json!({"model": "openai/gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
     let events = sse(&resp.text().await.unwrap());
     assert!(
         events.iter().all(|(_, d)| d
@@ -364,19 +303,20 @@ async fn a_caller_that_did_not_ask_for_stream_usage_gets_no_usage_chunk() {
     );
     // flo2 still asked the upstream for usage, and metered it.
     assert_eq!(
-        s.fake.requests()[0].body["stream_options"]["include_usage"],
+        s.upstream().requests()[0].body["stream_options"]["include_usage"],
         true
     );
-    assert!(s.usage(1).await[0].output_tokens > 0);
+    assert!(s.usage_rows(1).await[0].output_tokens > 0);
 }
 
 #[tokio::test]
 async fn streamed_tool_calls_translate() {
-    let s = setup().await;
-    s.fake
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
+    s.upstream()
         .push(Scenario::tool_call("lookup", json!({"q": "flo2", "n": 3})));
     let resp = s
-        .anthropic(json!({"model": "openai/gpt-4o", "max_tokens": 50, "stream": true, "messages": [{"role": "user", "content": "go"}],
+        .messages(json!({"model": "openai/gpt-4o", "max_tokens": 50, "stream": true, "messages": [{"role": "user", "content": "go"}],
             "tools": [{"name": "lookup", "input_schema": {"type": "object"}}]}))
         .await;
     let events = sse(&resp.text().await.unwrap());
@@ -402,11 +342,12 @@ async fn streamed_tool_calls_translate() {
 
 #[tokio::test]
 async fn upstream_errors_keep_status_message_and_retry_after_but_never_the_key() {
-    let s = setup().await;
-    s.fake
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
+    s.upstream()
         .push(Scenario::error(429, "slow down please").retry_after(7));
     let resp = s
-        .openai(json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}))
+        .chat(json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}))
         .await;
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(resp.headers()["retry-after"], "7");
@@ -416,37 +357,38 @@ async fn upstream_errors_keep_status_message_and_retry_after_but_never_the_key()
         .unwrap()
         .contains("slow down please"));
 
-    s.fake.push(Scenario::error(529, "overloaded"));
-    let resp = s.anthropic(json!({"model": "anthropic/claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})).await;
+    s.upstream().push(Scenario::error(529, "overloaded"));
+    let resp = s.messages(json!({"model": "anthropic/claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})).await;
     assert_eq!(resp.status().as_u16(), 529);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["type"], "error");
     assert_eq!(body["error"]["type"], "overloaded_error");
 
-    s.fake.push(Scenario::error(
+    s.upstream().push(Scenario::error(
         401,
         &format!("Incorrect API key provided: {PROVIDER_SECRET}"),
     ));
-    let resp = s.openai(json!({"model": "gemini/gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]})).await;
+    let resp = s.chat(json!({"model": "gemini/gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]})).await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     let text = resp.text().await.unwrap();
     assert!(!text.contains(PROVIDER_SECRET), "{text}");
 
-    let rows = s.usage(3).await;
+    let rows = s.usage_rows(3).await;
     let statuses: Vec<i64> = rows.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [429, 529, 401]);
 }
 
 #[tokio::test]
 async fn bad_requests_answer_in_the_callers_shape() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
     let resp = s
-        .openai(json!({"model": "nope/nothing", "messages": []}))
+        .chat(json!({"model": "nope/nothing", "messages": []}))
         .await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert!(resp.json::<Value>().await.unwrap()["error"]["message"].is_string());
     let resp = s
-        .anthropic(json!({"model": "xai/grok-4", "max_tokens": 5, "messages": []}))
+        .messages(json!({"model": "xai/grok-4", "max_tokens": 5, "messages": []}))
         .await;
     assert_eq!(
         resp.status(),
@@ -457,10 +399,9 @@ async fn bad_requests_answer_in_the_callers_shape() {
         resp.json::<Value>().await.unwrap()["error"]["type"],
         "not_found_error"
     );
-    let resp = s
-        .app
+    let resp = app
         .http
-        .post(s.app.url("/v1/chat/completions"))
+        .post(app.url("/v1/chat/completions"))
         .bearer_auth(&s.key)
         .body("{not json")
         .send()
@@ -471,13 +412,13 @@ async fn bad_requests_answer_in_the_callers_shape() {
         resp.json::<Value>().await.unwrap()["error"]["type"],
         "invalid_request_error"
     );
-    let resp = s.openai(json!({"model": "anthropic/claude-haiku-4-5", "n": 3, "messages": [{"role": "user", "content": "hi"}]})).await;
+    let resp = s.chat(json!({"model": "anthropic/claude-haiku-4-5", "n": 3, "messages": [{"role": "user", "content": "hi"}]})).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert!(resp.json::<Value>().await.unwrap()["error"]["message"]
         .as_str()
         .unwrap()
         .contains("`n`"));
-    let resp = s.openai(json!({"model": "anthropic/claude-haiku-4-5", "response_format": {"type": "json_object"}, "messages": [{"role": "user", "content": "hi"}]})).await;
+    let resp = s.chat(json!({"model": "anthropic/claude-haiku-4-5", "response_format": {"type": "json_object"}, "messages": [{"role": "user", "content": "hi"}]})).await;
     assert_eq!(
         resp.status(),
         StatusCode::BAD_REQUEST,
@@ -488,7 +429,7 @@ async fn bad_requests_answer_in_the_callers_shape() {
     let image = json!([{"type": "image_url", "image_url": {"url": "data:image/png,AAAA"}}]);
     for model in ["anthropic/claude-haiku-4-5", "gemini/gemini-2.5-flash"] {
         let resp = s
-            .openai(json!({"model": model, "messages": [{"role": "user", "content": image}]}))
+            .chat(json!({"model": model, "messages": [{"role": "user", "content": image}]}))
             .await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{model}");
         let error = resp.json::<Value>().await.unwrap()["error"].clone();
@@ -498,7 +439,7 @@ async fn bad_requests_answer_in_the_callers_shape() {
             "{error}"
         );
     }
-    let resp = s.anthropic(json!({"model": "gemini/gemini-2.5-flash", "max_tokens": 5, "messages": [{"role": "user", "content": [
+    let resp = s.messages(json!({"model": "gemini/gemini-2.5-flash", "max_tokens": 5, "messages": [{"role": "user", "content": [
         {"type": "image", "source": {"type": "url", "url": "data:text/plain,hi"}}]}]})).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
@@ -506,7 +447,7 @@ async fn bad_requests_answer_in_the_callers_shape() {
         "invalid_request_error"
     );
     assert_eq!(
-        s.fake.request_count(),
+        s.upstream().request_count(),
         0,
         "nothing bad reached the upstream"
     );
@@ -514,19 +455,20 @@ async fn bad_requests_answer_in_the_callers_shape() {
 
 #[tokio::test]
 async fn a_client_disconnect_closes_the_upstream_within_100ms() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
     let long = (0..200)
         .map(|i| format!("w{i}"))
         .collect::<Vec<_>>()
         .join(" ");
-    s.fake
+    s.upstream()
         .push(Scenario::text(&long).chunk_delay(Duration::from_millis(10)));
-    let mut resp = s.openai(json!({"model": "openai/gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
+    let mut resp = s.chat(json!({"model": "openai/gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
     assert!(resp.chunk().await.unwrap().is_some());
     let hung_up = std::time::Instant::now();
     drop(resp);
     let seen = s
-        .fake
+        .upstream()
         .wait_for_disconnect(Duration::from_millis(2000))
         .await
         .expect("the upstream never saw the disconnect");
@@ -536,60 +478,56 @@ async fn a_client_disconnect_closes_the_upstream_within_100ms() {
         after <= Duration::from_millis(100),
         "the upstream saw the hang-up after {after:?}"
     );
-    let rows = s.usage(1).await;
+    let rows = s.usage_rows(1).await;
     assert_eq!(rows[0].status, 499);
 }
 
 #[tokio::test]
 async fn a_dropped_upstream_ends_the_stream_with_an_error_event() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
     // The delay lets the first events leave the fake before it breaks the connection.
-    s.fake.push(
+    s.upstream().push(
         Scenario::text("one two three four five six")
             .chunk_delay(Duration::from_millis(10))
             .drop_after(4),
     );
-    let resp = s.anthropic(json!({"model": "anthropic/claude-haiku-4-5", "max_tokens": 50, "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
+    let resp = s.messages(json!({"model": "anthropic/claude-haiku-4-5", "max_tokens": 50, "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let events = sse(&resp.text().await.unwrap());
     let last = events.last().unwrap();
     assert_eq!(last.0.as_deref(), Some("error"), "{events:?}");
     assert_eq!(last.1["error"]["type"], "api_error");
-    assert_eq!(s.usage(1).await[0].status, 502);
+    assert_eq!(s.usage_rows(1).await[0].status, 502);
 }
 
 #[tokio::test]
 async fn an_upstream_that_fails_before_the_first_token_gets_a_real_status() {
-    let s = setup().await;
-    s.fake.push(Scenario::text("x y z").drop_after(1));
-    let resp = s.openai(json!({"model": "anthropic/claude-haiku-4-5", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
+    s.upstream().push(Scenario::text("x y z").drop_after(1));
+    let resp = s.chat(json!({"model": "anthropic/claude-haiku-4-5", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
     assert!(resp.json::<Value>().await.unwrap()["error"]["message"].is_string());
 }
 
 #[tokio::test]
 async fn embeddings_and_count_tokens() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
     let resp = s
-        .openai_path(
-            "/v1/embeddings",
-            json!({"model": "openai/text-embedding-3-small", "input": ["a", "b"]}),
-        )
+        .embeddings(json!({"model": "openai/text-embedding-3-small", "input": ["a", "b"]}))
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
     let resp = s
-        .openai_path(
-            "/v1/embeddings",
-            json!({"model": "anthropic/claude-haiku-4-5", "input": "a"}),
-        )
+        .embeddings(json!({"model": "anthropic/claude-haiku-4-5", "input": "a"}))
         .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let resp = s
-        .app
+    let resp = app
         .http
-        .post(s.app.url("/v1/messages/count_tokens"))
+        .post(app.url("/v1/messages/count_tokens"))
         .header("x-api-key", &s.key)
         .json(&json!({"model": "anthropic/claude-haiku-4-5", "messages": [{"role": "user", "content": "hello world, how are you?"}]}))
         .send()
@@ -604,36 +542,27 @@ async fn embeddings_and_count_tokens() {
     );
 }
 
-impl Setup {
-    async fn openai_path(&self, path: &str, body: Value) -> reqwest::Response {
-        self.app
-            .http
-            .post(self.app.url(path))
-            .bearer_auth(&self.key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
 #[tokio::test]
 async fn redirects_are_not_followed_and_beta_flags_reach_only_anthropic() {
-    let s = setup().await;
-    s.fake.push(Scenario::redirect(
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
+    s.upstream().push(Scenario::redirect(
         "http://169.254.169.254/latest/meta-data",
     ));
     let resp = s
-        .openai(json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}))
+        .chat(json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}))
         .await;
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
-    assert_eq!(s.fake.request_count(), 1, "the redirect was not followed");
+    assert_eq!(
+        s.upstream().request_count(),
+        1,
+        "the redirect was not followed"
+    );
 
     for model in ["anthropic/claude-haiku-4-5", "openai/gpt-4o"] {
-        let resp = s
-            .app
+        let resp = app
             .http
-            .post(s.app.url("/v1/messages"))
+            .post(app.url("/v1/messages"))
             .header("x-api-key", &s.key)
             .header("anthropic-version", "2023-06-01")
             .header("anthropic-beta", "prompt-caching-2024-07-31")
@@ -643,7 +572,7 @@ async fn redirects_are_not_followed_and_beta_flags_reach_only_anthropic() {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
     }
-    let reqs = s.fake.requests();
+    let reqs = s.upstream().requests();
     assert_eq!(
         reqs[1].header("anthropic-beta"),
         Some("prompt-caching-2024-07-31")
@@ -658,27 +587,28 @@ async fn redirects_are_not_followed_and_beta_flags_reach_only_anthropic() {
 
 #[tokio::test]
 async fn the_overhead_metric_counts_flo2s_own_time_and_not_the_upstreams() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
     let slow = Duration::from_millis(300);
     for _ in 0..2 {
-        s.fake
+        s.upstream()
             .push(Scenario::text("late").usage(5, 1).first_byte_delay(slow));
     }
     let started = std::time::Instant::now();
     let plain = s
-        .openai(json!({"model": "groq/llama-3.3-70b-versatile", "messages": [{"role": "user", "content": "hi"}]}))
+        .chat(json!({"model": "groq/llama-3.3-70b-versatile", "messages": [{"role": "user", "content": "hi"}]}))
         .await;
     assert_eq!(plain.status(), StatusCode::OK);
     plain.bytes().await.unwrap();
     // A stream across formats: the wait for its first token is the upstream's too.
     let streamed = s
-        .anthropic(json!({"model": "openai/gpt-4o-mini", "max_tokens": 5, "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .messages(json!({"model": "openai/gpt-4o-mini", "max_tokens": 5, "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
         .await;
     assert_eq!(streamed.status(), StatusCode::OK);
     streamed.bytes().await.unwrap();
     assert!(started.elapsed() >= 2 * slow);
 
-    let metrics = s.metrics().await;
+    let metrics = app.metrics().await;
     let value = |name: &str| -> f64 {
         metrics
             .lines()
@@ -702,52 +632,54 @@ async fn the_overhead_metric_counts_flo2s_own_time_and_not_the_upstreams() {
 
 #[tokio::test]
 async fn a_nul_in_the_model_name_is_refused_and_does_not_stop_usage_from_being_written() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
     // PostgreSQL text cannot hold NUL, and a record that held one used to fail its batch on every
     // retry. A model id with control characters is refused before any upstream call now (the
     // store still replaces NUL in any text it is given: tests/usage_store.rs).
     let resp = s
-        .openai(json!({"model": "openai/gpt-4o\u{0}mini", "messages": [{"role": "user", "content": "hi"}]}))
+        .chat(json!({"model": "openai/gpt-4o\u{0}mini", "messages": [{"role": "user", "content": "hi"}]}))
         .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let resp = s
-        .openai(json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}))
+        .chat(json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}))
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let rows = s.usage(1).await;
+    let rows = s.usage_rows(1).await;
     let asked: Vec<&str> = rows.iter().map(|r| r.requested_model.as_str()).collect();
     assert_eq!(asked, ["openai/gpt-4o"]);
 }
 
 #[tokio::test]
 async fn a_record_the_database_refuses_is_set_aside_and_the_rest_of_its_batch_is_stored() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
     // Stands for any record the database will not take, however often it is retried: a rule
     // that no failed call may be stored.
-    let rule = if s.app.db.is_postgres() {
+    let rule = if app.db.is_postgres() {
         "ALTER TABLE usage_records ADD CONSTRAINT no_failures CHECK (status < 400)"
     } else {
         "CREATE TRIGGER no_failures BEFORE INSERT ON usage_records WHEN NEW.status >= 400 \
          BEGIN SELECT RAISE(ABORT, 'no failures'); END"
     };
-    common::exec_sql(&s.app.db, rule).await;
+    common::exec_sql(&app.db, rule).await;
     // Three calls inside one batch's gathering time: the middle one is refused.
     for refused in [false, true, false] {
         if refused {
-            s.fake.push(Scenario::error(400, "no such thing"));
+            s.upstream().push(Scenario::error(400, "no such thing"));
         }
         let resp = s
-            .openai(
+            .chat(
                 json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
             )
             .await;
         assert_eq!(resp.status().is_success(), !refused);
     }
-    let rows = s.usage(2).await;
+    let rows = s.usage_rows(2).await;
     let statuses: Vec<i64> = rows.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [200, 200]);
 
-    let path = s.app.db.data_dir().join("usage-refused.jsonl");
+    let path = app.db.data_dir().join("usage-refused.jsonl");
     let mut text = String::new();
     for _ in 0..200 {
         text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -763,13 +695,13 @@ async fn a_record_the_database_refuses_is_set_aside_and_the_rest_of_its_batch_is
     assert_eq!(refused.len(), 1, "{text}");
     assert_eq!(refused[0].status, 400);
     assert_eq!(refused[0].requested_model, "openai/gpt-4o");
-    assert_eq!(refused[0].org_id.to_string(), s.org);
+    assert_eq!(refused[0].org_id.to_string(), s.org());
     assert!(!text.contains(PROVIDER_SECRET));
 
     // The counters move just after the batch commits, so the rows can be seen a moment before.
     let mut metrics = String::new();
     for _ in 0..200 {
-        metrics = s.metrics().await;
+        metrics = app.metrics().await;
         if metrics.contains("flo2_usage_records_written_total 2\n") {
             break;
         }

@@ -41,31 +41,24 @@ async fn bad_bodies_fields_and_ids_change_nothing() {
     let before = counts(&app, t).await;
     use StatusCode as S;
 
-    expect(
-        app.post("/api/v1/teams", t, json!({})).await,
-        S::BAD_REQUEST,
-        "invalid_field",
-        "missing name",
-    );
-    expect(
-        app.post("/api/v1/teams", t, json!({"name": 7})).await,
-        S::BAD_REQUEST,
-        "invalid_field",
-        "wrong type",
-    );
-    expect(
-        app.post("/api/v1/teams", t, json!({"name": "x", "colour": "red"}))
-            .await,
-        S::BAD_REQUEST,
-        "invalid_field",
-        "unknown field",
-    );
+    for (body, what) in [
+        (json!({}), "missing name"),
+        (json!({"name": 7}), "wrong type"),
+        (json!({"name": "x", "colour": "red"}), "unknown field"),
+    ] {
+        expect(
+            app.post("/api/v1/teams", t, body).await,
+            S::BAD_REQUEST,
+            "invalid_field",
+            what,
+        );
+    }
     for name in ["", "   ", &"x".repeat(101), "tab\there"] {
         expect(
             app.post("/api/v1/teams", t, json!({"name": name})).await,
             S::BAD_REQUEST,
             "invalid_field",
-            "bad name",
+            &format!("bad name {name:?}"),
         );
     }
     let body = expect(
@@ -83,79 +76,46 @@ async fn bad_bodies_fields_and_ids_change_nothing() {
         !body.to_string().contains("123456789"),
         "the submitted value is not echoed: {body}"
     );
-    expect(
-        app.post(
+    for (path, body, what) in [
+        (
             "/api/v1/provider-keys",
-            t,
             json!({"provider": "foo", "name": "x", "api_key": "k"}),
-        )
-        .await,
-        S::BAD_REQUEST,
-        "invalid_field",
-        "unknown provider",
-    );
-    expect(
-        app.post(
+            "unknown provider",
+        ),
+        (
             "/api/v1/provider-keys",
-            t,
             json!({"provider": "openai", "name": "x", "api_key": "has space"}),
-        )
-        .await,
-        S::BAD_REQUEST,
-        "invalid_field",
-        "bad key",
-    );
-    expect(
-        app.post(
+            "bad key",
+        ),
+        (
             "/api/v1/provider-keys",
-            t,
             json!({"provider": "openai", "name": "x", "api_key": "k", "base_url": "ftp://x"}),
-        )
-        .await,
-        S::BAD_REQUEST,
-        "invalid_field",
-        "bad base_url",
-    );
-    expect(
-        app.post(
+            "bad base_url",
+        ),
+        (
             "/api/v1/provider-keys",
-            t,
             json!({"provider": "openai-compatible", "name": "x", "api_key": "k"}),
-        )
-        .await,
-        S::BAD_REQUEST,
-        "invalid_field",
-        "no base_url",
-    );
-    expect(
-        app.post(
+            "no base_url",
+        ),
+        (
             "/api/v1/api-keys",
-            t,
             json!({"name": "k", "team_id": "nope"}),
-        )
-        .await,
-        S::BAD_REQUEST,
-        "invalid_field",
-        "bad team id",
-    );
-    expect(
-        app.post("/api/v1/invites", t, json!({"role": "root"}))
-            .await,
-        S::BAD_REQUEST,
-        "invalid_field",
-        "unknown role",
-    );
-    expect(
-        app.post(
+            "bad team id",
+        ),
+        ("/api/v1/invites", json!({"role": "root"}), "unknown role"),
+        (
             "/api/v1/invites",
-            t,
             json!({"role": "viewer", "expires_in_hours": 0}),
-        )
-        .await,
-        S::BAD_REQUEST,
-        "invalid_field",
-        "zero expiry",
-    );
+            "zero expiry",
+        ),
+    ] {
+        expect(
+            app.post(path, t, body).await,
+            S::BAD_REQUEST,
+            "invalid_field",
+            what,
+        );
+    }
 
     // Malformed JSON, no content type, oversized body.
     let raw = |body: &'static str, json_type: bool| {
@@ -172,24 +132,31 @@ async fn bad_bodies_fields_and_ids_change_nothing() {
             (resp.status(), resp.json::<Value>().await.unwrap())
         }
     };
-    expect(
-        raw("{\"name\": ", true).await,
-        S::BAD_REQUEST,
-        "malformed_json",
-        "truncated JSON",
-    );
-    expect(
-        raw("not json", true).await,
-        S::BAD_REQUEST,
-        "malformed_json",
-        "not JSON",
-    );
-    expect(
-        raw("{\"name\": \"x\"}", false).await,
-        S::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-        "no content type",
-    );
+    for (body, json_type, status, code, what) in [
+        (
+            "{\"name\": ",
+            true,
+            S::BAD_REQUEST,
+            "malformed_json",
+            "truncated JSON",
+        ),
+        (
+            "not json",
+            true,
+            S::BAD_REQUEST,
+            "malformed_json",
+            "not JSON",
+        ),
+        (
+            "{\"name\": \"x\"}",
+            false,
+            S::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "no content type",
+        ),
+    ] {
+        expect(raw(body, json_type).await, status, code, what);
+    }
     let huge = json!({"name": "x".repeat(70_000)});
     expect(
         app.post("/api/v1/teams", t, huge).await,
@@ -236,24 +203,20 @@ async fn bad_bodies_fields_and_ids_change_nothing() {
     );
 
     // Duplicates.
-    expect(
-        app.post("/api/v1/teams", t, json!({"name": "backend"}))
-            .await,
-        S::CONFLICT,
-        "conflict",
-        "duplicate team",
-    );
-    expect(
-        app.post(
+    for (path, body, what) in [
+        (
+            "/api/v1/teams",
+            json!({"name": "backend"}),
+            "duplicate team",
+        ),
+        (
             "/api/v1/provider-keys",
-            t,
             json!({"provider": "groq", "name": "prod", "api_key": "gsk_0123456789"}),
-        )
-        .await,
-        S::CONFLICT,
-        "conflict",
-        "duplicate provider key name",
-    );
+            "duplicate provider key name",
+        ),
+    ] {
+        expect(app.post(path, t, body).await, S::CONFLICT, "conflict", what);
+    }
     let (first, _) = app.api_key(t, &team, "web").await;
     expect(
         app.post(
@@ -291,37 +254,35 @@ async fn bad_signups_are_refused_and_create_nothing() {
     let app = TestApp::start().await;
     let signup = |body: Value| app.call(Method::POST, "/api/v1/signup", None, Some(body));
     use StatusCode as S;
-    expect(
-        signup(json!({"email": "not-an-email", "password": PASSWORD, "organization": "X"})).await,
-        S::BAD_REQUEST,
-        "invalid_field",
-        "email",
-    );
-    expect(
-        signup(json!({"email": "a@example.com", "password": "short", "organization": "X"})).await,
-        S::UNPROCESSABLE_ENTITY,
-        "invalid_field",
-        "password",
-    );
-    expect(
-        signup(json!({"email": "a@example.com", "password": "x".repeat(300), "organization": "X"}))
-            .await,
-        S::UNPROCESSABLE_ENTITY,
-        "invalid_field",
-        "long password",
-    );
-    expect(
-        signup(json!({"email": "a@example.com", "password": PASSWORD, "organization": ""})).await,
-        S::BAD_REQUEST,
-        "invalid_field",
-        "org name",
-    );
-    expect(
-        signup(json!({"email": "a@example.com", "password": PASSWORD})).await,
-        S::BAD_REQUEST,
-        "invalid_field",
-        "missing org",
-    );
+    for (body, status, what) in [
+        (
+            json!({"email": "not-an-email", "password": PASSWORD, "organization": "X"}),
+            S::BAD_REQUEST,
+            "email",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "short", "organization": "X"}),
+            S::UNPROCESSABLE_ENTITY,
+            "password",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "x".repeat(300), "organization": "X"}),
+            S::UNPROCESSABLE_ENTITY,
+            "long password",
+        ),
+        (
+            json!({"email": "a@example.com", "password": PASSWORD, "organization": ""}),
+            S::BAD_REQUEST,
+            "org name",
+        ),
+        (
+            json!({"email": "a@example.com", "password": PASSWORD}),
+            S::BAD_REQUEST,
+            "missing org",
+        ),
+    ] {
+        expect(signup(body).await, status, "invalid_field", what);
+    }
     // None of those created the account.
     let (status, _) = app
         .call(

@@ -4,121 +4,78 @@
 
 use std::time::Duration;
 
-use crate::common::{Account, TestApp};
-use flo2_testkit::{FakeUpstream, Scenario};
+use crate::common::{Tenant, TestApp};
+use flo2_testkit::Scenario;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-struct Setup {
-    app: TestApp,
-    fake: FakeUpstream,
-    owner: Account,
-    key: String,
+/// Keys for these families, all at one fake upstream.
+const PROVIDERS: [&str; 3] = ["openai", "anthropic", "gemini"];
+
+/// A chat call that must succeed; its `x-flo2-cost-usd`.
+async fn call(s: &Tenant<'_>, model: &str) -> String {
+    let (status, cost) = s.chat_cost(model).await;
+    assert_eq!(status, StatusCode::OK);
+    cost
 }
 
-async fn setup() -> Setup {
-    let app = TestApp::start().await;
-    let fake = FakeUpstream::start().await;
-    let owner = app.signup("fin@example.com", "Acme").await;
-    for (provider, prefix) in [
-        ("openai", "/v1"),
-        ("anthropic", "/v1"),
-        ("gemini", "/v1beta"),
-    ] {
-        let (status, _) = app
-            .post("/api/v1/provider-keys", &owner.token, json!({"provider": provider, "name": provider, "api_key": "sk-0123456789abcdef", "base_url": format!("{}{prefix}", fake.base_url())}))
-            .await;
-        assert_eq!(status, StatusCode::CREATED);
-    }
-    let team = app.team(&owner.token, "t").await;
-    let (_, key) = app.api_key(&owner.token, &team, "k").await;
-    Setup {
-        app,
-        fake,
-        owner,
-        key,
-    }
+/// Calls `path` (`/v1/chat/completions` or `/v1/messages`) for `model` with a long prompt (an
+/// estimate of it would be about 1,000 tokens); returns the status and the whole answer text.
+async fn call_with_long_prompt(
+    s: &Tenant<'_>,
+    path: &str,
+    model: &str,
+    stream: bool,
+) -> (StatusCode, String) {
+    let prompt = "x".repeat(4_000);
+    let resp = s
+        .app
+        .http
+        .post(s.app.url(path))
+        .header("x-api-key", &s.key)
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": model, "max_tokens": 50, "stream": stream,
+            "messages": [{"role": "user", "content": prompt}]}))
+        .send()
+        .await
+        .unwrap();
+    (resp.status(), resp.text().await.unwrap())
 }
 
-impl Setup {
-    /// Makes a call and returns the `x-flo2-cost-usd` header.
-    async fn call(&self, model: &str) -> String {
-        let resp = self
-            .app
-            .http
-            .post(self.app.url("/v1/chat/completions"))
-            .bearer_auth(&self.key)
-            .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        resp.headers()["x-flo2-cost-usd"]
-            .to_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    async fn usage(&self, n: usize) -> Vec<flo2_store::UsageRecord> {
-        self.app.usage_rows(&self.owner.org, n).await
-    }
-
-    /// Calls `path` (`/v1/chat/completions` or `/v1/messages`) for `model` with a long prompt (an
-    /// estimate of it would be about 1,000 tokens); returns the status and the whole answer text.
-    async fn call_with_long_prompt(
-        &self,
-        path: &str,
-        model: &str,
-        stream: bool,
-    ) -> (StatusCode, String) {
-        let prompt = "x".repeat(4_000);
-        let resp = self
-            .app
-            .http
-            .post(self.app.url(path))
-            .header("x-api-key", &self.key)
-            .header("anthropic-version", "2023-06-01")
-            .json(&json!({"model": model, "max_tokens": 50, "stream": stream,
-                "messages": [{"role": "user", "content": prompt}]}))
-            .send()
-            .await
-            .unwrap();
-        (resp.status(), resp.text().await.unwrap())
-    }
-
-    async fn last_row(&self, n: usize) -> flo2_store::UsageRecord {
-        let rows = self.app.usage_rows(&self.owner.org, n).await;
-        assert_eq!(rows.len(), n);
-        rows.into_iter().last().unwrap()
-    }
+/// The last of exactly `n` usage rows.
+async fn last_row(s: &Tenant<'_>, n: usize) -> flo2_store::UsageRecord {
+    let rows = s.usage_rows(n).await;
+    assert_eq!(rows.len(), n);
+    rows.into_iter().last().unwrap()
 }
 
 #[tokio::test]
 async fn costs_match_hand_computations() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
     // GPT-4o mini: $0.15 in, $0.075 cached, $0.60 out. OpenAI counts cached tokens inside
     // prompt_tokens and reasoning inside completion_tokens (billed as output):
     // 600×0.15 + 400×0.075 + 500×0.60 = 90 + 30 + 300 = 420 µUSD = $0.000420.
-    s.fake.push(
+    s.upstream().push(
         Scenario::text("ok")
             .usage(1_000, 500)
             .cached_input(400)
             .reasoning(100),
     );
-    assert_eq!(s.call("openai/gpt-4o-mini").await, "0.000420000000");
+    assert_eq!(call(&s, "openai/gpt-4o-mini").await, "0.000420000000");
     // Claude Sonnet 4.5: $3 in, $0.30 cache read, $3.75 cache write, $15 out. Anthropic reports
     // uncached input apart: 1200×3 + 10000×0.30 + 2048×3.75 + 350×15 = $0.019530.
-    s.fake.push(
+    s.upstream().push(
         Scenario::text("ok")
             .usage(1_200, 350)
             .cached_input(10_000)
             .cache_write(2_048),
     );
     assert_eq!(
-        s.call("anthropic/claude-sonnet-4-5").await,
+        call(&s, "anthropic/claude-sonnet-4-5").await,
         "0.019530000000"
     );
-    let rows = s.usage(2).await;
+    let rows = s.usage_rows(2).await;
     assert_eq!(rows[0].cost_picousd, 420_000_000);
     assert_eq!(
         (
@@ -142,35 +99,40 @@ async fn costs_match_hand_computations() {
 
 #[tokio::test]
 async fn a_price_change_applies_from_its_time_and_never_rewrites_past_costs() {
-    let s = setup().await;
-    let t = s.owner.token.as_str();
-    s.fake.set_default(Scenario::text("ok").usage(1_000_000, 0));
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
+    s.upstream()
+        .set_default(Scenario::text("ok").usage(1_000_000, 0));
     // List price: 1M input tokens of GPT-4o mini = $0.15.
-    assert_eq!(s.call("openai/gpt-4o-mini").await, "0.150000000000");
+    assert_eq!(call(&s, "openai/gpt-4o-mini").await, "0.150000000000");
     // The organization's own price, effective now.
-    let (status, body) = s.app.post("/api/v1/prices", t, json!({"provider": "openai", "model": "gpt-4o-mini", "input_per_mtok": "0.10", "output_per_mtok": "0.40"})).await;
+    let (status, body) = s.price(json!({"provider": "openai", "model": "gpt-4o-mini", "input_per_mtok": "0.10", "output_per_mtok": "0.40"})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(s.call("openai/gpt-4o-mini").await, "0.100000000000");
+    assert_eq!(call(&s, "openai/gpt-4o-mini").await, "0.100000000000");
     // A change that starts at "noon" (in 1.5 s): calls before it keep the old price.
     let noon = chrono::Utc::now() + chrono::Duration::milliseconds(1_500);
     let (status, _) = s
-        .app
-        .post("/api/v1/prices", t, json!({"provider": "openai", "model": "gpt-4o-mini", "input_per_mtok": "0.30", "output_per_mtok": "0.40", "effective_from": noon}))
+        .price(json!({"provider": "openai", "model": "gpt-4o-mini", "input_per_mtok": "0.30", "output_per_mtok": "0.40", "effective_from": noon}))
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(
-        s.call("openai/gpt-4o-mini").await,
+        call(&s, "openai/gpt-4o-mini").await,
         "0.100000000000",
         "morning call, old price"
     );
     let wait = (noon - chrono::Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(50);
     tokio::time::sleep(wait).await;
     assert_eq!(
-        s.call("openai/gpt-4o-mini").await,
+        call(&s, "openai/gpt-4o-mini").await,
         "0.300000000000",
         "afternoon call, new price"
     );
-    let costs: Vec<i64> = s.usage(4).await.iter().map(|r| r.cost_picousd).collect();
+    let costs: Vec<i64> = s
+        .usage_rows(4)
+        .await
+        .iter()
+        .map(|r| r.cost_picousd)
+        .collect();
     assert_eq!(
         costs,
         [
@@ -185,22 +147,27 @@ async fn a_price_change_applies_from_its_time_and_never_rewrites_past_costs() {
 
 #[tokio::test]
 async fn custom_models_can_be_priced() {
-    let s = setup().await;
-    s.fake.set_default(Scenario::text("ok").usage(2_000, 1_000));
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
+    s.upstream()
+        .set_default(Scenario::text("ok").usage(2_000, 1_000));
     let (status, _) = s
-        .app
-        .post("/api/v1/prices", &s.owner.token, json!({"provider": "openai", "model": "ft:gpt-4o-mini:acme", "input_per_mtok": "0.30", "output_per_mtok": "1.20", "context_window": 128000, "tools": true}))
+        .price(json!({"provider": "openai", "model": "ft:gpt-4o-mini:acme", "input_per_mtok": "0.30", "output_per_mtok": "1.20", "context_window": 128000, "tools": true}))
         .await;
     assert_eq!(status, StatusCode::CREATED);
     // 2000×0.30 + 1000×1.20 = 600 + 1200 = $0.0018.
-    assert_eq!(s.call("openai/ft:gpt-4o-mini:acme").await, "0.001800000000");
+    assert_eq!(
+        call(&s, "openai/ft:gpt-4o-mini:acme").await,
+        "0.001800000000"
+    );
     // A model nobody priced costs nothing flo2 can state.
-    assert_eq!(s.call("openai/unpriced-model").await, "0.000000000000");
+    assert_eq!(call(&s, "openai/unpriced-model").await, "0.000000000000");
 }
 
 #[tokio::test]
 async fn the_price_api_validates_checks_roles_and_isolates_tenants() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
     let t = s.owner.token.as_str();
     let bad = [
         json!({"provider": "openai", "model": "m", "input_per_mtok": "-1", "output_per_mtok": "1"}),
@@ -211,22 +178,16 @@ async fn the_price_api_validates_checks_roles_and_isolates_tenants() {
         json!({"provider": "openai", "model": "m", "input_per_mtok": "1"}),
     ];
     for body in bad {
-        let (status, answer) = s.app.post("/api/v1/prices", t, body.clone()).await;
+        let (status, answer) = s.price(body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
         assert_eq!(answer["code"], "invalid_field");
     }
     let at = "2030-01-01T12:00:00Z";
     let price = json!({"provider": "groq", "model": "my-llama", "input_per_mtok": "0.5", "output_per_mtok": "0.7", "effective_from": at});
-    assert_eq!(
-        s.app.post("/api/v1/prices", t, price.clone()).await.0,
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        s.app.post("/api/v1/prices", t, price).await.0,
-        StatusCode::CONFLICT
-    );
+    assert_eq!(s.price(price.clone()).await.0, StatusCode::CREATED);
+    assert_eq!(s.price(price).await.0, StatusCode::CONFLICT);
 
-    let (_, list) = s.app.get("/api/v1/prices?provider=groq", t).await;
+    let (_, list) = app.get("/api/v1/prices?provider=groq", t).await;
     let list = list.as_array().unwrap();
     assert!(list.iter().all(|p| p["provider"] == "groq"));
     let mine = list.iter().find(|p| p["source"] == "organization").unwrap();
@@ -239,7 +200,7 @@ async fn the_price_api_validates_checks_roles_and_isolates_tenants() {
         .as_str()
         .unwrap()
         .starts_with("https://"));
-    let (_, found) = s.app.get("/api/v1/prices?q=SONNET", t).await;
+    let (_, found) = app.get("/api/v1/prices?q=SONNET", t).await;
     assert!(found
         .as_array()
         .unwrap()
@@ -247,26 +208,24 @@ async fn the_price_api_validates_checks_roles_and_isolates_tenants() {
         .all(|p| p["model"].as_str().unwrap().contains("sonnet")));
 
     // Another tenant sees only the catalog.
-    let other = s.app.signup("other@example.com", "Other").await;
-    let (_, theirs) = s.app.get("/api/v1/prices", &other.token).await;
+    let other = app.signup("other@example.com", "Other").await;
+    let (_, theirs) = app.get("/api/v1/prices", &other.token).await;
     assert!(theirs
         .as_array()
         .unwrap()
         .iter()
         .all(|p| p["source"] == "catalog"));
     // A viewer cannot set prices.
-    let (_, invite) = s
-        .app
+    let (_, invite) = app
         .post("/api/v1/invites", t, json!({"role": "viewer"}))
         .await;
-    s.app
-        .post(
-            "/api/v1/invites/accept",
-            &other.token,
-            json!({"token": invite["token"]}),
-        )
-        .await;
-    let (status, _) = s.app.post("/api/v1/prices", &other.token, json!({"provider": "openai", "model": "x", "input_per_mtok": "1", "output_per_mtok": "1"})).await;
+    app.post(
+        "/api/v1/invites/accept",
+        &other.token,
+        json!({"token": invite["token"]}),
+    )
+    .await;
+    let (status, _) = app.post("/api/v1/prices", &other.token, json!({"provider": "openai", "model": "x", "input_per_mtok": "1", "output_per_mtok": "1"})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
@@ -282,7 +241,8 @@ fn final_usage(sse: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn streamed_calls_are_priced_and_carry_their_cost_in_the_final_usage() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
     // 1000×0.15 + 2000×0.60 = 150 + 1200 = $0.00135 on GPT-4o mini;
     // 1000×3 + 2000×15 = $0.033 on Claude Sonnet 4.5.
     let cases = [
@@ -304,7 +264,8 @@ async fn streamed_calls_are_priced_and_carry_their_cost_in_the_final_usage() {
         ("/v1/messages", "openai/gpt-4o-mini", "0.001350000000"), // translated
     ];
     for (path, model, want) in cases {
-        s.fake.push(Scenario::text("a b c").usage(1_000, 2_000));
+        s.upstream()
+            .push(Scenario::text("a b c").usage(1_000, 2_000));
         let body = json!({"model": model, "max_tokens": 10, "stream": true,
             "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]});
         let body = if path == "/v1/messages" {
@@ -314,10 +275,9 @@ async fn streamed_calls_are_priced_and_carry_their_cost_in_the_final_usage() {
         } else {
             body
         };
-        let resp = s
-            .app
+        let resp = app
             .http
-            .post(s.app.url(path))
+            .post(app.url(path))
             .header("x-api-key", &s.key)
             .json(&body)
             .send()
@@ -327,7 +287,7 @@ async fn streamed_calls_are_priced_and_carry_their_cost_in_the_final_usage() {
         let usage = final_usage(&text);
         assert_eq!(usage["flo2_cost_usd"], want, "{path} {model}: {text}");
     }
-    let rows = s.usage(4).await;
+    let rows = s.usage_rows(4).await;
     let costs: Vec<i64> = rows.iter().map(|r| r.cost_picousd).collect();
     assert_eq!(
         costs,
@@ -338,9 +298,10 @@ async fn streamed_calls_are_priced_and_carry_their_cost_in_the_final_usage() {
 
 #[tokio::test]
 async fn a_stream_cut_short_records_a_marked_estimate() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
     // The upstream sends its opening and some text, then drops the connection: no usage event.
-    s.fake.push(
+    s.upstream().push(
         Scenario::text("abcdefgh abcdefgh abcdefgh abcdefgh")
             .usage(1_000, 2_000)
             .chunk_delay(Duration::from_millis(10))
@@ -348,20 +309,14 @@ async fn a_stream_cut_short_records_a_marked_estimate() {
     );
     let prompt = "x".repeat(4_000);
     let resp = s
-        .app
-        .http
-        .post(s.app.url("/v1/chat/completions"))
-        .bearer_auth(&s.key)
-        .json(&json!({"model": "openai/gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": prompt}]}))
-        .send()
-        .await
-        .unwrap();
+        .chat(json!({"model": "openai/gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": prompt}]}))
+        .await;
     let text = resp.text().await.unwrap();
     assert!(
         text.contains("error"),
         "the stream ends with an error event: {text}"
     );
-    let row = &s.usage(1).await[0];
+    let row = &s.usage_rows(1).await[0];
     assert_eq!(row.status, 502);
     assert!(
         row.tokens_estimated,
@@ -388,16 +343,17 @@ const CALLS: &[(&str, &str)] = &[
 
 #[tokio::test]
 async fn explicit_zero_usage_is_recorded_as_zero_and_not_estimated() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
     let mut n = 0;
     for stream in [false, true] {
         for (path, model) in CALLS {
-            s.fake
+            s.upstream()
                 .push(Scenario::text("a reply with several words in it").usage(0, 0));
-            let (status, text) = s.call_with_long_prompt(path, model, stream).await;
+            let (status, text) = call_with_long_prompt(&s, path, model, stream).await;
             assert_eq!(status, StatusCode::OK, "{path} {model} {stream}: {text}");
             n += 1;
-            let row = s.last_row(n).await;
+            let row = last_row(&s, n).await;
             assert_eq!(row.status, 200);
             assert_eq!(
                 (row.input_tokens, row.output_tokens),
@@ -434,18 +390,18 @@ fn cut_after_three_deltas() -> Scenario {
 
 #[tokio::test]
 async fn an_anthropic_stream_cut_after_some_text_records_the_delivered_output() {
-    let s = setup().await;
-    s.fake.push(cut_after_three_deltas());
-    let (_, text) = s
-        .call_with_long_prompt("/v1/messages", "anthropic/claude-sonnet-4-5", true)
-        .await;
+    let app = TestApp::start().await;
+    let s = app.tenant_on_one_upstream(&PROVIDERS).await;
+    s.upstream().push(cut_after_three_deltas());
+    let (_, text) =
+        call_with_long_prompt(&s, "/v1/messages", "anthropic/claude-sonnet-4-5", true).await;
     assert!(
         text.contains("error"),
         "the stream ends with an error: {text}"
     );
     let delivered = delivered_anthropic_text(&text);
     assert!(delivered.chars().count() >= 8, "some text arrived: {text}");
-    let row = s.last_row(1).await;
+    let row = last_row(&s, 1).await;
     assert_eq!(row.status, 502);
     assert_eq!(row.input_tokens, 1_000, "message_start reported the input");
     assert_eq!(
@@ -456,11 +412,15 @@ async fn an_anthropic_stream_cut_after_some_text_records_the_delivered_output() 
     assert!(row.tokens_estimated, "{row:?}");
 
     // The same upstream stream translated for an OpenAI-style caller.
-    s.fake.push(cut_after_three_deltas());
-    let (_, text) = s
-        .call_with_long_prompt("/v1/chat/completions", "anthropic/claude-sonnet-4-5", true)
-        .await;
-    let row = s.last_row(2).await;
+    s.upstream().push(cut_after_three_deltas());
+    let (_, text) = call_with_long_prompt(
+        &s,
+        "/v1/chat/completions",
+        "anthropic/claude-sonnet-4-5",
+        true,
+    )
+    .await;
+    let row = last_row(&s, 2).await;
     assert_eq!(row.input_tokens, 1_000);
     assert!(
         row.output_tokens > 1 && row.tokens_estimated,

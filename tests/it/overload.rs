@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::{self, TestApp, TestDb};
+use crate::common::{self, Api, Tenant, TestApp, TestDb};
 use flo2::Mode;
 use flo2_testkit::{FakeUpstream, Scenario};
 use reqwest::StatusCode;
@@ -19,55 +19,35 @@ async fn start(max_inflight: u32, percent: u32) -> TestApp {
     .await
 }
 
-/// An organization with `openai` and `anthropic` keys at `fake`, and its gateway key.
-async fn tenant(app: &TestApp, email: &str, fake: &FakeUpstream) -> (String, String) {
-    let a = app.signup(email, email).await;
-    for provider in ["openai", "anthropic"] {
-        let (status, body) = app
-            .post(
-                "/api/v1/provider-keys",
-                &a.token,
-                json!({"provider": provider, "name": provider, "api_key": "sk-upstream-0123456789", "base_url": format!("{}/v1", fake.base_url())}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-    }
-    let team = app.team(&a.token, "t").await;
-    let (_, key) = app.api_key(&a.token, &team, "k").await;
-    (key, a.org)
+/// An organization with `openai` and `anthropic` keys at one fake upstream of its own.
+async fn tenant(app: &TestApp) -> Tenant<'_> {
+    app.tenant_on_one_upstream(&["openai", "anthropic"]).await
 }
 
-fn chat(app: &TestApp, key: &str, stream: bool) -> reqwest::RequestBuilder {
-    app.http
-        .post(app.url("/v1/chat/completions"))
-        .bearer_auth(key)
+fn chat(t: &Tenant<'_>, stream: bool) -> reqwest::RequestBuilder {
+    t.request(Api::Chat)
         .json(&json!({"model": "openai/gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}))
 }
 
-fn messages(app: &TestApp, key: &str) -> reqwest::RequestBuilder {
-    app.http
-        .post(app.url("/v1/messages"))
-        .header("x-api-key", key)
-        .header("anthropic-version", "2023-06-01")
+fn messages(t: &Tenant<'_>) -> reqwest::RequestBuilder {
+    t.request(Api::Messages)
         .json(&json!({"model": "anthropic/claude-haiku-4-5", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}))
 }
 
-/// A fake upstream that answers after 3 s.
-async fn slow_fake() -> FakeUpstream {
-    let slow = FakeUpstream::start().await;
-    slow.set_default(Scenario::text("slow answer").first_byte_delay(Duration::from_secs(3)));
-    slow
+/// An answer after 3 s.
+fn slow() -> Scenario {
+    Scenario::text("slow answer").first_byte_delay(Duration::from_secs(3))
 }
 
 type Held = Vec<tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>>;
 
-/// Two requests of `key` in flight at `slow` (returns once it has received them).
-async fn hold(app: &TestApp, key: &str, slow: &FakeUpstream) -> Held {
-    let before = slow.request_count();
+/// Two requests of `t` in flight at its slow upstream (returns once it has received them).
+async fn hold(t: &Tenant<'_>) -> Held {
+    let before = t.upstream().request_count();
     let held = (0..2)
-        .map(|_| tokio::spawn(chat(app, key, false).send()))
+        .map(|_| tokio::spawn(chat(t, false).send()))
         .collect();
-    wait_for_requests(slow, before + 2).await;
+    wait_for_requests(t.upstream(), before + 2).await;
     held
 }
 
@@ -89,16 +69,15 @@ async fn wait_for_requests(fake: &FakeUpstream, n: usize) {
 async fn a_flooding_organization_is_refused_beyond_its_share_while_another_is_served() {
     // 4 in flight in all, 2 per organization.
     let app = start(4, 50).await;
-    let slow = slow_fake().await;
-    let fast = FakeUpstream::start().await;
-    let (flooder, flooder_org) = tenant(&app, "flood@example.com", &slow).await;
-    let (victim, _) = tenant(&app, "victim@example.com", &fast).await;
+    let flooder = tenant(&app).await.answering(slow());
+    let victim = tenant(&app).await;
+    let slow = flooder.upstream();
 
     // The flooder's share is taken by two slow requests...
-    let held = hold(&app, &flooder, &slow).await;
+    let held = hold(&flooder).await;
     // ...so its next ones are refused at once, in each API's shape.
     for _ in 0..4 {
-        let resp = chat(&app, &flooder, false).send().await.unwrap();
+        let resp = chat(&flooder, false).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(resp.headers()["retry-after"], "1");
         assert!(resp.headers().contains_key("x-flo2-request-id"));
@@ -112,20 +91,15 @@ async fn a_flooding_organization_is_refused_beyond_its_share_while_another_is_se
             "{body}"
         );
     }
-    let resp = messages(&app, &flooder).send().await.unwrap();
+    let resp = messages(&flooder).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 529);
     assert_eq!(resp.headers()["retry-after"], "1");
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["type"], "error", "{body}");
     assert_eq!(body["error"]["type"], "overloaded_error", "{body}");
-    let resp = app
-        .http
-        .post(app.url("/v1/embeddings"))
-        .bearer_auth(&flooder)
-        .json(&json!({"model": "openai/text-embedding-3-small", "input": "a"}))
-        .send()
-        .await
-        .unwrap();
+    let resp = flooder
+        .embeddings(json!({"model": "openai/text-embedding-3-small", "input": "a"}))
+        .await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         slow.request_count(),
@@ -134,9 +108,9 @@ async fn a_flooding_organization_is_refused_beyond_its_share_while_another_is_se
     );
 
     // The other organization is still served, on both APIs.
-    let resp = chat(&app, &victim, false).send().await.unwrap();
+    let resp = chat(&victim, false).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let resp = messages(&app, &victim).send().await.unwrap();
+    let resp = messages(&victim).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 
     // The held requests finish normally, and free their places.
@@ -144,13 +118,12 @@ async fn a_flooding_organization_is_refused_beyond_its_share_while_another_is_se
         assert_eq!(h.await.unwrap().unwrap().status(), StatusCode::OK);
     }
     slow.set_default(Scenario::text("fast now"));
-    let resp = chat(&app, &flooder, false).send().await.unwrap();
+    let resp = chat(&flooder, false).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     // Refusals write no usage record: two held calls and the last one.
-    let rows = app.usage_rows(&flooder_org, 3).await;
+    let rows = flooder.usage_rows(3).await;
     assert_eq!(rows.len(), 3);
-    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap();
-    let metrics = metrics.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("flo2_requests_refused_total 6"),
         "{metrics}"
@@ -161,11 +134,10 @@ async fn a_flooding_organization_is_refused_beyond_its_share_while_another_is_se
 async fn the_process_bound_refuses_every_organization_once_reached() {
     // 2 in flight in all, each organization may take all of it.
     let app = start(2, 100).await;
-    let slow = slow_fake().await;
-    let (a, _) = tenant(&app, "a@example.com", &slow).await;
-    let (b, _) = tenant(&app, "b@example.com", &slow).await;
-    let held = hold(&app, &a, &slow).await;
-    let resp = chat(&app, &b, false).send().await.unwrap();
+    let a = tenant(&app).await.answering(slow());
+    let b = tenant(&app).await.answering(slow());
+    let held = hold(&a).await;
+    let resp = chat(&b, false).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = resp.json().await.unwrap();
     assert!(
@@ -175,7 +147,7 @@ async fn the_process_bound_refuses_every_organization_once_reached() {
             .contains("at capacity"),
         "{body}"
     );
-    let resp = messages(&app, &b).send().await.unwrap();
+    let resp = messages(&b).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 529);
     for h in held {
         assert_eq!(h.await.unwrap().unwrap().status(), StatusCode::OK);
@@ -186,34 +158,34 @@ async fn the_process_bound_refuses_every_organization_once_reached() {
 async fn a_stream_holds_its_place_until_it_ends_or_its_caller_hangs_up() {
     // One request in flight per organization.
     let app = start(2, 50).await;
-    let fake = FakeUpstream::start().await;
-    let (key, _) = tenant(&app, "s@example.com", &fake).await;
+    let t = tenant(&app).await;
+    let fake = t.upstream();
     let words: Vec<String> = (0..10).map(|i| format!("w{i}")).collect();
     let slow_stream = Scenario::text(&words.join(" ")).chunk_delay(Duration::from_millis(150));
 
     fake.push(slow_stream.clone());
-    let mut stream = chat(&app, &key, true).send().await.unwrap();
+    let mut stream = chat(&t, true).send().await.unwrap();
     assert_eq!(stream.status(), StatusCode::OK);
     assert!(
         stream.chunk().await.unwrap().is_some(),
         "the stream started"
     );
     // While it streams, the organization's one place is taken.
-    let resp = chat(&app, &key, false).send().await.unwrap();
+    let resp = chat(&t, false).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     while stream.chunk().await.unwrap().is_some() {}
     // Ended: the place is free again.
-    let resp = chat(&app, &key, false).send().await.unwrap();
+    let resp = chat(&t, false).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 
     // A caller that hangs up mid-stream frees it too.
     fake.push(slow_stream);
-    let mut stream = chat(&app, &key, true).send().await.unwrap();
+    let mut stream = chat(&t, true).send().await.unwrap();
     assert!(stream.chunk().await.unwrap().is_some());
     drop(stream);
     let mut status = StatusCode::SERVICE_UNAVAILABLE;
     for _ in 0..100 {
-        status = chat(&app, &key, false).send().await.unwrap().status();
+        status = chat(&t, false).send().await.unwrap().status();
         if status == StatusCode::OK {
             break;
         }

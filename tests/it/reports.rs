@@ -3,39 +3,11 @@
 
 use std::time::Duration;
 
-use crate::common::{exec_sql, TestApp};
+use crate::common::{csv, exec_sql, TestApp};
 use flo2_core::PicoUsd;
-use flo2_testkit::{FakeUpstream, Scenario};
+use flo2_testkit::Scenario;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-/// A minimal RFC 4180 reader (quoted cells, doubled quotes, CRLF).
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut cell = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                cell.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => cell.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut cell)),
-            (false, '\r') => {}
-            (false, '\n') => {
-                row.push(std::mem::take(&mut cell));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, c) => cell.push(c),
-        }
-    }
-    rows
-}
 
 fn column_sum(rows: &[Vec<String>], name: &str) -> PicoUsd {
     let i = rows[0].iter().position(|h| h == name).unwrap();
@@ -43,22 +15,6 @@ fn column_sum(rows: &[Vec<String>], name: &str) -> PicoUsd {
         .iter()
         .map(|r| PicoUsd::parse(&r[i]).unwrap())
         .sum()
-}
-
-async fn csv(app: &TestApp, token: &str, path: &str) -> Vec<Vec<String>> {
-    let resp = app
-        .http
-        .get(app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/csv"));
-    parse_csv(&resp.text().await.unwrap())
 }
 
 #[tokio::test]
@@ -125,10 +81,8 @@ async fn a_million_one_token_calls_at_0_075_total_exactly_0_075() {
 #[tokio::test]
 async fn csv_totals_equal_api_totals_and_formulas_are_neutralised() {
     let app = TestApp::start().await;
-    let fake = FakeUpstream::start().await;
-    let a = app.signup("a@example.com", "A").await;
-    app.post("/api/v1/provider-keys", &a.token, json!({"provider": "openai", "name": "o", "api_key": "sk-0123456789abcdef", "base_url": format!("{}/v1", fake.base_url())})).await;
-    app.post("/api/v1/provider-keys", &a.token, json!({"provider": "anthropic", "name": "a", "api_key": "sk-0123456789abcdef", "base_url": format!("{}/v1", fake.base_url())})).await;
+    let tenant = app.tenant_on_one_upstream(&["openai", "anthropic"]).await;
+    let (a, fake) = (&tenant.owner, tenant.upstream());
     let evil = app
         .team(&a.token, "=HYPERLINK(\"http://evil.example\",\"click\")")
         .await;

@@ -6,113 +6,24 @@
 
 use std::time::Duration;
 
-use crate::common::{self, Account, TestApp, TestDb};
-use flo2_testkit::{FakeUpstream, Scenario};
+use crate::common::{self, answer_ok, Api, Tenant, TestApp, TestDb};
+use flo2_testkit::Scenario;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-/// An organization whose every provider key points at its own fake upstream.
-struct Org {
-    owner: Account,
-    key: String,
-    fakes: Vec<(&'static str, FakeUpstream)>,
-}
-
-async fn org(app: &TestApp, email: &str, providers: &[(&'static str, &str)]) -> Org {
-    let owner = app.signup(email, email).await;
-    let mut fakes = Vec::new();
-    for (provider, version) in providers {
-        let fake = FakeUpstream::start().await;
-        fake.set_default(Scenario::text("ok").usage(100, 10));
-        let (status, body) = app
-            .post(
-                "/api/v1/provider-keys",
-                &owner.token,
-                json!({"provider": provider, "name": provider, "api_key": "sk-0123456789abcdef",
-                       "base_url": format!("{}/{version}", fake.base_url())}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        fakes.push((*provider, fake));
-    }
-    let team = app.team(&owner.token, "t").await;
-    let (_, key) = app.api_key(&owner.token, &team, "k").await;
-    Org { owner, key, fakes }
-}
-
-impl Org {
-    fn fake(&self, provider: &str) -> &FakeUpstream {
-        &self.fakes.iter().find(|(p, _)| *p == provider).unwrap().1
-    }
-
-    fn upstream_requests(&self) -> usize {
-        self.fakes.iter().map(|(_, f)| f.request_count()).sum()
-    }
-}
-
-/// `PUT /api/v1/routes/{name}` at `path`.
-async fn put_route(
-    app: &TestApp,
-    token: &str,
-    path: impl AsRef<str>,
-    policy: Value,
-) -> reqwest::Response {
-    app.http
-        .put(app.url(path.as_ref()))
-        .bearer_auth(token)
-        .json(&policy)
-        .send()
-        .await
-        .unwrap()
-}
-
-/// [`put_route`] that must succeed.
-async fn route_ok(app: &TestApp, token: &str, path: impl AsRef<str>, policy: Value) {
-    let resp = put_route(app, token, path, policy).await;
-    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
-}
-
 /// An organization with Anthropic and OpenAI keys and a route `name` over
 /// `anthropic/claude-haiku-4-5` then `openai/gpt-4o-mini` by `strategy`.
-async fn haiku_and_mini(app: &TestApp, email: &str, name: &str, strategy: &str) -> Org {
-    let o = org(app, email, &[("anthropic", "v1"), ("openai", "v1")]).await;
-    route_ok(
-        app,
-        &o.owner.token,
-        format!("/api/v1/routes/{name}"),
+async fn haiku_and_mini<'a>(app: &'a TestApp, name: &str, strategy: &str) -> Tenant<'a> {
+    let o = app
+        .tenant(&["anthropic", "openai"])
+        .await
+        .answering(answer_ok());
+    o.route(
+        name,
         json!({"strategy": strategy, "targets": [{"provider": "anthropic", "model": "claude-haiku-4-5"}, {"provider": "openai", "model": "gpt-4o-mini"}]}),
     )
     .await;
     o
-}
-
-/// The body of `GET path` as text.
-async fn text(app: &TestApp, token: &str, path: &str) -> String {
-    let resp = app.http.get(app.url(path)).bearer_auth(token).send().await;
-    resp.unwrap().text().await.unwrap()
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Api {
-    Chat,
-    Messages,
-    Embeddings,
-}
-
-async fn call(app: &TestApp, key: &str, api: Api, body: Value) -> reqwest::Response {
-    let req = match api {
-        Api::Chat => app
-            .http
-            .post(app.url("/v1/chat/completions"))
-            .bearer_auth(key),
-        Api::Messages => app
-            .http
-            .post(app.url("/v1/messages"))
-            .header("x-api-key", key)
-            .header("anthropic-version", "2023-06-01"),
-        Api::Embeddings => app.http.post(app.url("/v1/embeddings")).bearer_auth(key),
-    };
-    req.json(&body).send().await.unwrap()
 }
 
 fn body_for(api: Api, model: &str) -> Value {
@@ -133,18 +44,12 @@ async fn error_message(api: Api, resp: reqwest::Response) -> String {
     body["error"]["message"].as_str().unwrap().to_owned()
 }
 
-const EVERY_FAMILY: [(&str, &str); 5] = [
-    ("openai", "v1"),
-    ("anthropic", "v1"),
-    ("gemini", "v1beta"),
-    ("openrouter", "v1"),
-    ("groq", "v1"),
-];
+const EVERY_FAMILY: [&str; 5] = ["openai", "anthropic", "gemini", "openrouter", "groq"];
 
 #[tokio::test]
 async fn model_names_are_data_never_url_paths() {
     let app = TestApp::start().await;
-    let o = org(&app, "a@example.com", &EVERY_FAMILY).await;
+    let o = app.tenant(&EVERY_FAMILY).await.answering(answer_ok());
     let hostile = [
         "x/../../../v1/files#",
         "a?key=stolen",
@@ -159,7 +64,7 @@ async fn model_names_are_data_never_url_paths() {
         "./a",
         "a//b",
     ];
-    for (provider, _) in EVERY_FAMILY {
+    for provider in EVERY_FAMILY {
         for name in hostile {
             // `:` and `models/…` are fine in a JSON body, but not in Gemini's URL.
             if provider != "gemini" && (name.contains(':') || name == "models/gemini-2.5-pro") {
@@ -167,7 +72,7 @@ async fn model_names_are_data_never_url_paths() {
             }
             for api in [Api::Chat, Api::Messages, Api::Embeddings] {
                 let model = format!("{provider}/{name}");
-                let resp = call(&app, &o.key, api, body_for(api, &model)).await;
+                let resp = o.send(api, body_for(api, &model)).await;
                 assert_eq!(
                     resp.status(),
                     StatusCode::BAD_REQUEST,
@@ -181,13 +86,9 @@ async fn model_names_are_data_never_url_paths() {
     assert_eq!(o.upstream_requests(), 0, "nothing reached any upstream");
 
     // A plain Gemini id goes to exactly its own endpoint, as one path segment.
-    let resp = call(
-        &app,
-        &o.key,
-        Api::Chat,
-        body_for(Api::Chat, "gemini/gemini-2.5-flash"),
-    )
-    .await;
+    let resp = o
+        .send(Api::Chat, body_for(Api::Chat, "gemini/gemini-2.5-flash"))
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let paths: Vec<String> = o
         .fake("gemini")
@@ -212,25 +113,17 @@ async fn model_names_are_data_never_url_paths() {
             "targets[0].model",
         ),
     ] {
-        let resp = put_route(
-            &app,
-            &o.owner.token,
-            "/api/v1/routes/r",
-            json!({"strategy": "priority", "targets": [target]}),
-        )
-        .await;
+        let resp = o
+            .put_route("r", json!({"strategy": "priority", "targets": [target]}))
+            .await;
         assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["code"], "invalid_field");
         assert!(body["message"].as_str().unwrap().contains(field), "{body}");
     }
     for model in ["zzz/../gemini-2.5-pro", "gemini-2.5-pro?x", "a b"] {
-        let (status, body) = app
-            .post(
-                "/api/v1/prices",
-                &o.owner.token,
-                json!({"provider": "gemini", "model": model, "input_per_mtok": "1", "output_per_mtok": "1"}),
-            )
+        let (status, body) = o
+            .price(json!({"provider": "gemini", "model": model, "input_per_mtok": "1", "output_per_mtok": "1"}))
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{model}");
         assert_eq!(body["code"], "invalid_field", "{body}");
@@ -242,12 +135,8 @@ async fn model_names_are_data_never_url_paths() {
     // A route target stored before the check (written straight into the database, before the
     // organization's first call loads its configuration) is never sent anywhere: it does not
     // qualify, and the caller learns why.
-    let legacy = org(&app, "legacy@example.com", &[("gemini", "v1beta")]).await;
-    route_ok(
-        &app,
-        &legacy.owner.token,
-        "/api/v1/routes/legacy",
-        json!({"strategy": "priority", "targets": [{"provider": "gemini", "model": "gemini-2.5-flash"}]}),
+    let legacy = app.tenant(&["gemini"]).await.answering(answer_ok());
+    legacy.route("legacy", json!({"strategy": "priority", "targets": [{"provider": "gemini", "model": "gemini-2.5-flash"}]}),
     ).await;
     let policy = json!({"strategy": "priority", "targets": [{"provider": "gemini", "model": "x/../../v1/files"}]});
     let sql = format!(
@@ -255,7 +144,7 @@ async fn model_names_are_data_never_url_paths() {
         policy.to_string().replace('\'', "''")
     );
     assert_eq!(common::exec_sql(&app.db, &sql).await, 1);
-    let resp = call(&app, &legacy.key, Api::Chat, body_for(Api::Chat, "legacy")).await;
+    let resp = legacy.send(Api::Chat, body_for(Api::Chat, "legacy")).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let message = error_message(Api::Chat, resp).await;
     assert!(
@@ -268,26 +157,22 @@ async fn model_names_are_data_never_url_paths() {
 #[tokio::test]
 async fn nothing_is_silently_free() {
     let app = TestApp::start().await;
-    let o = org(
-        &app,
-        "free@example.com",
-        &[("openai-compatible", "v1"), ("openai", "v1")],
-    )
-    .await;
+    let o = app
+        .tenant(&["openai-compatible", "openai"])
+        .await
+        .answering(answer_ok());
     for model in ["openai-compatible/my-finetune", "openai/gpt-4o-mini"] {
-        let resp = call(&app, &o.key, Api::Chat, body_for(Api::Chat, model)).await;
+        let resp = o.send(Api::Chat, body_for(Api::Chat, model)).await;
         assert_eq!(resp.status(), StatusCode::OK, "{model}");
     }
-    let rows = app.usage_rows(&o.owner.org, 2).await;
+    let rows = o.usage_rows(2).await;
     let by_model = |m: &str| rows.iter().find(|r| r.model == m).unwrap();
     assert!(by_model("my-finetune").unpriced);
     assert_eq!(by_model("my-finetune").cost_picousd, 0);
     assert!(!by_model("gpt-4o-mini").unpriced);
     assert!(by_model("gpt-4o-mini").cost_picousd > 0);
 
-    let (status, report) = app
-        .get("/api/v1/usage?group_by=model", &o.owner.token)
-        .await;
+    let (status, report) = o.usage_report("?group_by=model").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(report["totals"]["unpriced_calls"], 1, "{report}");
     let row = |key: &str| {
@@ -302,7 +187,7 @@ async fn nothing_is_silently_free() {
     assert_eq!(row("openai-compatible/my-finetune")["unpriced_calls"], 1);
     assert_eq!(row("openai/gpt-4o-mini")["unpriced_calls"], 0);
 
-    let csv = text(&app, &o.owner.token, "/api/v1/usage/export.csv").await;
+    let csv = o.text("/api/v1/usage/export.csv").await;
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let at = header.iter().position(|h| *h == "unpriced").unwrap();
@@ -320,12 +205,7 @@ async fn nothing_is_silently_free() {
         flags.contains(&("gpt-4o-mini".into(), "false".into())),
         "{flags:?}"
     );
-    let summary = text(
-        &app,
-        &o.owner.token,
-        "/api/v1/usage/summary.csv?group_by=model",
-    )
-    .await;
+    let summary = o.text("/api/v1/usage/summary.csv?group_by=model").await;
     assert!(
         summary.lines().next().unwrap().ends_with(",unpriced_calls"),
         "{summary}"
@@ -334,11 +214,9 @@ async fn nothing_is_silently_free() {
 
 /// A route over `openai/gpt-4o-mini` then `groq/llama-3.1-8b-instant` with `timeout_ms`
 /// attempts and no retries.
-async fn two_target_route(app: &TestApp, o: &Org, name: &str, timeout_ms: u64) {
-    route_ok(
-        app,
-        &o.owner.token,
-        format!("/api/v1/routes/{name}"),
+async fn two_target_route(o: &Tenant<'_>, name: &str, timeout_ms: u64) {
+    o.route(
+        name,
         json!({"strategy": "priority",
             "fallback": {"retries_per_target": 0, "attempt_timeout_ms": timeout_ms, "deadline_ms": 10000},
             "targets": [{"provider": "openai", "model": "gpt-4o-mini"}, {"provider": "groq", "model": "llama-3.1-8b-instant"}]}),
@@ -348,11 +226,11 @@ async fn two_target_route(app: &TestApp, o: &Org, name: &str, timeout_ms: u64) {
 #[tokio::test]
 async fn one_tenant_cannot_open_another_tenants_breakers() {
     let app = TestApp::start().await;
-    let providers = [("openai", "v1"), ("groq", "v1")];
+    let providers = ["openai", "groq"];
     let (a, b, c) = (
-        org(&app, "attacker@example.com", &providers).await,
-        org(&app, "b@example.com", &providers).await,
-        org(&app, "c@example.com", &providers).await,
+        app.tenant(&providers).await.answering(answer_ok()),
+        app.tenant(&providers).await.answering(answer_ok()),
+        app.tenant(&providers).await.answering(answer_ok()),
     );
     // Every tenant's OpenAI is a little slow; the attacker's 50 ms attempts time out on it.
     for o in [&a, &b, &c] {
@@ -362,15 +240,15 @@ async fn one_tenant_cannot_open_another_tenants_breakers() {
                 .first_byte_delay(Duration::from_millis(150)),
         );
     }
-    two_target_route(&app, &a, "r", 50).await;
-    two_target_route(&app, &b, "r", 5_000).await;
-    two_target_route(&app, &c, "r", 5_000).await;
+    two_target_route(&a, "r", 50).await;
+    two_target_route(&b, "r", 5_000).await;
+    two_target_route(&c, "r", 5_000).await;
     for _ in 0..6 {
-        let resp = call(&app, &a.key, Api::Chat, body_for(Api::Chat, "r")).await;
+        let resp = a.send(Api::Chat, body_for(Api::Chat, "r")).await;
         assert_eq!(resp.status(), StatusCode::OK);
     }
     // The attacker's breaker is open now: its calls skip OpenAI and say so.
-    let resp = call(&app, &a.key, Api::Chat, body_for(Api::Chat, "r")).await;
+    let resp = a.send(Api::Chat, body_for(Api::Chat, "r")).await;
     assert_eq!(resp.headers()["x-flo2-target"], "groq/llama-3.1-8b-instant");
     assert_eq!(
         resp.headers()["x-flo2-attempt-errors"],
@@ -380,7 +258,7 @@ async fn one_tenant_cannot_open_another_tenants_breakers() {
     // The others still reach their own OpenAI, with no word of a breaker.
     for o in [&b, &c] {
         let before = o.fake("openai").request_count();
-        let resp = call(&app, &o.key, Api::Chat, body_for(Api::Chat, "r")).await;
+        let resp = o.send(Api::Chat, body_for(Api::Chat, "r")).await;
         assert_eq!(resp.headers()["x-flo2-target"], "openai/gpt-4o-mini");
         assert!(resp.headers().get("x-flo2-attempt-errors").is_none());
         assert_eq!(o.fake("openai").request_count(), before + 1);
@@ -391,12 +269,10 @@ async fn one_tenant_cannot_open_another_tenants_breakers() {
 #[tokio::test]
 async fn override_fields_are_removed_on_every_endpoint_at_any_depth() {
     let app = TestApp::start().await;
-    let o = org(
-        &app,
-        "steer@example.com",
-        &[("openai", "v1"), ("anthropic", "v1")],
-    )
-    .await;
+    let o = app
+        .tenant(&["openai", "anthropic"])
+        .await
+        .answering(answer_ok());
     let steering = json!({"api_base": "http://evil", "baseURL": "http://evil", "API_KEY": "sk-evil",
         "extra-headers": {"x": "y"}, "Custom_LLM_Provider": "evil", "aws_secret_access_key": "k"});
     let with_steering = |mut body: Value| {
@@ -411,7 +287,7 @@ async fn override_fields_are_removed_on_every_endpoint_at_any_depth() {
         (Api::Messages, "anthropic/claude-haiku-4-5", "anthropic"),
         (Api::Embeddings, "openai/text-embedding-3-small", "openai"),
     ] {
-        let resp = call(&app, &o.key, api, with_steering(body_for(api, model))).await;
+        let resp = o.send(api, with_steering(body_for(api, model))).await;
         assert_eq!(resp.status(), StatusCode::OK, "{api:?}");
         let sent = o.fake(provider).requests().pop().unwrap();
         let text = sent.body.to_string().to_lowercase();
@@ -438,30 +314,19 @@ async fn hedges_draw_on_a_budget_and_attempts_count_only_what_was_sent() {
         c.hedge_budget_floor_per_sec = 0;
     })
     .await;
-    let providers = [
-        ("openai", "v1"),
-        ("groq", "v1"),
-        ("mistral", "v1"),
-        ("xai", "v1"),
-    ];
-    let o = org(&app, "hedge@example.com", &providers).await;
-    for (_, fake) in &o.fakes {
-        fake.set_default(
-            Scenario::text("ok")
-                .usage(10, 1)
-                .first_byte_delay(Duration::from_millis(300)),
-        );
-    }
-    route_ok(
-        &app,
-        &o.owner.token,
-        "/api/v1/routes/hedged",
-        json!({"strategy": "race", "race": {"mode": "hedged", "fanout": 4, "hedge_delay_ms": 20},
+    let providers = ["openai", "groq", "mistral", "xai"];
+    let o = app.tenant(&providers).await.answering(answer_ok());
+    o.set_default(
+        Scenario::text("ok")
+            .usage(10, 1)
+            .first_byte_delay(Duration::from_millis(300)),
+    );
+    o.route("hedged", json!({"strategy": "race", "race": {"mode": "hedged", "fanout": 4, "hedge_delay_ms": 20},
             "targets": [{"provider": "openai", "model": "gpt-4o-mini"}, {"provider": "groq", "model": "llama-3.1-8b-instant"},
                         {"provider": "mistral", "model": "mistral-small-latest"}, {"provider": "xai", "model": "grok-3-mini"}]}),
     ).await;
     const REQUESTS: usize = 100;
-    let calls = (0..REQUESTS).map(|_| call(&app, &o.key, Api::Chat, body_for(Api::Chat, "hedged")));
+    let calls = (0..REQUESTS).map(|_| o.send(Api::Chat, body_for(Api::Chat, "hedged")));
     let answers = futures_util::future::join_all(calls).await;
     let mut reported = 0;
     for resp in answers {
@@ -484,14 +349,14 @@ async fn hedges_draw_on_a_budget_and_attempts_count_only_what_was_sent() {
     );
 
     // A target that cannot express the request is no attempt: `n` is refused for Anthropic.
-    let o2 = haiku_and_mini(&app, "express@example.com", "mixed", "priority").await;
+    let o2 = haiku_and_mini(&app, "mixed", "priority").await;
     let mut body = body_for(Api::Chat, "mixed");
     body["n"] = json!(2);
-    let resp = call(&app, &o2.key, Api::Chat, body).await;
+    let resp = o2.send(Api::Chat, body).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["x-flo2-attempts"], "1");
     assert_eq!(o2.fake("anthropic").request_count(), 0);
-    let rows = app.usage_rows(&o2.owner.org, 1).await;
+    let rows = o2.usage_rows(1).await;
     assert_eq!(rows.len(), 1);
     assert_eq!(
         (rows[0].attempt, rows[0].attempt_role.as_ref()),
@@ -502,12 +367,12 @@ async fn hedges_draw_on_a_budget_and_attempts_count_only_what_was_sent() {
 #[tokio::test]
 async fn token_limits_at_the_type_limits_cannot_wrap_the_checks() {
     let app = TestApp::start().await;
-    let o = haiku_and_mini(&app, "limits@example.com", "cheap", "cheapest").await;
+    let o = haiku_and_mini(&app, "cheap", "cheapest").await;
     for max in [json!(u64::MAX), json!(u64::MAX - 100), json!(i64::MAX)] {
         for api in [Api::Chat, Api::Messages] {
             let mut body = body_for(api, "cheap");
             body["max_tokens"] = max.clone();
-            let resp = call(&app, &o.key, api, body).await;
+            let resp = o.send(api, body).await;
             // Far beyond every context window: no target qualifies (it must not wrap past it).
             assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{max} {api:?}");
             let message = error_message(api, resp).await;
@@ -518,19 +383,17 @@ async fn token_limits_at_the_type_limits_cannot_wrap_the_checks() {
     // Directly addressed, the number reaches the provider, which judges it; flo2 does not panic.
     let mut body = body_for(Api::Chat, "openai/gpt-4o-mini");
     body["max_completion_tokens"] = json!(u64::MAX);
-    let resp = call(&app, &o.key, Api::Chat, body).await;
+    let resp = o.send(Api::Chat, body).await;
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn numbers_reach_the_provider_as_the_caller_wrote_them() {
     let app = TestApp::start().await;
-    let o = org(
-        &app,
-        "numbers@example.com",
-        &[("openai", "v1"), ("anthropic", "v1")],
-    )
-    .await;
+    let o = app
+        .tenant(&["openai", "anthropic"])
+        .await
+        .answering(answer_ok());
     let written = [
         r#""seed":123456789012345678901234567890"#,
         r#""top_k":-0"#,
@@ -547,19 +410,8 @@ async fn numbers_reach_the_provider_as_the_caller_wrote_them() {
             written.join(","),
             body.trim_start_matches('{').trim_end_matches('}')
         );
-        let req = match api {
-            Api::Chat => app
-                .http
-                .post(app.url("/v1/chat/completions"))
-                .bearer_auth(&o.key),
-            Api::Messages => app
-                .http
-                .post(app.url("/v1/messages"))
-                .header("x-api-key", &o.key)
-                .header("anthropic-version", "2023-06-01"),
-            Api::Embeddings => app.http.post(app.url("/v1/embeddings")).bearer_auth(&o.key),
-        };
-        let resp = req
+        let resp = o
+            .request(api)
             .header("content-type", "application/json")
             .body(body)
             .send()

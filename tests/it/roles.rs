@@ -1,7 +1,7 @@
 //! Invitations by link and role checks on every write.
 
 use crate::common::{Account, TestApp};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 /// Invites a fresh user into `owner`'s organization with `role`; returns the new member's account
@@ -135,41 +135,52 @@ async fn a_viewer_reads_but_cannot_write() {
             "viewer can read {path}"
         );
     }
+    let (teams, pks) = ("/api/v1/teams", "/api/v1/provider-keys");
     let writes = [
-        app.post("/api/v1/teams", v, json!({"name": "x"})).await,
-        app.patch(&format!("/api/v1/teams/{team}"), v, json!({"name": "x"}))
-            .await,
-        app.delete(&format!("/api/v1/teams/{team}"), v).await,
-        app.post(
-            "/api/v1/provider-keys",
-            v,
-            json!({"provider": "openai", "name": "x", "api_key": "sk-x"}),
-        )
-        .await,
-        app.patch(
-            &format!("/api/v1/provider-keys/{pk}"),
-            v,
-            json!({"name": "x"}),
-        )
-        .await,
-        app.delete(&format!("/api/v1/provider-keys/{pk}"), v).await,
-        app.post("/api/v1/api-keys", v, json!({"name": "x", "team_id": team}))
-            .await,
-        app.delete(&format!("/api/v1/api-keys/{key_id}"), v).await,
-        app.post("/api/v1/invites", v, json!({"role": "viewer"}))
-            .await,
-        app.patch(
-            &format!("/api/v1/members/{}", owner.user),
-            v,
-            json!({"role": "viewer"}),
-        )
-        .await,
-        app.patch("/api/v1/organization", v, json!({"name": "x"}))
-            .await,
+        (Method::POST, teams.to_owned(), Some(json!({"name": "x"}))),
+        (
+            Method::PATCH,
+            format!("{teams}/{team}"),
+            Some(json!({"name": "x"})),
+        ),
+        (Method::DELETE, format!("{teams}/{team}"), None),
+        (
+            Method::POST,
+            pks.to_owned(),
+            Some(json!({"provider": "openai", "name": "x", "api_key": "sk-x"})),
+        ),
+        (
+            Method::PATCH,
+            format!("{pks}/{pk}"),
+            Some(json!({"name": "x"})),
+        ),
+        (Method::DELETE, format!("{pks}/{pk}"), None),
+        (
+            Method::POST,
+            "/api/v1/api-keys".to_owned(),
+            Some(json!({"name": "x", "team_id": team})),
+        ),
+        (Method::DELETE, format!("/api/v1/api-keys/{key_id}"), None),
+        (
+            Method::POST,
+            "/api/v1/invites".to_owned(),
+            Some(json!({"role": "viewer"})),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/members/{}", owner.user),
+            Some(json!({"role": "viewer"})),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/organization".to_owned(),
+            Some(json!({"name": "x"})),
+        ),
     ];
-    for (status, body) in writes {
-        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-        assert_eq!(body["code"], "forbidden");
+    for (method, path, body) in writes {
+        let (status, answer) = app.call(method.clone(), &path, Some(v), body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
+        assert_eq!(answer["code"], "forbidden", "{method} {path}");
     }
     // Nothing changed.
     assert_eq!(
@@ -231,25 +242,38 @@ async fn members_use_keys_admins_manage_owners_own() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["role"], "viewer");
-    for (status, _) in [
-        app.patch(
-            &format!("/api/v1/members/{}", member.user),
-            &admin.token,
-            json!({"role": "owner"}),
-        )
-        .await,
-        app.patch(
-            &format!("/api/v1/members/{}", owner.user),
-            &admin.token,
-            json!({"role": "member"}),
-        )
-        .await,
-        app.delete(&format!("/api/v1/members/{}", owner.user), &admin.token)
-            .await,
-        app.post("/api/v1/invites", &admin.token, json!({"role": "owner"}))
-            .await,
+    for (what, method, path, body) in [
+        (
+            "promote to owner",
+            Method::PATCH,
+            format!("/api/v1/members/{}", member.user),
+            Some(json!({"role": "owner"})),
+        ),
+        (
+            "demote the owner",
+            Method::PATCH,
+            format!("/api/v1/members/{}", owner.user),
+            Some(json!({"role": "member"})),
+        ),
+        (
+            "remove the owner",
+            Method::DELETE,
+            format!("/api/v1/members/{}", owner.user),
+            None,
+        ),
+        (
+            "invite an owner",
+            Method::POST,
+            "/api/v1/invites".to_owned(),
+            Some(json!({"role": "owner"})),
+        ),
     ] {
-        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, body) = app.call(method, &path, Some(&admin.token), body).await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "admin may not {what}: {body}"
+        );
     }
     // The downgraded member is now a viewer and cannot create keys.
     assert_eq!(

@@ -1,142 +1,68 @@
 //! Routes end to end: several fake upstreams posing as different providers, real HTTP in and
 //! out, on SQLite and PostgreSQL, through the OpenAI and the Anthropic inbound API.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::common::{Account, TestApp};
+use crate::common::{answer_ok, Api, Tenant, TestApp, PROVIDER_SECRET};
 use flo2_testkit::{FakeUpstream, Scenario};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-/// One organization with one fake upstream per provider.
-struct Net {
-    app: TestApp,
-    owner: Account,
-    key: String,
-    fakes: HashMap<&'static str, FakeUpstream>,
-    credentials: HashMap<&'static str, String>,
-}
-
-async fn net(providers: &[&'static str]) -> Net {
-    let app = TestApp::start().await;
-    let owner = app.signup("ops@example.com", "Acme").await;
-    let mut fakes = HashMap::new();
-    let mut credentials = HashMap::new();
-    for provider in providers {
-        let fake = FakeUpstream::start().await;
-        fake.set_default(Scenario::text("ok").usage(100, 10));
-        let (status, body) = app
-            .post("/api/v1/provider-keys", &owner.token, json!({"provider": provider, "name": provider, "api_key": "sk-0123456789abcdef", "base_url": format!("{}/v1", fake.base_url())}))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        credentials.insert(*provider, body["id"].as_str().unwrap().to_owned());
-        fakes.insert(*provider, fake);
-    }
-    let team = app.team(&owner.token, "t").await;
-    let (_, key) = app.api_key(&owner.token, &team, "k").await;
-    Net {
-        app,
-        owner,
-        key,
-        fakes,
-        credentials,
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Api {
-    OpenAi,
-    Anthropic,
-}
-
 const BOTH: [(Api, bool); 4] = [
-    (Api::OpenAi, false),
-    (Api::OpenAi, true),
-    (Api::Anthropic, false),
-    (Api::Anthropic, true),
+    (Api::Chat, false),
+    (Api::Chat, true),
+    (Api::Messages, false),
+    (Api::Messages, true),
 ];
 
-impl Net {
-    fn fake(&self, provider: &str) -> &FakeUpstream {
-        &self.fakes[provider]
+/// A one-message call to `model` through `api`, streaming if `stream`, with the fields of
+/// `extra` added to the body.
+async fn call(
+    n: &Tenant<'_>,
+    api: Api,
+    stream: bool,
+    model: &str,
+    extra: Value,
+) -> reqwest::Response {
+    let mut body = json!({"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream, "max_tokens": 50});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
     }
+    n.send(api, body).await
+}
 
-    async fn route(&self, name: &str, policy: Value) {
-        let resp = self
-            .app
-            .http
-            .put(self.app.url(&format!("/api/v1/routes/{name}")))
-            .bearer_auth(&self.owner.token)
-            .json(&policy)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        assert!(
-            status == StatusCode::CREATED || status == StatusCode::OK,
-            "{status}: {}",
-            resp.text().await.unwrap()
-        );
+/// A call that must succeed; returns `x-flo2-target`, the body text and the headers.
+async fn ok(
+    n: &Tenant<'_>,
+    api: Api,
+    stream: bool,
+    model: &str,
+    extra: Value,
+) -> (String, String, reqwest::header::HeaderMap) {
+    let resp = call(n, api, stream, model, extra).await;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{api:?} stream={stream}: {text} {headers:?}"
+    );
+    if stream {
+        assert!(!text.contains("\"error\""), "{text}");
+        assert!(text.contains("ok") || text.contains("data:"), "{text}");
     }
-
-    async fn call(&self, api: Api, stream: bool, model: &str, extra: Value) -> reqwest::Response {
-        let mut body = json!({"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream, "max_tokens": 50});
-        for (k, v) in extra.as_object().unwrap() {
-            body[k] = v.clone();
-        }
-        let req = match api {
-            Api::OpenAi => self
-                .app
-                .http
-                .post(self.app.url("/v1/chat/completions"))
-                .bearer_auth(&self.key),
-            Api::Anthropic => self
-                .app
-                .http
-                .post(self.app.url("/v1/messages"))
-                .header("x-api-key", &self.key),
-        };
-        req.json(&body).send().await.unwrap()
-    }
-
-    /// A call that must succeed; returns `x-flo2-target` and the body text.
-    async fn ok(
-        &self,
-        api: Api,
-        stream: bool,
-        model: &str,
-        extra: Value,
-    ) -> (String, String, reqwest::header::HeaderMap) {
-        let resp = self.call(api, stream, model, extra).await;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap();
-        assert_eq!(
-            status,
-            StatusCode::OK,
-            "{api:?} stream={stream}: {text} {headers:?}"
-        );
-        if stream {
-            assert!(!text.contains("\"error\""), "{text}");
-            assert!(text.contains("ok") || text.contains("data:"), "{text}");
-        }
-        (
-            headers["x-flo2-target"].to_str().unwrap().to_owned(),
-            text,
-            headers,
-        )
-    }
-
-    async fn usage(&self, at_least: usize) -> Vec<flo2_store::UsageRecord> {
-        self.app.usage_rows(&self.owner.org, at_least).await
-    }
+    (
+        headers["x-flo2-target"].to_str().unwrap().to_owned(),
+        text,
+        headers,
+    )
 }
 
 #[tokio::test]
 async fn the_routes_api_validates_checks_roles_and_isolates_tenants() {
-    let n = net(&["openai", "groq"]).await;
-    let app = &n.app;
+    let app = TestApp::start().await;
+    let n = app.tenant(&["openai", "groq"]).await.answering(answer_ok());
     let policy = json!({"strategy": "priority", "targets": [{"provider": "openai", "model": "gpt-4o-mini"}, {"provider": "groq", "model": "llama-3.1-8b-instant", "credentials": [n.credentials["groq"]]}]});
     let put = |name: &str, token: &str, body: Value| {
         app.http
@@ -287,8 +213,8 @@ async fn the_routes_api_validates_checks_roles_and_isolates_tenants() {
 /// on SQLite with "database is locked" when another writer committed in between; they now queue.
 #[tokio::test]
 async fn concurrent_management_writes_all_succeed() {
-    let n = net(&["openai"]).await;
-    let app = &n.app;
+    let app = TestApp::start().await;
+    let n = app.tenant(&["openai"]).await.answering(answer_ok());
     let team = app.team(&n.owner.token, "writers").await;
     let writes = (0..24).map(|i| {
         let policy = json!({"strategy": "priority", "targets": [{"provider": "openai", "model": "gpt-4o-mini"}]});
@@ -314,7 +240,11 @@ async fn concurrent_management_writes_all_succeed() {
 
 #[tokio::test]
 async fn cheapest_picks_the_cheapest_qualifying_target() {
-    let n = net(&["openai", "cerebras", "groq"]).await;
+    let app = TestApp::start().await;
+    let n = app
+        .tenant(&["openai", "cerebras", "groq"])
+        .await
+        .answering(answer_ok());
     n.route(
         "cheap",
         json!({"strategy": "cheapest", "targets": [
@@ -325,7 +255,7 @@ async fn cheapest_picks_the_cheapest_qualifying_target() {
     )
     .await;
     for (api, stream) in BOTH {
-        let (target, _, headers) = n.ok(api, stream, "cheap", json!({})).await;
+        let (target, _, headers) = ok(&n, api, stream, "cheap", json!({})).await;
         assert_eq!(target, "groq/llama-3.1-8b-instant");
         assert_eq!(headers["x-flo2-route"], "cheap");
         assert_eq!(headers["x-flo2-attempts"], "1");
@@ -335,65 +265,63 @@ async fn cheapest_picks_the_cheapest_qualifying_target() {
         );
     }
     // Groq gets dearer: Cerebras is now the cheapest.
-    let (status, body) = n.app.post("/api/v1/prices", &n.owner.token, json!({"provider": "groq", "model": "llama-3.1-8b-instant", "input_per_mtok": "1.00", "output_per_mtok": "1.00"})).await;
+    let (status, body) = n.price(json!({"provider": "groq", "model": "llama-3.1-8b-instant", "input_per_mtok": "1.00", "output_per_mtok": "1.00"})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(
-        n.ok(Api::OpenAi, false, "cheap", json!({})).await.0,
+        ok(&n, Api::Chat, false, "cheap", json!({})).await.0,
         "cerebras/llama3.1-8b"
     );
     // About 40k prompt tokens: past Cerebras' 32k window, so GPT-4o mini (cheaper than Groq now).
     let long = "word ".repeat(32_000);
-    let (target, _, _) = n
-        .ok(
-            Api::Anthropic,
-            false,
-            "cheap",
-            json!({"messages": [{"role": "user", "content": long}]}),
-        )
-        .await;
+    let (target, _, _) = ok(
+        &n,
+        Api::Messages,
+        false,
+        "cheap",
+        json!({"messages": [{"role": "user", "content": long}]}),
+    )
+    .await;
     assert_eq!(target, "openai/gpt-4o-mini");
     // Cerebras stated without tools: a request with tools skips it.
-    let (status, _) = n.app.post("/api/v1/prices", &n.owner.token, json!({"provider": "cerebras", "model": "llama3.1-8b", "input_per_mtok": "0.10", "output_per_mtok": "0.10", "tools": false})).await;
+    let (status, _) = n.price(json!({"provider": "cerebras", "model": "llama3.1-8b", "input_per_mtok": "0.10", "output_per_mtok": "0.10", "tools": false})).await;
     assert_eq!(status, StatusCode::CREATED);
     let tools = json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]});
     assert_eq!(
-        n.ok(Api::OpenAi, false, "cheap", tools).await.0,
+        ok(&n, Api::Chat, false, "cheap", tools).await.0,
         "openai/gpt-4o-mini"
     );
     assert_eq!(
-        n.ok(Api::OpenAi, false, "cheap", json!({})).await.0,
+        ok(&n, Api::Chat, false, "cheap", json!({})).await.0,
         "cerebras/llama3.1-8b"
     );
     // Nothing qualifies: a clear 400 in the caller's shape saying why.
     let huge = "word ".repeat(140_000);
-    for api in [Api::OpenAi, Api::Anthropic] {
-        let resp = n
-            .call(
-                api,
-                false,
-                "cheap",
-                json!({"messages": [{"role": "user", "content": huge}]}),
-            )
-            .await;
+    for api in [Api::Chat, Api::Messages] {
+        let resp = call(
+            &n,
+            api,
+            false,
+            "cheap",
+            json!({"messages": [{"role": "user", "content": huge}]}),
+        )
+        .await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
         let body: Value = resp.json().await.unwrap();
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains("context window"), "{message}");
-        match api {
-            Api::OpenAi => assert_eq!(body["error"]["type"], "invalid_request_error"),
-            Api::Anthropic => assert_eq!(body["type"], "error"),
+        if api == Api::Messages {
+            assert_eq!(body["type"], "error");
+        } else {
+            assert_eq!(body["error"]["type"], "invalid_request_error");
         }
     }
     // Savings: every record's baseline is the route's first target, GPT-4o mini.
-    let rows = n.usage(8).await;
+    let rows = n.usage_rows(8).await;
     let groq = rows.iter().find(|r| r.provider == "groq").unwrap();
     assert_eq!(groq.route.as_deref(), Some("cheap"));
     assert!(groq.baseline_cost_picousd > groq.cost_picousd, "{groq:?}");
     // ... and the report shows them per route, as routing (not cache) savings, to the digit.
-    let (status, report) = n
-        .app
-        .get("/api/v1/usage?group_by=route", &n.owner.token)
-        .await;
+    let (status, report) = n.usage_report("?group_by=route").await;
     assert_eq!(status, StatusCode::OK, "{report}");
     let row = &report["rows"][0];
     assert_eq!(row["key"], "cheap");
@@ -410,7 +338,11 @@ async fn cheapest_picks_the_cheapest_qualifying_target() {
 
 #[tokio::test]
 async fn fastest_settles_on_the_fastest_target_and_moves_when_it_slows() {
-    let n = net(&["openai", "groq", "mistral"]).await;
+    let app = TestApp::start().await;
+    let n = app
+        .tenant(&["openai", "groq", "mistral"])
+        .await
+        .answering(answer_ok());
     let delay = |provider: &str, ms: u64| {
         n.fake(provider).set_default(
             Scenario::text("ok")
@@ -426,7 +358,7 @@ async fn fastest_settles_on_the_fastest_target_and_moves_when_it_slows() {
     .await;
     let mut served = Vec::new();
     for _ in 0..8 {
-        served.push(n.ok(Api::OpenAi, false, "quick", json!({})).await.0);
+        served.push(ok(&n, Api::Chat, false, "quick", json!({})).await.0);
     }
     // Three requests measure the three targets; from then on the fastest serves.
     assert!(
@@ -436,7 +368,7 @@ async fn fastest_settles_on_the_fastest_target_and_moves_when_it_slows() {
     delay("groq", 400);
     let mut after = Vec::new();
     for _ in 0..8 {
-        after.push(n.ok(Api::Anthropic, true, "quick", json!({})).await.0);
+        after.push(ok(&n, Api::Messages, true, "quick", json!({})).await.0);
     }
     assert!(
         after[4..]
@@ -448,9 +380,13 @@ async fn fastest_settles_on_the_fastest_target_and_moves_when_it_slows() {
 
 #[tokio::test]
 async fn fallback_hides_every_kind_of_upstream_failure() {
-    let n = net(&["openai", "anthropic", "groq"]).await;
+    let app = TestApp::start().await;
+    let n = app
+        .tenant(&["openai", "anthropic", "groq"])
+        .await
+        .answering(answer_ok());
     // A key whose provider refuses connections.
-    let (status, _) = n.app.post("/api/v1/provider-keys", &n.owner.token, json!({"provider": "xai", "name": "dead", "api_key": "sk-0123456789abcdef", "base_url": "http://127.0.0.1:9/v1"})).await;
+    let (status, _) = app.post("/api/v1/provider-keys", &n.owner.token, json!({"provider": "xai", "name": "dead", "api_key": PROVIDER_SECRET, "base_url": "http://127.0.0.1:9/v1"})).await;
     assert_eq!(status, StatusCode::CREATED);
     n.route("safe", json!({"strategy": "priority", "fallback": {"retries_per_target": 0, "attempt_timeout_ms": 400, "deadline_ms": 5000},
         "targets": [{"provider": "openai", "model": "gpt-4o-mini"}, {"provider": "anthropic", "model": "claude-haiku-4-5"}]}))
@@ -474,7 +410,7 @@ async fn fallback_hides_every_kind_of_upstream_failure() {
     for (api, stream) in BOTH {
         for (why, scenario) in &failures {
             openai.push(scenario.clone());
-            let (target, _, headers) = n.ok(api, stream, "safe", json!({})).await;
+            let (target, _, headers) = ok(&n, api, stream, "safe", json!({})).await;
             assert_eq!(
                 target, "anthropic/claude-haiku-4-5",
                 "{why} {api:?} {stream}"
@@ -490,7 +426,7 @@ async fn fallback_hides_every_kind_of_upstream_failure() {
             // fallback; the breaker test is below).
             for _ in 0..2 {
                 assert_eq!(
-                    n.ok(api, stream, "safe", json!({})).await.0,
+                    ok(&n, api, stream, "safe", json!({})).await.0,
                     "openai/gpt-4o-mini"
                 );
             }
@@ -502,7 +438,7 @@ async fn fallback_hides_every_kind_of_upstream_failure() {
     // the third refusal opens xai's breaker and later calls skip it without an attempt.
     let mut attempts = Vec::new();
     for (api, stream) in BOTH {
-        let (target, _, headers) = n.ok(api, stream, "refused", json!({})).await;
+        let (target, _, headers) = ok(&n, api, stream, "refused", json!({})).await;
         assert_eq!(target, "groq/llama-3.1-8b-instant");
         attempts.push(headers["x-flo2-attempts"].to_str().unwrap().to_owned());
         if let Some(errors) = headers.get("x-flo2-attempt-errors") {
@@ -518,7 +454,7 @@ async fn fallback_hides_every_kind_of_upstream_failure() {
     // A request the upstream rejects as bad is not retried elsewhere.
     let before = n.fake("anthropic").request_count();
     openai.push(Scenario::error(400, "bad request"));
-    let resp = n.call(Api::OpenAi, false, "safe", json!({})).await;
+    let resp = call(&n, Api::Chat, false, "safe", json!({})).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert_eq!(n.fake("anthropic").request_count(), before);
     // Everything down: one clear error in the caller's shape, within the deadline.
@@ -527,27 +463,24 @@ async fn fallback_hides_every_kind_of_upstream_failure() {
     }
     for (api, stream) in BOTH {
         let started = Instant::now();
-        let resp = n.call(api, stream, "safe", json!({})).await;
+        let resp = call(&n, api, stream, "safe", json!({})).await;
         assert!(started.elapsed() < Duration::from_secs(5));
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
         let body: Value = resp.json().await.unwrap();
-        let message = match api {
-            Api::OpenAi => body["error"]["message"].as_str().unwrap().to_owned(),
-            Api::Anthropic => {
-                assert_eq!(body["type"], "error");
-                body["error"]["message"].as_str().unwrap().to_owned()
-            }
-        };
+        if api == Api::Messages {
+            assert_eq!(body["type"], "error");
+        }
+        let message = body["error"]["message"].as_str().unwrap().to_owned();
         assert!(
             message.contains("route safe")
                 && message.contains("openai/gpt-4o-mini")
                 && message.contains("anthropic/claude-haiku-4-5"),
             "{message}"
         );
-        assert!(!message.contains("sk-0123456789abcdef"));
+        assert!(!message.contains(PROVIDER_SECRET));
     }
     // Every attempt is in the usage table with its role.
-    let rows = n.usage(1).await;
+    let rows = n.usage_rows(1).await;
     assert!(rows
         .iter()
         .any(|r| r.attempt_role == "fallback" && r.status == 200));
@@ -558,7 +491,8 @@ async fn fallback_hides_every_kind_of_upstream_failure() {
 
 #[tokio::test]
 async fn an_open_breaker_stops_traffic_and_a_probe_lets_the_target_back() {
-    let n = net(&["openai", "groq"]).await;
+    let app = TestApp::start().await;
+    let n = app.tenant(&["openai", "groq"]).await.answering(answer_ok());
     n.route("guarded", json!({"strategy": "priority", "fallback": {"retries_per_target": 0},
         "targets": [{"provider": "openai", "model": "gpt-4o-mini"}, {"provider": "groq", "model": "llama-3.1-8b-instant"}]}))
     .await;
@@ -567,13 +501,13 @@ async fn an_open_breaker_stops_traffic_and_a_probe_lets_the_target_back() {
     // Three failures (FLO2_BREAKER_FAILURES in the tests) open the breaker.
     for _ in 0..3 {
         assert_eq!(
-            n.ok(Api::OpenAi, false, "guarded", json!({})).await.0,
+            ok(&n, Api::Chat, false, "guarded", json!({})).await.0,
             "groq/llama-3.1-8b-instant"
         );
     }
     assert_eq!(dead.request_count(), 3);
     for (api, stream) in BOTH {
-        let (target, _, headers) = n.ok(api, stream, "guarded", json!({})).await;
+        let (target, _, headers) = ok(&n, api, stream, "guarded", json!({})).await;
         assert_eq!(target, "groq/llama-3.1-8b-instant");
         assert_eq!(
             headers["x-flo2-attempts"], "1",
@@ -589,11 +523,11 @@ async fn an_open_breaker_stops_traffic_and_a_probe_lets_the_target_back() {
     dead.set_default(Scenario::text("ok"));
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
-        n.ok(Api::OpenAi, false, "guarded", json!({})).await.0,
+        ok(&n, Api::Chat, false, "guarded", json!({})).await.0,
         "openai/gpt-4o-mini"
     );
     assert_eq!(
-        n.ok(Api::Anthropic, true, "guarded", json!({})).await.0,
+        ok(&n, Api::Messages, true, "guarded", json!({})).await.0,
         "openai/gpt-4o-mini"
     );
     assert_eq!(dead.request_count(), 5);
@@ -601,7 +535,11 @@ async fn an_open_breaker_stops_traffic_and_a_probe_lets_the_target_back() {
 
 #[tokio::test]
 async fn race_first_answers_at_the_fastest_pace_and_cancels_the_losers_at_once() {
-    let n = net(&["openai", "groq", "mistral"]).await;
+    let app = TestApp::start().await;
+    let n = app
+        .tenant(&["openai", "groq", "mistral"])
+        .await
+        .answering(answer_ok());
     n.fake("openai").set_default(
         Scenario::text("fast")
             .usage(100, 10)
@@ -621,7 +559,7 @@ async fn race_first_answers_at_the_fastest_pace_and_cancels_the_losers_at_once()
     for (api, stream) in BOTH {
         rounds += 1;
         let started = Instant::now();
-        let (target, text, headers) = n.ok(api, stream, "race", json!({})).await;
+        let (target, text, headers) = ok(&n, api, stream, "race", json!({})).await;
         let answered = Instant::now();
         assert_eq!(target, "openai/gpt-4o-mini");
         assert!(text.contains("fast"), "{text}");
@@ -647,7 +585,7 @@ async fn race_first_answers_at_the_fastest_pace_and_cancels_the_losers_at_once()
         }
     }
     // Every participant is metered: 4 winners and 8 cancelled losers, all role `race`.
-    let rows = n.usage(12).await;
+    let rows = n.usage_rows(12).await;
     assert_eq!(rows.len(), 12);
     assert!(rows
         .iter()
@@ -671,7 +609,8 @@ async fn race_first_answers_at_the_fastest_pace_and_cancels_the_losers_at_once()
 
 #[tokio::test]
 async fn hedged_sends_a_second_request_only_when_the_first_is_slow() {
-    let n = net(&["openai", "groq"]).await;
+    let app = TestApp::start().await;
+    let n = app.tenant(&["openai", "groq"]).await.answering(answer_ok());
     n.route("hedge", json!({"strategy": "race", "race": {"mode": "hedged", "hedge_delay_ms": 300},
         "targets": [{"provider": "openai", "model": "gpt-4o-mini"}, {"provider": "groq", "model": "llama-3.1-8b-instant"}]}))
     .await;
@@ -679,7 +618,7 @@ async fn hedged_sends_a_second_request_only_when_the_first_is_slow() {
         .set_default(Scenario::text("quick").first_byte_delay(Duration::from_millis(20)));
     for (api, stream) in BOTH {
         assert_eq!(
-            n.ok(api, stream, "hedge", json!({})).await.0,
+            ok(&n, api, stream, "hedge", json!({})).await.0,
             "openai/gpt-4o-mini"
         );
     }
@@ -692,7 +631,7 @@ async fn hedged_sends_a_second_request_only_when_the_first_is_slow() {
         .set_default(Scenario::text("sluggish").first_byte_delay(Duration::from_secs(2)));
     for (api, stream) in BOTH {
         let started = Instant::now();
-        let (target, _, headers) = n.ok(api, stream, "hedge", json!({})).await;
+        let (target, _, headers) = ok(&n, api, stream, "hedge", json!({})).await;
         assert_eq!(target, "groq/llama-3.1-8b-instant");
         assert_eq!(headers["x-flo2-attempts"], "2");
         assert!(
@@ -706,7 +645,8 @@ async fn hedged_sends_a_second_request_only_when_the_first_is_slow() {
 
 #[tokio::test]
 async fn race_best_keeps_the_best_answer_by_its_rule() {
-    let n = net(&["openai", "groq"]).await;
+    let app = TestApp::start().await;
+    let n = app.tenant(&["openai", "groq"]).await.answering(answer_ok());
     n.fake("openai")
         .set_default(Scenario::text("a long answer that is not json at all"));
     n.fake("groq")
@@ -714,34 +654,35 @@ async fn race_best_keeps_the_best_answer_by_its_rule() {
     n.route("best", json!({"strategy": "race", "race": {"mode": "best", "pick": "longest_json"},
         "targets": [{"provider": "openai", "model": "gpt-4o-mini"}, {"provider": "groq", "model": "llama-3.1-8b-instant"}]}))
     .await;
-    for api in [Api::OpenAi, Api::Anthropic] {
-        let (target, text, _) = n.ok(api, false, "best", json!({})).await;
+    for api in [Api::Chat, Api::Messages] {
+        let (target, text, _) = ok(&n, api, false, "best", json!({})).await;
         assert_eq!(target, "groq/llama-3.1-8b-instant");
         assert!(text.contains("42"), "{text}");
     }
     // A streaming caller gets the chosen answer as a proper stream in its format, cost included.
-    for api in [Api::OpenAi, Api::Anthropic] {
-        let (target, text, headers) = n
-            .ok(
-                api,
-                true,
-                "best",
-                json!({"stream_options": {"include_usage": true}}),
-            )
-            .await;
+    for api in [Api::Chat, Api::Messages] {
+        let (target, text, headers) = ok(
+            &n,
+            api,
+            true,
+            "best",
+            json!({"stream_options": {"include_usage": true}}),
+        )
+        .await;
         assert_eq!(target, "groq/llama-3.1-8b-instant");
         assert_eq!(headers["content-type"], "text/event-stream");
         assert!(
             text.contains("42") && text.contains("flo2_cost_usd"),
             "{text}"
         );
-        match api {
-            Api::OpenAi => assert!(text.trim_end().ends_with("data: [DONE]"), "{text}"),
-            Api::Anthropic => assert!(text.contains("event: message_stop"), "{text}"),
+        if api == Api::Messages {
+            assert!(text.contains("event: message_stop"), "{text}");
+        } else {
+            assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
         }
     }
     // Every participant completed and is metered.
-    let rows = n.usage(8).await;
+    let rows = n.usage_rows(8).await;
     assert_eq!(
         rows.iter()
             .filter(|r| r.status == 200 && r.attempt_role == "race")
@@ -752,16 +693,17 @@ async fn race_best_keeps_the_best_answer_by_its_rule() {
 
 #[tokio::test]
 async fn several_keys_form_a_balanced_pool_and_a_rate_limited_key_rests() {
-    let n = net(&["openai"]).await;
+    let app = TestApp::start().await;
+    let n = app.tenant(&["openai"]).await.answering(answer_ok());
     // A second OpenAI key, served by its own fake upstream.
     let second = FakeUpstream::start().await;
     second.set_default(Scenario::text("ok").usage(10, 2));
-    let (status, body) = n.app.post("/api/v1/provider-keys", &n.owner.token, json!({"provider": "openai", "name": "second", "api_key": "sk-second-0123456789", "base_url": format!("{}/v1", second.base_url())})).await;
+    let (status, body) = app.post("/api/v1/provider-keys", &n.owner.token, json!({"provider": "openai", "name": "second", "api_key": "sk-second-0123456789", "base_url": format!("{}/v1", second.base_url())})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let first = n.fake("openai");
     for (api, stream) in BOTH {
-        n.ok(api, stream, "openai/gpt-4o-mini", json!({})).await;
-        n.ok(api, stream, "openai/gpt-4o-mini", json!({})).await;
+        ok(&n, api, stream, "openai/gpt-4o-mini", json!({})).await;
+        ok(&n, api, stream, "openai/gpt-4o-mini", json!({})).await;
     }
     assert_eq!(
         (first.request_count(), second.request_count()),
@@ -772,16 +714,14 @@ async fn several_keys_form_a_balanced_pool_and_a_rate_limited_key_rests() {
     // first rests for its retry-after.
     first.push(Scenario::error(429, "rate limited").retry_after(30));
     for _ in 0..2 {
-        let (_, _, headers) = n
-            .ok(Api::OpenAi, false, "openai/gpt-4o-mini", json!({}))
-            .await;
+        let (_, _, headers) = ok(&n, Api::Chat, false, "openai/gpt-4o-mini", json!({})).await;
         assert_eq!(
             headers["x-flo2-credential"].to_str().unwrap(),
             body["id"].as_str().unwrap()
         );
     }
     for (api, stream) in BOTH {
-        n.ok(api, stream, "openai/gpt-4o-mini", json!({})).await;
+        ok(&n, api, stream, "openai/gpt-4o-mini", json!({})).await;
     }
     assert!(
         first.request_count() <= 6,
@@ -796,15 +736,19 @@ async fn several_keys_form_a_balanced_pool_and_a_rate_limited_key_rests() {
 
 #[tokio::test]
 async fn after_the_first_byte_a_stream_never_switches_silently() {
-    let n = net(&["openai", "anthropic"]).await;
+    let app = TestApp::start().await;
+    let n = app
+        .tenant(&["openai", "anthropic"])
+        .await
+        .answering(answer_ok());
     n.route("safe", json!({"strategy": "priority", "targets": [{"provider": "openai", "model": "gpt-4o-mini"}, {"provider": "anthropic", "model": "claude-haiku-4-5"}]})).await;
-    for api in [Api::OpenAi, Api::Anthropic] {
+    for api in [Api::Chat, Api::Messages] {
         n.fake("openai").push(
             Scenario::text("one two three four five")
                 .chunk_delay(Duration::from_millis(10))
                 .drop_after(3),
         );
-        let resp = n.call(api, true, "safe", json!({})).await;
+        let resp = call(&n, api, true, "safe", json!({})).await;
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(resp.headers()["x-flo2-target"], "openai/gpt-4o-mini");
         let text = resp.text().await.unwrap();

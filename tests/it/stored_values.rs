@@ -4,85 +4,21 @@
 //! that cannot be read back is skipped (logged and audited) instead of failing the whole
 //! organization, and prices can be listed by id and deleted.
 
-use crate::common::{exec_sql, Account, TestApp};
+use crate::common::{exec_sql, Tenant, TestApp};
 use chrono::{DateTime, Utc};
 use flo2_core::{ModelPrice, OrgId, PricePerMtok, ProviderKind};
 use flo2_store::types::{earliest_storable_time, latest_storable_time};
 use flo2_store::PriceOverride;
-use flo2_testkit::{FakeUpstream, Scenario};
+use flo2_testkit::Scenario;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-struct Setup {
-    app: TestApp,
-    _fake: FakeUpstream,
-    owner: Account,
-    key: String,
-}
-
-/// An organization with an OpenAI key pointing at a fake upstream that reports one million
-/// input tokens per call (so the cost header is the input price), and a gateway key.
-async fn setup() -> Setup {
-    let app = TestApp::start().await;
-    let fake = FakeUpstream::start().await;
-    fake.set_default(Scenario::text("ok").usage(1_000_000, 0));
-    let owner = app.signup("owner@example.com", "Acme").await;
-    let (s, body) = app
-        .post(
-            "/api/v1/provider-keys",
-            &owner.token,
-            json!({"provider": "openai", "name": "openai", "api_key": "sk-0123456789abcdef", "base_url": format!("{}/v1", fake.base_url())}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{body}");
-    let team = app.team(&owner.token, "t").await;
-    let (_, key) = app.api_key(&owner.token, &team, "k").await;
-    Setup {
-        app,
-        _fake: fake,
-        owner,
-        key,
-    }
-}
-
-impl Setup {
-    /// A chat call; its status and `x-flo2-cost-usd`.
-    async fn call(&self, model: &str) -> (StatusCode, String) {
-        let resp = self
-            .app
-            .http
-            .post(self.app.url("/v1/chat/completions"))
-            .bearer_auth(&self.key)
-            .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
-            .send()
-            .await
-            .unwrap();
-        let cost = resp
-            .headers()
-            .get("x-flo2-cost-usd")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        (resp.status(), cost)
-    }
-
-    async fn price(&self, body: Value) -> (StatusCode, Value) {
-        self.app
-            .post("/api/v1/prices", &self.owner.token, body)
-            .await
-    }
-
-    /// The organization's own entries of `GET /api/v1/prices`.
-    async fn own_prices(&self) -> Vec<Value> {
-        let (s, body) = self.app.get("/api/v1/prices", &self.owner.token).await;
-        assert_eq!(s, StatusCode::OK, "{body}");
-        body.as_array()
-            .unwrap()
-            .iter()
-            .filter(|p| p["source"] == "organization")
-            .cloned()
-            .collect()
-    }
+/// An organization with an OpenAI key at a fake upstream that reports one million input tokens
+/// per call (so the cost header is the input price), and a gateway key.
+async fn tenant(app: &TestApp) -> Tenant<'_> {
+    let answer = Scenario::text("ok").usage(1_000_000, 0);
+    app.tenant(&["openai"]).await.answering(answer)
 }
 
 fn price_body(model: &str, from: &str) -> Value {
@@ -91,7 +27,8 @@ fn price_body(model: &str, from: &str) -> Value {
 
 #[tokio::test]
 async fn times_and_prices_the_databases_cannot_hold_are_refused_naming_the_field() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = tenant(&app).await;
     for from in [
         "9999-12-31T23:59:59-05:00",
         "-0001-01-01T00:00:00Z",
@@ -133,7 +70,7 @@ async fn times_and_prices_the_databases_cannot_hold_are_refused_naming_the_field
     }
     // Nothing was stored, and the organization works.
     assert!(s.own_prices().await.is_empty());
-    assert_eq!(s.call("openai/gpt-4o-mini").await.0, StatusCode::OK);
+    assert_eq!(s.chat_cost("openai/gpt-4o-mini").await.0, StatusCode::OK);
 
     // The limits themselves are accepted and read back exactly.
     for (model, from) in [
@@ -162,8 +99,9 @@ async fn times_and_prices_the_databases_cannot_hold_are_refused_naming_the_field
         assert_eq!(p["context_window"], u32::MAX);
         assert!(p["id"].as_str().unwrap().parse::<Uuid>().is_ok(), "{p}");
     }
-    assert_eq!(s.call("openai/gpt-4o-mini").await.0, StatusCode::OK);
-    s.app.stop().await;
+    assert_eq!(s.chat_cost("openai/gpt-4o-mini").await.0, StatusCode::OK);
+    drop(s);
+    app.stop().await;
 }
 
 /// Each column type of the prices table at its limits, through the store on either database:
@@ -218,7 +156,8 @@ async fn price_columns_round_trip_at_their_limits() {
 /// Route policies are stored as JSON text: every number at its type's limit reads back as sent.
 #[tokio::test]
 async fn route_numbers_round_trip_at_their_limits() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = tenant(&app).await;
     let route = json!({
         "strategy": "weighted",
         "targets": [
@@ -232,8 +171,7 @@ async fn route_numbers_round_trip_at_their_limits() {
         "fallback": {"enabled": true, "retries_per_target": 5, "deadline_ms": 600000, "attempt_timeout_ms": 600000},
         "race": {"mode": "hedged", "pick": "longest", "hedge_delay_ms": 600000, "fanout": 8}
     });
-    let (status, body) = s
-        .app
+    let (status, body) = app
         .call(
             Method::PUT,
             "/api/v1/routes/limits",
@@ -242,24 +180,26 @@ async fn route_numbers_round_trip_at_their_limits() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, read) = s.app.get("/api/v1/routes/limits", &s.owner.token).await;
+    let (status, read) = app.get("/api/v1/routes/limits", &s.owner.token).await;
     assert_eq!(status, StatusCode::OK);
     for (k, v) in route.as_object().unwrap() {
         assert_eq!(&read[k], v, "{k}");
     }
-    s.app.stop().await;
+    drop(s);
+    app.stop().await;
 }
 
 #[tokio::test]
 async fn a_stored_entry_that_cannot_be_read_is_skipped_logged_and_audited() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = tenant(&app).await;
     // A good price the organization relies on.
     let (status, good) = s
         .price(json!({"provider": "openai", "model": "gpt-4o-mini", "input_per_mtok": "7", "output_per_mtok": "7", "effective_from": "2020-01-01T00:00:00Z"}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{good}");
     assert_eq!(
-        s.call("openai/gpt-4o-mini").await,
+        s.chat_cost("openai/gpt-4o-mini").await,
         (StatusCode::OK, "7.000000000000".to_owned())
     );
 
@@ -272,14 +212,14 @@ async fn a_stored_entry_that_cannot_be_read_is_skipped_logged_and_audited() {
         Uuid::now_v7(),
         Uuid::now_v7(),
     );
-    let (unreadable_time, blob) = if s.app.db.is_postgres() {
+    let (unreadable_time, blob) = if app.db.is_postgres() {
         ("infinity", r"'\x00'")
     } else {
         ("+10000-01-01T04:59:59.000000Z", "X'00'")
     };
     let ts = "2020-01-01T00:00:00.000000Z";
     exec_sql(
-        &s.app.db,
+        &app.db,
         &format!(
             "INSERT INTO prices (id, org_id, provider, model, input_micros_per_mtok, output_micros_per_mtok, effective_from, created_at) \
              VALUES ('{bad_time}', '{org}', 'openai', 'gpt-4o-mini', 1, 1, '{unreadable_time}', '{ts}'); \
@@ -300,25 +240,24 @@ async fn a_stored_entry_that_cannot_be_read_is_skipped_logged_and_audited() {
 
     // The organization still works, at its good price, and lists its readable prices.
     assert_eq!(
-        s.call("openai/gpt-4o-mini").await,
+        s.chat_cost("openai/gpt-4o-mini").await,
         (StatusCode::OK, "7.000000000000".to_owned())
     );
     let own = s.own_prices().await;
     let ids: Vec<&str> = own.iter().map(|p| p["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 2, "{own:#?}");
     assert!(ids.contains(&good["id"].as_str().unwrap()));
-    let (status, routes) = s.app.get("/api/v1/routes", &s.owner.token).await;
+    let (status, routes) = app.get("/api/v1/routes", &s.owner.token).await;
     assert_eq!(status, StatusCode::OK, "{routes}");
     assert_eq!(routes, json!([]), "the unreadable route is left out");
-    let (status, keys) = s.app.get("/api/v1/provider-keys", &s.owner.token).await;
+    let (status, keys) = app.get("/api/v1/provider-keys", &s.owner.token).await;
     assert_eq!(status, StatusCode::OK, "{keys}");
     assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");
     // The dashboard's pages read the same lists.
     for page in ["/app/prices", "/app/routes", "/app/provider-keys", "/app"] {
-        let resp = s
-            .app
+        let resp = app
             .http
-            .get(s.app.url(page))
+            .get(app.url(page))
             .header("cookie", format!("flo2_session={}", s.owner.token))
             .send()
             .await
@@ -328,8 +267,7 @@ async fn a_stored_entry_that_cannot_be_read_is_skipped_logged_and_audited() {
     }
 
     // Each skipped entry is in the audit log, once, by id.
-    let (status, log) = s
-        .app
+    let (status, log) = app
         .get(
             "/api/v1/audit-log?action=config.entry_skipped",
             &s.owner.token,
@@ -361,44 +299,48 @@ async fn a_stored_entry_that_cannot_be_read_is_skipped_logged_and_audited() {
 
     // The bad prices can be deleted by the id the audit log names.
     for id in [bad_time, bad_provider] {
-        let (status, body) = s
-            .app
+        let (status, body) = app
             .delete(&format!("/api/v1/prices/{id}"), &s.owner.token)
             .await;
         assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     }
-    assert_eq!(s.call("openai/gpt-4o-mini").await.0, StatusCode::OK);
-    s.app.stop().await;
+    assert_eq!(s.chat_cost("openai/gpt-4o-mini").await.0, StatusCode::OK);
+    drop(s);
+    app.stop().await;
 }
 
 #[tokio::test]
 async fn a_deleted_price_stops_applying_at_once_and_only_its_tenant_can_delete_it() {
-    let s = setup().await;
+    let app = TestApp::start().await;
+    let s = tenant(&app).await;
     let (status, price) = s
         .price(json!({"provider": "openai", "model": "gpt-4o-mini", "input_per_mtok": "1000", "output_per_mtok": "1000", "effective_from": "2020-01-01T00:00:00Z"}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{price}");
     let id = price["id"].as_str().unwrap();
     assert_eq!(s.own_prices().await[0]["id"], id);
-    assert_eq!(s.call("openai/gpt-4o-mini").await.1, "1000.000000000000");
+    assert_eq!(
+        s.chat_cost("openai/gpt-4o-mini").await.1,
+        "1000.000000000000"
+    );
 
     // Another tenant: 404, and nothing changes.
-    let other = s.app.signup("other@example.com", "Other").await;
-    let (status, body) = s
-        .app
+    let other = app.signup("other@example.com", "Other").await;
+    let (status, body) = app
         .delete(&format!("/api/v1/prices/{id}"), &other.token)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["code"], "not_found");
-    assert_eq!(s.call("openai/gpt-4o-mini").await.1, "1000.000000000000");
+    assert_eq!(
+        s.chat_cost("openai/gpt-4o-mini").await.1,
+        "1000.000000000000"
+    );
     // Only admins and owners delete.
-    let (status, invitation) = s
-        .app
+    let (status, invitation) = app
         .post("/api/v1/invites", &s.owner.token, json!({"role": "member"}))
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = s
-        .app
+    let (status, _) = app
         .post(
             "/api/v1/invites/accept",
             &other.token,
@@ -406,24 +348,22 @@ async fn a_deleted_price_stops_applying_at_once_and_only_its_tenant_can_delete_i
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = s
-        .app
+    let (status, _) = app
         .delete(&format!("/api/v1/prices/{id}"), &other.token)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // The owner deletes it: the next call is at the catalog's list price.
-    let (status, body) = s
-        .app
+    let (status, body) = app
         .delete(&format!("/api/v1/prices/{id}"), &s.owner.token)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    assert_eq!(s.call("openai/gpt-4o-mini").await.1, "0.150000000000");
+    assert_eq!(s.chat_cost("openai/gpt-4o-mini").await.1, "0.150000000000");
     assert!(s.own_prices().await.is_empty());
-    let (status, _) = s
-        .app
+    let (status, _) = app
         .delete(&format!("/api/v1/prices/{id}"), &s.owner.token)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    s.app.stop().await;
+    drop(s);
+    app.stop().await;
 }

@@ -1,6 +1,10 @@
 //! Shared harness for the end-to-end tests: a fresh database per test (SQLite file, or a new
 //! PostgreSQL database when `FLO2_TEST_DATABASE_URL` is set), a flo2 server on a random port,
-//! and small HTTP helpers.
+//! and small HTTP helpers; `tenant` holds the one tenant fixture.
+
+mod tenant;
+
+pub use tenant::{answer_ok, csv, Api, Streamed, Tenant, PROVIDER_SECRET};
 
 use flo2_testkit::postgres::with_database;
 use std::path::PathBuf;
@@ -122,6 +126,8 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     server: Option<RunningServer>,
+    /// Tenants made so far by [`TestApp::tenant`], to give each a fresh owner.
+    tenants: std::sync::atomic::AtomicUsize,
 }
 
 impl TestApp {
@@ -151,6 +157,7 @@ impl TestApp {
             key,
             http: reqwest::Client::new(),
             server: Some(server),
+            tenants: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -179,6 +186,12 @@ impl TestApp {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         panic!("expected {at_least} usage rows");
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let resp = self.http.get(self.url("/metrics")).send().await;
+        resp.unwrap().text().await.unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
