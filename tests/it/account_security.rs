@@ -5,6 +5,7 @@
 //! 404/405 answers carry the pages' security headers.
 
 
+use crate::common;
 use crate::common::{TestApp, TestDb, PASSWORD};
 use flo2::Mode;
 use reqwest::header::{COOKIE, SET_COOKIE};

@@ -1,6 +1,7 @@
 //! Accounts over real HTTP: sign-up, login, sessions, password change, organizations.
 
 
+use crate::common;
 use crate::common::{TestApp, PASSWORD};
 use reqwest::{Method, StatusCode};
 use serde_json::json;

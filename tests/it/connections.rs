@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common;
 use crate::common::{sse, TestApp, TestDb};
 use flo2::Mode;
 use flo2_testkit::{FakeUpstream, Scenario};

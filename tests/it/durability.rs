@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common;
 use crate::common::{Outage, TestDb};
 use flo2::{Config, Mode, RunningServer};
 use flo2_testkit::{FakeUpstream, Scenario};

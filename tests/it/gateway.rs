@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::common;
 use crate::common::{sse, TestApp};
 use flo2_testkit::{FakeUpstream, Scenario};
 use reqwest::StatusCode;

@@ -2,6 +2,7 @@
 //! nothing.
 
 
+use crate::common;
 use crate::common::{TestApp, PASSWORD};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::common;
 use crate::common::TestApp;
 use reqwest::StatusCode;
 use serde_json::{json, Value};

@@ -4,6 +4,7 @@
 //! retry. Both logins (API and dashboard form) follow the same rule.
 
 
+use crate::common;
 use crate::common::{TestApp, TestDb, PASSWORD};
 use flo2::Mode;
 use reqwest::StatusCode;

@@ -8,6 +8,7 @@
 //! connection holds the write lock past the busy timeout (a locked or stuck database file).
 
 
+use crate::common;
 use crate::common::{database_name, exec_sql, Outage, TestApp, TestDb, PASSWORD};
 use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::{Method, StatusCode};

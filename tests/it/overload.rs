@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::common;
 use crate::common::{TestApp, TestDb};
 use flo2::Mode;
 use flo2_testkit::{FakeUpstream, Scenario};

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::common;
 use crate::common::{Account, TestApp, TestDb};
 use flo2_testkit::{FakeUpstream, Scenario};
 use reqwest::StatusCode;

@@ -3,6 +3,7 @@
 //! unless `FLO2_ALLOW_PRIVATE_UPSTREAMS` is on. The rule and its ranges: docs/ssrf.md.
 
 
+use crate::common;
 use crate::common::TestApp;
 use flo2_testkit::FakeUpstream;
 use reqwest::StatusCode;

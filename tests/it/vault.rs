@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::common;
 use crate::common::{exec_sql, TestApp};
 use flo2::Mode;
 use flo2_gateway::org_cache::OrgCache;

@@ -2,6 +2,7 @@
 //! security headers, login throttling, logout and password change ending sessions.
 
 
+use crate::common;
 use crate::common::TestApp;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Response, StatusCode};
