@@ -1,6 +1,6 @@
 //! Recording control-plane changes in the organization's audit log.
 //!
-//! Every handler that changes something calls [`record`] once the change has succeeded, so a
+//! Every handler that changes something calls `record` once the change has succeeded, so a
 //! failed change is never recorded. Entries hold ids, names and hints, never a secret.
 
 use std::net::IpAddr;

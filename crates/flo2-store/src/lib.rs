@@ -1,13 +1,13 @@
 //! flo2's persistence on SQLite and PostgreSQL.
 //!
 //! Each query is written once, in SQL both dialects accept (`$n` placeholders), and runs through
-//! the native driver of the connected database (see [`pool`]). Every repository function that
+//! the native driver of the connected database (see `pool`). Every repository function that
 //! touches tenant data takes the [`OrgId`](flo2_core::OrgId) first, so scoping is never forgotten.
 
 #![allow(clippy::missing_errors_doc)]
 
 mod audit;
-pub mod changes;
+mod changes;
 mod credentials;
 mod error;
 mod gateway_keys;

@@ -93,6 +93,11 @@ pub(crate) async fn page(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_bad_cursor_names_the_cursor() {
+        assert_eq!(decode_cursor("junk").unwrap_err().field(), Some("cursor"));
+    }
+
     use super::*;
 
     #[test]

@@ -324,3 +324,17 @@ pub(crate) async fn accept_invite(
         created_at: o.created_at,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_owners_touch_the_owner_role() {
+        assert!(check_owner_rules(Role::Admin, Role::Member, Some(Role::Admin)).is_ok());
+        let e = check_owner_rules(Role::Admin, Role::Owner, Some(Role::Member)).unwrap_err();
+        assert_eq!((e.code(), e.field()), ("forbidden", None));
+        assert!(check_owner_rules(Role::Admin, Role::Member, Some(Role::Owner)).is_err());
+        assert!(check_owner_rules(Role::Owner, Role::Owner, None).is_ok());
+    }
+}

@@ -324,3 +324,31 @@ pub(crate) async fn delete(
         .map_err(|e| ApiError::from_store("price", e))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_and_times_name_their_field() {
+        let e = amount("input_per_mtok", "abc").unwrap_err();
+        assert_eq!(
+            (e.status().as_u16(), e.field()),
+            (400, Some("input_per_mtok"))
+        );
+        let e = amount("output_per_mtok", "1000000.000001").unwrap_err();
+        assert_eq!(
+            (e.status().as_u16(), e.field()),
+            (422, Some("output_per_mtok"))
+        );
+        assert!(amount("cached_input_per_mtok", "0.15").is_ok());
+        let e = optional("cache_write_per_mtok", &Some("-1".into())).unwrap_err();
+        assert_eq!(e.field(), Some("cache_write_per_mtok"));
+        let late = DateTime::<Utc>::MAX_UTC;
+        let e = storable_from(late).unwrap_err();
+        assert_eq!(
+            (e.status().as_u16(), e.field()),
+            (422, Some("effective_from"))
+        );
+    }
+}

@@ -242,3 +242,27 @@ pub(crate) async fn export_csv(
         body: Body::from_stream(futures_util::StreamExt::chain(header, rows)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(json: serde_json::Value) -> UsageQuery {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn filters_name_their_field() {
+        let e = query(serde_json::json!({"group_by": "week"}))
+            .group_by()
+            .unwrap_err();
+        assert_eq!(e.field(), Some("group_by"));
+        let e = query(serde_json::json!({"provider": "nope"}))
+            .filter()
+            .unwrap_err();
+        assert_eq!(e.field(), Some("provider"));
+        assert!(query(serde_json::json!({"model": "openai/gpt-4o"}))
+            .filter()
+            .is_ok());
+    }
+}

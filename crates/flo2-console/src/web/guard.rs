@@ -4,10 +4,10 @@
 //! it is an HMAC of the session id under a key derived from the master key; before login (sign
 //! up, log in) it is an HMAC of a random nonce kept in a `SameSite=Strict` cookie (double
 //! submit). Tokens are compared in constant time. Form posts also pass the origin check of
-//! [`crate::web::origin`].
+//! `crate::web::origin`.
 //!
 //! **Throttling.** Logins are throttled per (account, client address) and per client address
-//! ([`crate::login_throttle`]).
+//! (`crate::login_throttle`).
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

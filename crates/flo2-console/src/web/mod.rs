@@ -1,10 +1,10 @@
-//! The dashboard: server-rendered pages over the same services as `/api/v1` ([`crate::service`];
+//! The dashboard: server-rendered pages over the same services as `/api/v1` (`crate::service`;
 //! no page calls an `/api/v1` handler). A failed form shows the error next to the field that
 //! [`ApiError::field`] names.
 //!
 //! Every page answer carries the security headers of [`crate::security_headers`]. Forms post
 //! `application/x-www-form-urlencoded` with a CSRF token ([`guard`]) and pass the origin check
-//! ([`origin`]); a failed form re-renders with the input kept and the error next to its field,
+//! (`origin`); a failed form re-renders with the input kept and the error next to its field,
 //! with the status (and `Retry-After`) an API would use.
 
 pub(crate) mod account;
