@@ -59,7 +59,7 @@ async fn resolve(name: &str, port: u16) -> Result<Vec<IpAddr>, ApiError> {
 }
 
 fn refused(why: &str) -> ApiError {
-    ApiError::unprocessable(format!("`base_url` {why}"))
+    ApiError::refused_field("base_url", format!("`base_url` {why}"))
 }
 
 #[cfg(test)]

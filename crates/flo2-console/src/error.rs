@@ -1,5 +1,10 @@
 //! The management API's error: an HTTP status, a stable machine-readable `code` and a human
 //! `message`, rendered as `{"code": "...", "message": "..."}`.
+//!
+//! An error about one input field also carries that field as a typed value ([`ApiError::field`]:
+//! a JSON path such as `targets[0].model`), so the dashboard places it next to the field without
+//! reading the message. The field is not part of the JSON answer, whose shape is stable; the
+//! message names it for people and scripts.
 
 use std::time::Duration;
 
@@ -16,6 +21,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// The input field the error is about, as a JSON path (`name`, `targets[0].model`).
+    field: Option<String>,
     /// Seconds for `Retry-After` (429 and 503 answers).
     retry_after: Option<u64>,
 }
@@ -40,8 +47,31 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
             retry_after: None,
         }
+    }
+
+    /// The same error, about the input field at `path` (a JSON path: `name`, `race.fanout`,
+    /// `targets[0].credentials`).
+    pub fn at(mut self, path: impl Into<String>) -> Self {
+        self.field = Some(path.into());
+        self
+    }
+
+    /// The input field this error is about, if it is about one.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    /// 400 for the field at `path`, which failed validation; the message names it too.
+    pub fn invalid_field(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::invalid(message).at(path)
+    }
+
+    /// 422 for the well-formed field at `path` whose value a rule refuses.
+    pub fn refused_field(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::unprocessable(message).at(path)
     }
 
     /// The same error, telling the caller to retry after `wait` (rounded up to whole seconds).

@@ -1,15 +1,20 @@
 //! Extractors whose rejections are `/api/v1` JSON errors instead of axum's plain text.
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 
 use crate::error::ApiError;
 
 /// A JSON body. Malformed JSON, wrong types, missing fields, a wrong content type and bodies over
-/// the configured limit all become JSON errors with stable codes.
+/// the configured limit all become JSON errors with stable codes. A body that is JSON but not the
+/// expected shape is a 400 `invalid_field` whose [`ApiError::field`] is the JSON path of the value
+/// that failed (`targets[0].weight`; for a missing field, the path it was expected at), found by
+/// `serde_path_to_error` while decoding, never read back from a message.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -20,61 +25,112 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
         }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "the request body is larger than the configured limit (FLO2_API_MAX_BODY_BYTES)",
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_json",
+                    "the request body could not be read",
+                )
+            }
+        })?;
+        decode(&bytes).map(ApiJson)
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::JsonDataError(err) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_field",
-            data_error_message(&err.body_text()),
-        ),
-        JsonRejection::JsonSyntaxError(_) => ApiError::new(
+/// `application/json` or any `application/*+json`, as axum's `Json` accepts.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence
+        .strip_prefix("application/")
+        .is_some_and(|sub| sub == "json" || sub.ends_with("+json"))
+}
+
+/// Decodes a JSON body, naming the path of a value that does not fit `T`.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let malformed = || {
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             "malformed_json",
             "the request body is not valid JSON",
-        ),
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as JSON with `Content-Type: application/json`",
-        ),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "the request body is larger than the configured limit (FLO2_API_MAX_BODY_BYTES)",
-        ),
-        _ => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            "the request body could not be read",
-        ),
-    }
+        )
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(value) => value,
+        Err(err) => {
+            return Err(match err.inner().classify() {
+                Category::Data => data_error(&err.path().to_string(), &err.inner().to_string()),
+                Category::Syntax | Category::Eof | Category::Io => malformed(),
+            })
+        }
+    };
+    // Trailing characters after the value make the body invalid JSON, as with axum's `Json`.
+    de.end().map_err(|_| malformed())?;
+    Ok(value)
 }
 
+/// The error for a value at `path` (`.` for the body itself) that serde refused with `detail`.
+///
 /// serde's messages can quote the offending value ("invalid type: string \"sk-...\""), and that
-/// value may be a secret. Keep the field path and the kind of problem, drop the value.
-fn data_error_message(text: &str) -> String {
-    let text = text
-        .strip_prefix("Failed to deserialize the JSON body into the target type: ")
-        .unwrap_or(text);
+/// value may be a secret: for those the message keeps the path and the kind of problem and drops
+/// the value. Missing and unknown fields name the field, never a value. The messages are the ones
+/// axum's `Json` gave (it uses `serde_path_to_error` too); what is new is the typed field.
+fn data_error(path: &str, detail: &str) -> ApiError {
+    let detail = detail.split(" at line ").next().unwrap_or(detail);
+    let at = Some(path).filter(|p| *p != ".");
+    let join = |name: &str| match at {
+        Some(parent) => format!("{parent}.{name}"),
+        None => name.to_owned(),
+    };
     for marker in ["invalid type", "invalid value", "invalid length"] {
-        if let Some(at) = text.find(marker) {
-            let path = text[..at].trim_end_matches([':', ' ']);
-            return if path.is_empty() {
-                format!("the body has a field with an {marker}")
-            } else {
-                format!("field `{path}` has an {marker}")
+        if detail.starts_with(marker) {
+            return match at {
+                Some(path) => {
+                    ApiError::invalid_field(path, format!("field `{path}` has an {marker}"))
+                }
+                None => ApiError::invalid(format!("the body has a field with an {marker}")),
             };
         }
     }
-    // Missing fields, unknown fields and unknown variants name the field, not the value.
-    text.split(" at line ").next().unwrap_or(text).to_owned()
+    // A missing field's path is the object that lacks it; serde names the field in backticks.
+    // (An unknown field's path already ends with its name.)
+    let missing = detail
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    let message = match at {
+        Some(path) => format!("{path}: {detail}"),
+        None => detail.to_owned(),
+    };
+    match (missing, at) {
+        (Some(name), _) => ApiError::invalid_field(join(name), message),
+        (None, Some(path)) => ApiError::invalid_field(path, message),
+        (None, None) => ApiError::invalid(message),
+    }
 }
 
 /// Query parameters. Unparseable ones (a bad date, an unknown field type) are a 400
@@ -127,15 +183,71 @@ where
 mod tests {
     use super::*;
 
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Target {
+        provider: String,
+        model: String,
+        #[serde(default)]
+        weight: Option<u32>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        api_key: Option<String>,
+        #[serde(default)]
+        targets: Vec<Target>,
+    }
+
+    fn refused(json: &str) -> ApiError {
+        decode::<Body>(json.as_bytes()).unwrap_err()
+    }
+
     #[test]
-    fn data_errors_never_echo_values() {
-        let msg = data_error_message(
-            "Failed to deserialize the JSON body into the target type: api_key: invalid type: integer `12345`, expected a string at line 1 column 20",
+    fn data_errors_name_the_json_path_and_never_echo_values() {
+        let e = refused(r#"{"api_key": 12345}"#);
+        assert_eq!(e.message(), "field `api_key` has an invalid type");
+        assert_eq!(e.field(), Some("api_key"));
+        assert_eq!(
+            (e.status(), e.code()),
+            (StatusCode::BAD_REQUEST, "invalid_field")
         );
-        assert_eq!(msg, "field `api_key` has an invalid type");
-        let msg = data_error_message(
-            "Failed to deserialize the JSON body into the target type: missing field `name` at line 1 column 2",
+        let e = refused(r#"{"targets": [{"provider": "openai", "model": "m", "weight": "sk-x"}]}"#);
+        assert_eq!(e.field(), Some("targets[0].weight"));
+        assert!(!e.message().contains("sk-x"), "{}", e.message());
+        let e = refused(r#"{"targets": [{"provider": "openai"}]}"#);
+        assert_eq!(e.message(), "targets[0]: missing field `model`");
+        assert_eq!(e.field(), Some("targets[0].model"));
+        let e = refused(r#"{"bogus": 1}"#);
+        assert!(
+            e.message().starts_with("bogus: unknown field `bogus`"),
+            "{}",
+            e.message()
         );
-        assert_eq!(msg, "missing field `name`");
+        assert_eq!(e.field(), Some("bogus"));
+    }
+
+    #[test]
+    fn syntax_errors_are_malformed_json() {
+        for bad in ["{", "{} x", "nope", ""] {
+            assert_eq!(refused(bad).code(), "malformed_json", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn json_content_types() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, v.parse().unwrap());
+            json_content_type(&h)
+        };
+        assert!(with("application/json"));
+        assert!(with("application/json; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/plain"));
+        assert!(!json_content_type(&HeaderMap::new()));
     }
 }

@@ -1,19 +1,20 @@
 //! flo2's control plane: the management API under `/api/v1` (with its OpenAPI document) and the
 //! console pages. Every operation is scoped to the caller's current organization.
 
-pub mod api;
+pub(crate) mod api;
 pub mod audit;
-pub mod auth;
-pub mod base_url_address;
+pub(crate) mod auth;
+pub(crate) mod base_url_address;
 pub mod client_address;
-pub mod csv;
+pub(crate) mod csv;
 pub mod error;
-pub mod extract;
+pub(crate) mod extract;
 pub mod key_test;
-pub mod login_throttle;
-mod pages;
+pub(crate) mod login_throttle;
+pub(crate) mod pages;
 pub mod security_headers;
-pub mod validate;
+pub(crate) mod service;
+pub(crate) mod validate;
 pub mod web;
 
 use std::sync::Arc;

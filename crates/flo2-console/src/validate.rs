@@ -13,14 +13,16 @@ pub fn name(field: &str, value: &str) -> Result<String, ApiError> {
     let trimmed = value.trim();
     let chars = trimmed.chars().count();
     if chars == 0 || chars > MAX_NAME_CHARS {
-        return Err(ApiError::invalid(format!(
-            "`{field}` must be 1 to {MAX_NAME_CHARS} characters"
-        )));
+        return Err(ApiError::invalid_field(
+            field,
+            format!("`{field}` must be 1 to {MAX_NAME_CHARS} characters"),
+        ));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(ApiError::invalid(format!(
-            "`{field}` must not contain control characters"
-        )));
+        return Err(ApiError::invalid_field(
+            field,
+            format!("`{field}` must not contain control characters"),
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -38,7 +40,10 @@ pub fn email(value: &str) -> Result<String, ApiError> {
     if valid {
         Ok(normalised)
     } else {
-        Err(ApiError::invalid("`email` is not a valid email address"))
+        Err(ApiError::invalid_field(
+            "email",
+            "`email` is not a valid email address",
+        ))
     }
 }
 
@@ -47,7 +52,10 @@ pub fn email(value: &str) -> Result<String, ApiError> {
 pub fn password(field: &str, value: String, account: &[&str]) -> Result<Secret<String>, ApiError> {
     match flo2_vault::password_rules::check(&value, account) {
         Ok(()) => Ok(Secret::new(value)),
-        Err(refused) => Err(ApiError::unprocessable(format!("`{field}` {refused}"))),
+        Err(refused) => Err(ApiError::refused_field(
+            field,
+            format!("`{field}` {refused}"),
+        )),
     }
 }
 
@@ -58,7 +66,8 @@ pub fn api_key(value: String) -> Result<Secret<String>, ApiError> {
         || trimmed.len() > 4096
         || trimmed.chars().any(|c| c.is_whitespace() || c.is_control())
     {
-        return Err(ApiError::invalid(
+        return Err(ApiError::invalid_field(
+            "api_key",
             "`api_key` must be 1 to 4096 printable characters without spaces",
         ));
     }
@@ -70,7 +79,8 @@ pub fn api_key(value: String) -> Result<Secret<String>, ApiError> {
 pub fn base_url(value: &str) -> Result<String, ApiError> {
     let trimmed = value.trim().trim_end_matches('/');
     let bad = || {
-        ApiError::invalid(
+        ApiError::invalid_field(
+            "base_url",
             "`base_url` must be an absolute http(s) URL such as https://llm.example.com/v1",
         )
     };
@@ -110,6 +120,7 @@ mod tests {
     fn names_are_trimmed_and_bounded() {
         assert_eq!(name("name", "  ops ").unwrap(), "ops");
         assert!(name("name", "   ").is_err());
+        assert_eq!(name("new_team", "").unwrap_err().field(), Some("new_team"));
         assert!(name("name", &"x".repeat(101)).is_err());
         assert!(name("name", "a\u{0}b").is_err());
         assert_eq!(name("name", "Équipe 🚀").unwrap(), "Équipe 🚀");
@@ -119,7 +130,7 @@ mod tests {
     fn emails_are_normalised() {
         assert_eq!(email(" Ada@Example.COM ").unwrap(), "ada@example.com");
         for bad in ["", "ada", "@x", "a@", "a b@c", "a@b@c"] {
-            assert!(email(bad).is_err(), "{bad}");
+            assert_eq!(email(bad).unwrap_err().field(), Some("email"), "{bad}");
         }
     }
 
@@ -141,7 +152,11 @@ mod tests {
             "https://x#f",
             "/v1",
         ] {
-            assert!(base_url(bad).is_err(), "{bad}");
+            assert_eq!(
+                base_url(bad).unwrap_err().field(),
+                Some("base_url"),
+                "{bad}"
+            );
         }
     }
 

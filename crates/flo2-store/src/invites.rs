@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 use flo2_core::{InviteId, OrgId, Role, UserId};
 
-use crate::orgs::{insert_membership, parse_role};
+use crate::orgs::insert_membership;
 use crate::pool::{on_pool, BeginWrite as _};
-use crate::types::{DbTime, DbUuid};
+use crate::types::{parse_role, DbTime, DbUuid};
 use crate::{Store, StoreError};
 
 /// A stored invitation (never its token).

@@ -7,7 +7,7 @@
 #![allow(clippy::missing_errors_doc)]
 
 mod audit;
-pub mod changes;
+mod changes;
 mod credentials;
 mod error;
 mod gateway_keys;

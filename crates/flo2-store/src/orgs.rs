@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use flo2_core::{OrgId, Role, UserId};
 
 use crate::pool::{on_pool, BeginWrite as _};
-use crate::types::{DbTime, DbUuid};
+use crate::types::{parse_role, DbTime, DbUuid};
 use crate::users::NewUser;
 use crate::{Store, StoreError};
 
@@ -99,11 +99,6 @@ struct MembershipRow {
     name: String,
     created_at: DbTime,
     role: String,
-}
-
-pub(crate) fn parse_role(text: &str) -> Result<Role, StoreError> {
-    text.parse()
-        .map_err(|_| StoreError::Corrupt(format!("role {text:?}")))
 }
 
 impl Store {

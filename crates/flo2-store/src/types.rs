@@ -5,12 +5,15 @@
 //! SQLite timestamps use a fixed-width UTC format (microseconds, `Z`), so text order is time order.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use flo2_core::Role;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueFormat, PgValueRef};
 use sqlx::sqlite::{SqliteArgumentValue, SqliteTypeInfo, SqliteValueRef};
 use sqlx::{Decode, Encode, Postgres, Sqlite, Type};
 use uuid::Uuid;
+
+use crate::StoreError;
 
 /// A UUID column: `uuid` on PostgreSQL, hyphenated text on SQLite.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,6 +181,12 @@ impl<'r> Decode<'r, Postgres> for DbTime {
         }
         <DateTime<Utc> as Decode<'r, Postgres>>::decode(value).map(DbTime)
     }
+}
+
+/// A role column (`owner`, `admin`, `member`, `viewer`); anything else is a corrupt row.
+pub(crate) fn parse_role(text: &str) -> Result<Role, StoreError> {
+    text.parse()
+        .map_err(|_| StoreError::Corrupt(format!("role {text:?}")))
 }
 
 #[cfg(test)]

@@ -3,9 +3,8 @@
 use chrono::{DateTime, Utc};
 use flo2_core::{OrgId, Role, UserId};
 
-use crate::orgs::parse_role;
 use crate::pool::{on_pool, BeginWrite as _};
-use crate::types::{DbTime, DbUuid};
+use crate::types::{parse_role, DbTime, DbUuid};
 use crate::{Store, StoreError};
 
 /// A user to create. The email must already be normalised (trimmed, lowercased).

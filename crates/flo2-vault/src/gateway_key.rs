@@ -14,12 +14,12 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 
 /// The prefix every gateway key starts with.
-pub const PREFIX: &str = "flo2_";
+pub(crate) const PREFIX: &str = "flo2_";
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const RANDOM_LEN: usize = 43;
 const CHECKSUM_LEN: usize = 6;
 /// Total length of a gateway key in characters.
-pub const KEY_LEN: usize = PREFIX.len() + RANDOM_LEN + CHECKSUM_LEN;
+pub(crate) const KEY_LEN: usize = PREFIX.len() + RANDOM_LEN + CHECKSUM_LEN;
 
 /// The SHA-256 of a gateway key: what the database stores and what lookups use.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,15 +1,15 @@
 //! flo2's secrets, with no I/O:
 //!
-//! - [`envelope`]: provider keys encrypted with AES-256-GCM under a per-organization data key,
+//! - [`DataKey`] (envelope): provider keys encrypted with AES-256-GCM under a per-organization data key,
 //!   which is itself wrapped by the operator's master key ([`MasterKeyring`]).
 //! - [`gateway_key`]: minting, checksumming and hashing of the keys apps use to call flo2.
 //! - [`password`]: argon2id password hashing.
 //! - [`password_rules`]: which passwords are accepted (length, guessability, account details).
 //! - [`token`]: random single-use tokens (invitations) stored only as hashes.
 
-pub mod envelope;
+mod envelope;
 pub mod gateway_key;
-pub mod master_key;
+mod master_key;
 pub mod password;
 pub mod password_rules;
 pub mod token;

@@ -4,6 +4,7 @@ use std::fmt;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use hkdf::Hkdf;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -101,14 +102,22 @@ impl fmt::Debug for MasterKeyId {
     }
 }
 
+/// HKDF's salt for subkeys (RFC 5869): fixed, naming flo2 and the derivation's version.
+const SUBKEY_SALT: &[u8] = b"flo2/subkey/v2";
+
+/// A 256-bit subkey for `purpose`: HKDF-SHA256 with the master key as input keying material,
+/// [`SUBKEY_SALT`] as salt and the purpose as info.
+///
+/// Version 2. Version 1 (before HKDF) was `SHA-256("flo2/subkey/v1\0" || purpose || 0 || key)`;
+/// subkeys changed with the switch, so management tokens and CSRF tokens signed under version 1
+/// stopped verifying: their holders log in (or reload a form) once.
 fn subkey(key: &MasterKey, purpose: &str) -> [u8; 32] {
-    Sha256::new()
-        .chain_update(b"flo2/subkey/v1\0")
-        .chain_update(purpose.as_bytes())
-        .chain_update([0u8])
-        .chain_update(key.bytes())
-        .finalize()
-        .into()
+    let mut out = [0u8; 32];
+    // Expand fails only for outputs longer than 255 hash lengths; 32 bytes is one.
+    match Hkdf::<Sha256>::new(Some(SUBKEY_SALT), key.bytes()).expand(purpose.as_bytes(), &mut out) {
+        Ok(()) => out,
+        Err(_) => [0; 32],
+    }
 }
 
 /// The primary master key, which wraps new data keys, plus previous keys that can still
@@ -183,6 +192,38 @@ mod tests {
         assert!(MasterKey::from_base64("not base64 at all!!").is_err());
         assert_eq!(MasterKeyId::parse("zz"), None);
         assert_eq!(MasterKeyId::parse("zzzzzzzzzzzzzzzz"), None);
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn subkeys_are_hkdf_sha256() {
+        // Pinned: a change of these bytes logs every user out. Computed independently with
+        // Python's hmac module: PRK = HMAC(salt, key), OKM = HMAC(PRK, purpose || 0x01).
+        let ring = MasterKeyring::new(MasterKey::from_bytes([0x42; 32]));
+        assert_eq!(
+            hex(&ring.derive_subkey("console-session")),
+            "442416837b96690e3a7f329f63e3a3209aeba96dcc2fea93de25c1e2269157b8"
+        );
+        assert_eq!(
+            hex(&ring.derive_subkey("console-csrf")),
+            "54d5bad47f2bbfad99cf155bd4f6d84f20bd5b3905f2b992a8bfc09933f2faae"
+        );
+        // Version 1's subkey for the same input, which the switch to HKDF retired.
+        let v1: [u8; 32] = Sha256::new()
+            .chain_update(b"flo2/subkey/v1\0")
+            .chain_update(b"console-session")
+            .chain_update([0u8])
+            .chain_update([0x42; 32])
+            .finalize()
+            .into();
+        assert_eq!(
+            hex(&v1),
+            "d7182c9488d75240d6de5a94775732de3cd142c4f0be224afd3ab4e257a7029b"
+        );
+        assert_ne!(ring.derive_subkey("console-session"), v1);
     }
 
     #[test]

@@ -1,19 +1,20 @@
-//! Gateway keys ("API keys"): what apps send to the data plane. Shown once, stored as hashes.
+//! Gateway keys ("API keys"): what apps send to the data plane. Shown once, stored as hashes
+//! ([`crate::service::api_keys`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use flo2_core::{GatewayKeyId, OrgId, Role, TeamId};
-use flo2_store::{GatewayKey, NewGatewayKey, StoreError};
+use flo2_core::{GatewayKeyId, TeamId};
+use flo2_store::GatewayKey;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::audit::{self, Target};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
-use crate::{validate, ConsoleState};
+use crate::service::api_keys::{self, NewKey};
+use crate::ConsoleState;
 
 /// A gateway key as listed (never the key itself).
 #[derive(Serialize, ToSchema)]
@@ -62,10 +63,6 @@ pub struct CreatedApiKey {
     key: String,
 }
 
-fn key_err(e: StoreError) -> ApiError {
-    ApiError::from_store("API key", e)
-}
-
 /// Gateway keys of the current organization, newest first, revoked ones included.
 #[utoipa::path(get, path = "/api-keys", tag = "api-keys",
     responses((status = 200, body = [ApiKeyView])), security(("bearer" = [])))]
@@ -73,8 +70,7 @@ pub async fn list(
     State(state): State<ConsoleState>,
     principal: Principal,
 ) -> Result<Json<Vec<ApiKeyView>>, ApiError> {
-    let org = principal.require(Role::Viewer)?;
-    let keys = state.store.gateway_keys(org).await?;
+    let keys = api_keys::list(&state, &principal).await?;
     Ok(Json(keys.into_iter().map(Into::into).collect()))
 }
 
@@ -87,8 +83,11 @@ pub async fn create(
     principal: Principal,
     ApiJson(req): ApiJson<CreateApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
-    let org = principal.require(Role::Member)?;
-    let (created, minted) = mint_key(&state, &principal, org, &req.name, req.team_id).await?;
+    let new = NewKey {
+        name: &req.name,
+        team: req.team_id,
+    };
+    let (created, minted) = api_keys::create(&state, &principal, new).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {
@@ -96,50 +95,6 @@ pub async fn create(
             key: minted.secret.into_inner(),
         }),
     ))
-}
-
-/// Mints a gateway key for a team of `org`; the secret is in the second value, shown once.
-pub(crate) async fn mint_key(
-    state: &ConsoleState,
-    principal: &Principal,
-    org: OrgId,
-    name: &str,
-    team: TeamId,
-) -> Result<(flo2_store::GatewayKey, flo2_vault::gateway_key::MintedKey), ApiError> {
-    let name = validate::name("name", name)?;
-    state
-        .store
-        .team(org, team)
-        .await
-        .map_err(|e| ApiError::from_store("team", e))?;
-    let minted = flo2_vault::gateway_key::mint();
-    let created = state
-        .store
-        .create_gateway_key(
-            org,
-            &NewGatewayKey {
-                name,
-                team_id: team,
-                key_hash: minted.hash.0.to_vec(),
-                hint: minted.hint.clone(),
-                created_by: Some(principal.user),
-            },
-        )
-        .await
-        .map_err(|e| match e {
-            StoreError::InvalidReference => ApiError::not_found("team"),
-            other => key_err(other),
-        })?;
-    audit::record(
-        state,
-        principal,
-        org,
-        "api_key.created",
-        Target::new("api_key", created.id),
-        serde_json::json!({"name": created.name, "hint": created.hint, "team_id": created.team_id}),
-    )
-    .await;
-    Ok((created, minted))
 }
 
 /// One gateway key.
@@ -151,8 +106,7 @@ pub async fn get(
     principal: Principal,
     ApiPath(id): ApiPath<GatewayKeyId>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
-    let org = principal.require(Role::Viewer)?;
-    let key = state.store.gateway_key(org, id).await.map_err(key_err)?;
+    let key = api_keys::get(&state, &principal, id).await?;
     Ok(Json(key.into()))
 }
 
@@ -165,31 +119,6 @@ pub async fn revoke(
     principal: Principal,
     ApiPath(id): ApiPath<GatewayKeyId>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
-    let org = principal.require(Role::Member)?;
-    let key = revoke_key(&state, &principal, org, id).await?;
+    let key = api_keys::revoke(&state, &principal, id).await?;
     Ok(Json(key.into()))
-}
-
-/// Revokes one of `org`'s gateway keys and records it (the API and the dashboard revoke here).
-pub(crate) async fn revoke_key(
-    state: &ConsoleState,
-    principal: &Principal,
-    org: OrgId,
-    id: GatewayKeyId,
-) -> Result<GatewayKey, ApiError> {
-    let key = state
-        .store
-        .revoke_gateway_key(org, id)
-        .await
-        .map_err(key_err)?;
-    audit::record(
-        state,
-        principal,
-        org,
-        "api_key.revoked",
-        Target::new("api_key", key.id),
-        serde_json::json!({"name": key.name, "hint": key.hint, "team_id": key.team_id}),
-    )
-    .await;
-    Ok(key)
 }

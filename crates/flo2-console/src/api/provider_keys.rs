@@ -1,20 +1,20 @@
-//! The provider-key vault: tenants' upstream API keys, write-only.
+//! The provider-key vault: tenants' upstream API keys, write-only
+//! ([`crate::service::provider_keys`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use flo2_core::{CredentialId, OrgId, ProviderKind, Role, Secret};
-use flo2_store::{Credential, NewCredential};
-use flo2_vault::DataKey;
+use flo2_core::{CredentialId, ProviderKind};
+use flo2_store::Credential;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::audit::{self, Target};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
-use crate::{base_url_address, validate, ConsoleState};
+use crate::service::provider_keys::{self, KeyChanges, NewProviderKey};
+use crate::ConsoleState;
 
 /// A provider key as listed: never the secret, only its hint.
 #[derive(Serialize, ToSchema)]
@@ -83,109 +83,6 @@ mod double_option {
     }
 }
 
-fn key_err(e: flo2_store::StoreError) -> ApiError {
-    ApiError::from_store("provider key", e)
-}
-
-/// The organization's data key, unwrapped with the configured master keyring.
-async fn data_key(state: &ConsoleState, org: OrgId) -> Result<DataKey, ApiError> {
-    let stored = state.store.data_key(org).await?;
-    Ok(state
-        .keyring
-        .unwrap_stored(org, &stored.key_id, stored.wrapped)?)
-}
-
-/// A base URL to store: well-formed, required where the provider has no default, and not
-/// reaching a private address (`docs/ssrf.md`).
-async fn check_base_url(
-    state: &ConsoleState,
-    provider: ProviderKind,
-    base_url: Option<&str>,
-) -> Result<Option<String>, ApiError> {
-    let url = base_url.map(validate::base_url).transpose()?;
-    match &url {
-        None if provider.default_base_url().is_none() => {
-            return Err(ApiError::invalid(format!(
-                "`base_url` is required for provider `{provider}`"
-            )));
-        }
-        None => {}
-        Some(url) => {
-            base_url_address::check(url, state.settings.allow_private_upstreams).await?;
-        }
-    }
-    Ok(url)
-}
-
-/// Encrypts and stores a provider key for `org` (the API and the dashboard both add keys here).
-pub(crate) async fn store_key(
-    state: &ConsoleState,
-    principal: &Principal,
-    org: OrgId,
-    provider: ProviderKind,
-    name: &str,
-    api_key: String,
-    base_url: Option<&str>,
-) -> Result<Credential, ApiError> {
-    let name = validate::name("name", name)?;
-    let secret: Secret<String> = validate::api_key(api_key)?;
-    let base_url = check_base_url(state, provider, base_url).await?;
-    let id = CredentialId::new();
-    let ciphertext = data_key(state, org)
-        .await?
-        .seal_credential(org, id, &secret)?;
-    let created = state
-        .store
-        .create_credential(
-            org,
-            &NewCredential {
-                id,
-                provider,
-                name,
-                base_url,
-                ciphertext,
-                hint: validate::hint(&secret),
-            },
-        )
-        .await
-        .map_err(key_err)?;
-    audit::record(
-        state,
-        principal,
-        org,
-        "provider_key.created",
-        Target::new("provider_key", created.id),
-        serde_json::json!({"provider": created.provider, "name": created.name, "hint": created.hint, "base_url": created.base_url}),
-    )
-    .await;
-    Ok(created)
-}
-
-/// Deletes one of `org`'s provider keys and records it (the API and the dashboard delete here).
-pub(crate) async fn delete_key(
-    state: &ConsoleState,
-    principal: &Principal,
-    org: OrgId,
-    id: CredentialId,
-) -> Result<(), ApiError> {
-    let key = state.store.credential(org, id).await.map_err(key_err)?;
-    state
-        .store
-        .delete_credential(org, id)
-        .await
-        .map_err(key_err)?;
-    audit::record(
-        state,
-        principal,
-        org,
-        "provider_key.deleted",
-        Target::new("provider_key", id),
-        serde_json::json!({"provider": key.provider, "name": key.name, "hint": key.hint}),
-    )
-    .await;
-    Ok(())
-}
-
 /// Provider keys of the current organization.
 #[utoipa::path(get, path = "/provider-keys", tag = "provider-keys",
     responses((status = 200, body = [ProviderKeyView])), security(("bearer" = [])))]
@@ -193,8 +90,7 @@ pub async fn list(
     State(state): State<ConsoleState>,
     principal: Principal,
 ) -> Result<Json<Vec<ProviderKeyView>>, ApiError> {
-    let org = principal.require(Role::Viewer)?;
-    let keys = state.store.credentials(org).await?;
+    let keys = provider_keys::list(&state, &principal).await?;
     Ok(Json(keys.into_iter().map(Into::into).collect()))
 }
 
@@ -207,17 +103,13 @@ pub async fn create(
     principal: Principal,
     ApiJson(req): ApiJson<CreateProviderKey>,
 ) -> Result<(StatusCode, Json<ProviderKeyView>), ApiError> {
-    let org = principal.require(Role::Admin)?;
-    let created = store_key(
-        &state,
-        &principal,
-        org,
-        req.provider,
-        &req.name,
-        req.api_key,
-        req.base_url.as_deref(),
-    )
-    .await?;
+    let new = NewProviderKey {
+        provider: req.provider,
+        name: &req.name,
+        api_key: req.api_key,
+        base_url: req.base_url.as_deref(),
+    };
+    let created = provider_keys::create(&state, &principal, new).await?;
     Ok((StatusCode::CREATED, Json(created.into())))
 }
 
@@ -230,8 +122,7 @@ pub async fn get(
     principal: Principal,
     ApiPath(id): ApiPath<CredentialId>,
 ) -> Result<Json<ProviderKeyView>, ApiError> {
-    let org = principal.require(Role::Viewer)?;
-    let key = state.store.credential(org, id).await.map_err(key_err)?;
+    let key = provider_keys::get(&state, &principal, id).await?;
     Ok(Json(key.into()))
 }
 
@@ -246,70 +137,12 @@ pub async fn update(
     ApiPath(id): ApiPath<CredentialId>,
     ApiJson(req): ApiJson<UpdateProviderKey>,
 ) -> Result<Json<ProviderKeyView>, ApiError> {
-    let org = principal.require(Role::Admin)?;
-    let current = state.store.credential(org, id).await.map_err(key_err)?;
-    let name = req
-        .name
-        .as_deref()
-        .map(|n| validate::name("name", n))
-        .transpose()?;
-    let changed: Vec<&str> = [
-        ("name", req.name.is_some()),
-        ("base_url", req.base_url.is_some()),
-        ("api_key", req.api_key.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(field, sent)| sent.then_some(field))
-    .collect();
-    let base_url = match req.base_url {
-        None => None,
-        Some(url) => Some(check_base_url(&state, current.provider, url.as_deref()).await?),
+    let changes = KeyChanges {
+        name: req.name,
+        api_key: req.api_key,
+        base_url: req.base_url,
     };
-    let secret = match req.api_key {
-        None => None,
-        Some(raw) => {
-            let secret = validate::api_key(raw)?;
-            let ciphertext = data_key(&state, org)
-                .await?
-                .seal_credential(org, id, &secret)?;
-            Some((ciphertext, validate::hint(&secret)))
-        }
-    };
-    let updated = state
-        .store
-        .update_credential(
-            org,
-            id,
-            &flo2_store::CredentialUpdate {
-                name,
-                base_url,
-                secret,
-            },
-        )
-        .await
-        .map_err(key_err)?;
-    // A new secret is a rotation, whatever else changed with it.
-    let action = if changed.contains(&"api_key") {
-        "provider_key.rotated"
-    } else {
-        "provider_key.updated"
-    };
-    audit::record(
-        &state,
-        &principal,
-        org,
-        action,
-        Target::new("provider_key", id),
-        serde_json::json!({
-            "changed": changed,
-            "provider": updated.provider,
-            "name": updated.name,
-            "hint": updated.hint,
-            "previous_hint": current.hint,
-            "base_url": updated.base_url,
-        }),
-    )
-    .await;
+    let updated = provider_keys::update(&state, &principal, id, changes).await?;
     Ok(Json(updated.into()))
 }
 
@@ -322,7 +155,6 @@ pub async fn delete(
     principal: Principal,
     ApiPath(id): ApiPath<CredentialId>,
 ) -> Result<StatusCode, ApiError> {
-    let org = principal.require(Role::Admin)?;
-    delete_key(&state, &principal, org, id).await?;
+    provider_keys::delete(&state, &principal, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

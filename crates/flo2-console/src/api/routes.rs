@@ -1,20 +1,20 @@
 //! Routes: named virtual models (`GET /routes`, `GET/PUT/DELETE /routes/{name}`). A request whose
-//! `model` is a route name is served by the route's strategy, fallback and race settings.
+//! `model` is a route name is served by the route's strategy, fallback and race settings
+//! ([`crate::service::routes`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use flo2_core::route::validate_name;
-use flo2_core::{OrgId, Role, RoutePolicy};
+use flo2_core::RoutePolicy;
 use flo2_store::Route;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::audit::{self, Target};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
+use crate::service::routes;
 use crate::ConsoleState;
 
 /// A route.
@@ -38,10 +38,6 @@ impl From<Route> for RouteView {
     }
 }
 
-fn route_err(e: flo2_store::StoreError) -> ApiError {
-    ApiError::from_store("route", e)
-}
-
 /// Routes of the current organization.
 #[utoipa::path(get, path = "/routes", tag = "routes",
     responses((status = 200, body = [RouteView]), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
@@ -49,8 +45,7 @@ pub async fn list(
     State(state): State<ConsoleState>,
     principal: Principal,
 ) -> Result<Json<Vec<RouteView>>, ApiError> {
-    let org = principal.require(Role::Viewer)?;
-    let routes = state.store.routes(org).await.map_err(route_err)?;
+    let routes = routes::list(&state, &principal).await?;
     Ok(Json(routes.into_iter().map(Into::into).collect()))
 }
 
@@ -63,8 +58,7 @@ pub async fn get(
     principal: Principal,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<RouteView>, ApiError> {
-    let org = principal.require(Role::Viewer)?;
-    let route = state.store.route(org, &name).await.map_err(route_err)?;
+    let route = routes::get(&state, &principal, &name).await?;
     Ok(Json(route.into()))
 }
 
@@ -80,104 +74,13 @@ pub async fn put(
     ApiPath(name): ApiPath<String>,
     ApiJson(policy): ApiJson<RoutePolicy>,
 ) -> Result<(StatusCode, Json<RouteView>), ApiError> {
-    let org = principal.require(Role::Admin)?;
-    validate_name(&name).map_err(|e| ApiError::invalid(format!("route name: {e}")))?;
-    policy
-        .check_model_ids()
-        .map_err(|e| ApiError::unprocessable(e.0))?;
-    policy.validate().map_err(|e| ApiError::invalid(e.0))?;
-    let (route, created) = save_route(&state, &principal, org, &name, &policy).await?;
+    let (route, created) = routes::save(&state, &principal, &name, &policy).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
     Ok((status, Json(route.into())))
-}
-
-/// Stores a validated route after checking its pinned credentials, and records it (the API and
-/// the dashboard save here); true when it was created.
-pub(crate) async fn save_route(
-    state: &ConsoleState,
-    principal: &Principal,
-    org: OrgId,
-    name: &str,
-    policy: &RoutePolicy,
-) -> Result<(Route, bool), ApiError> {
-    check_credentials(state, org, policy).await?;
-    let (route, created) = state
-        .store
-        .put_route(org, name, policy)
-        .await
-        .map_err(route_err)?;
-    let action = if created {
-        "route.created"
-    } else {
-        "route.updated"
-    };
-    audit::record(
-        state,
-        principal,
-        org,
-        action,
-        Target::new("route", &route.name),
-        serde_json::json!({"id": route.id, "policy": route.policy}),
-    )
-    .await;
-    Ok((route, created))
-}
-
-/// Deletes one of `org`'s routes and records it (the API and the dashboard delete here).
-pub(crate) async fn remove_route(
-    state: &ConsoleState,
-    principal: &Principal,
-    org: OrgId,
-    name: &str,
-) -> Result<(), ApiError> {
-    state
-        .store
-        .delete_route(org, name)
-        .await
-        .map_err(route_err)?;
-    audit::record(
-        state,
-        principal,
-        org,
-        "route.deleted",
-        Target::new("route", name),
-        serde_json::json!({}),
-    )
-    .await;
-    Ok(())
-}
-
-/// Pinned credentials must be the organization's keys for the target's provider. Another
-/// tenant's id reads exactly like an unknown one.
-pub(crate) async fn check_credentials(
-    state: &ConsoleState,
-    org: flo2_core::OrgId,
-    policy: &RoutePolicy,
-) -> Result<(), ApiError> {
-    let credentials = state.store.credentials(org).await?;
-    for (i, target) in policy.targets.iter().enumerate() {
-        for id in &target.credentials {
-            match credentials.iter().find(|c| c.id == *id) {
-                Some(c) if c.provider == target.provider => {}
-                Some(_) => {
-                    return Err(ApiError::invalid(format!(
-                        "`targets[{i}].credentials`: {id} is not a {} key",
-                        target.provider
-                    )))
-                }
-                None => {
-                    return Err(ApiError::invalid(format!(
-                        "`targets[{i}].credentials`: no provider key {id} in this organization"
-                    )))
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Delete a route (admin or owner). Requests naming it get 404 from then on.
@@ -190,7 +93,6 @@ pub async fn delete(
     principal: Principal,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let org = principal.require(Role::Admin)?;
-    remove_route(&state, &principal, org, &name).await?;
+    routes::delete(&state, &principal, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

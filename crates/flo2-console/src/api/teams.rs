@@ -1,19 +1,19 @@
-//! Teams of the current organization.
+//! Teams of the current organization ([`crate::service::teams`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use flo2_core::{OrgId, Role, TeamId};
+use flo2_core::TeamId;
 use flo2_store::Team;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::audit::{self, Target};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
-use crate::{validate, ConsoleState};
+use crate::service::teams;
+use crate::ConsoleState;
 
 /// A team.
 #[derive(Serialize, ToSchema)]
@@ -41,10 +41,6 @@ pub struct TeamRequest {
     name: String,
 }
 
-fn team_err(e: flo2_store::StoreError) -> ApiError {
-    ApiError::from_store("team", e)
-}
-
 /// Teams of the current organization.
 #[utoipa::path(get, path = "/teams", tag = "teams",
     responses((status = 200, body = [TeamView]), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
@@ -52,8 +48,7 @@ pub async fn list(
     State(state): State<ConsoleState>,
     principal: Principal,
 ) -> Result<Json<Vec<TeamView>>, ApiError> {
-    let org = principal.require(Role::Viewer)?;
-    let teams = state.store.teams(org).await?;
+    let teams = teams::list(&state, &principal).await?;
     Ok(Json(teams.into_iter().map(Into::into).collect()))
 }
 
@@ -66,30 +61,8 @@ pub async fn create(
     principal: Principal,
     ApiJson(req): ApiJson<TeamRequest>,
 ) -> Result<(StatusCode, Json<TeamView>), ApiError> {
-    let org = principal.require(Role::Admin)?;
-    let name = validate::name("name", &req.name)?;
-    let team = create_team(&state, &principal, org, &name).await?;
+    let team = teams::create(&state, &principal, "name", &req.name).await?;
     Ok((StatusCode::CREATED, Json(team.into())))
-}
-
-/// Creates a team with a validated `name` and records it (the API and the dashboard's key form).
-pub(crate) async fn create_team(
-    state: &ConsoleState,
-    principal: &Principal,
-    org: OrgId,
-    name: &str,
-) -> Result<Team, ApiError> {
-    let team = state.store.create_team(org, name).await.map_err(team_err)?;
-    audit::record(
-        state,
-        principal,
-        org,
-        "team.created",
-        Target::new("team", team.id),
-        serde_json::json!({"name": team.name}),
-    )
-    .await;
-    Ok(team)
 }
 
 /// One team.
@@ -101,8 +74,7 @@ pub async fn get(
     principal: Principal,
     ApiPath(id): ApiPath<TeamId>,
 ) -> Result<Json<TeamView>, ApiError> {
-    let org = principal.require(Role::Viewer)?;
-    let team = state.store.team(org, id).await.map_err(team_err)?;
+    let team = teams::get(&state, &principal, id).await?;
     Ok(Json(team.into()))
 }
 
@@ -117,23 +89,7 @@ pub async fn rename(
     ApiPath(id): ApiPath<TeamId>,
     ApiJson(req): ApiJson<TeamRequest>,
 ) -> Result<Json<TeamView>, ApiError> {
-    let org = principal.require(Role::Admin)?;
-    let name = validate::name("name", &req.name)?;
-    let before = state.store.team(org, id).await.map_err(team_err)?;
-    let team = state
-        .store
-        .rename_team(org, id, &name)
-        .await
-        .map_err(team_err)?;
-    audit::record(
-        &state,
-        &principal,
-        org,
-        "team.renamed",
-        Target::new("team", team.id),
-        serde_json::json!({"from": before.name, "to": team.name}),
-    )
-    .await;
+    let team = teams::rename(&state, &principal, id, &req.name).await?;
     Ok(Json(team.into()))
 }
 
@@ -146,26 +102,6 @@ pub async fn delete(
     principal: Principal,
     ApiPath(id): ApiPath<TeamId>,
 ) -> Result<StatusCode, ApiError> {
-    let org = principal.require(Role::Admin)?;
-    let team = state.store.team(org, id).await.map_err(team_err)?;
-    // Its keys go with it: name them, since they stop working.
-    let keys: Vec<serde_json::Value> = state
-        .store
-        .gateway_keys(org)
-        .await?
-        .into_iter()
-        .filter(|k| k.team_id == id)
-        .map(|k| serde_json::json!({"id": k.id, "hint": k.hint, "name": k.name, "was_active": k.revoked_at.is_none()}))
-        .collect();
-    state.store.delete_team(org, id).await.map_err(team_err)?;
-    audit::record(
-        &state,
-        &principal,
-        org,
-        "team.deleted",
-        Target::new("team", id),
-        serde_json::json!({"name": team.name, "api_keys_deleted": keys}),
-    )
-    .await;
+    teams::delete(&state, &principal, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

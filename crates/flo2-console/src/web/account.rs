@@ -11,9 +11,9 @@ use flo2_store::{GroupBy, UsageFilter};
 use serde::Deserialize;
 
 use super::session::{self, WebUser};
-use super::{field_of, forbidden_form, render, render_error, Chrome};
-use crate::api::accounts;
+use super::{forbidden_form, render, render_error, Chrome};
 use crate::client_address::ClientAddress;
+use crate::service::accounts::{self, SignUp};
 use crate::ConsoleState;
 
 /// The sign-up form's fields, kept when the form comes back with errors.
@@ -164,7 +164,12 @@ pub async fn signup(
     if !session::anonymous_token_ok(&state, &headers, &f.csrf) {
         return forbidden_form();
     }
-    match accounts::sign_up(&state, &f.email, f.password, &f.organization, Some(address)).await {
+    let new = SignUp {
+        email: &f.email,
+        password: f.password,
+        organization: &f.organization,
+    };
+    match accounts::sign_up(&state, new, Some(address)).await {
         Ok(done) => logged_in(&state, &done.token),
         Err(err) => {
             let mut form = SignupForm {
@@ -173,7 +178,7 @@ pub async fn signup(
                 ..SignupForm::default()
             };
             let message = err.message().to_owned();
-            match field_of(&err) {
+            match err.field() {
                 Some("email") => form.email_error = Some(message),
                 Some("password") => form.password_error = Some(message),
                 Some("organization") => form.organization_error = Some(message),
@@ -242,8 +247,8 @@ pub async fn logout(
     if !user.csrf_ok(&f.csrf) {
         return forbidden_form();
     }
-    if let Err(e) = state.store.revoke_session(user.principal.session).await {
-        return super::error_page(&crate::ApiError::from(e));
+    if let Err(e) = accounts::log_out(&state, &user.principal).await {
+        return super::error_page(&e);
     }
     let mut r = Redirect::to("/login").into_response();
     r.headers_mut()
@@ -280,7 +285,7 @@ pub async fn change_password(
         }
         Err(err) => {
             let message = Some(err.message().to_owned());
-            let (current_error, new_error) = match field_of(&err) {
+            let (current_error, new_error) = match err.field() {
                 Some("new_password") => (None, message),
                 _ => (message, None),
             };

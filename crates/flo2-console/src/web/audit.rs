@@ -13,8 +13,8 @@ use super::account::chrome;
 use super::session::WebUser;
 use super::usage::encode;
 use super::{error_page, render, Chrome};
-use crate::api::audit_log::{self, AuditQuery};
 use crate::error::ApiError;
+use crate::service::audit_log::{self, AuditQuery};
 use crate::ConsoleState;
 
 /// The page's filters as the form sends them (times as `datetime-local`, UTC).
@@ -65,7 +65,7 @@ fn time(field: &str, text: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>
     }
     NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M")
         .map(|t| Some(t.and_utc()))
-        .map_err(|_| ApiError::invalid(format!("`{field}` must be a date and time")))
+        .map_err(|_| ApiError::invalid_field(field, format!("`{field}` must be a date and time")))
 }
 
 impl AuditForm {
@@ -77,7 +77,7 @@ impl AuditForm {
                 .filter(|a| !a.is_empty())
                 .map(|a| {
                     a.parse()
-                        .map_err(|_| ApiError::invalid("`actor` is not a member"))
+                        .map_err(|_| ApiError::invalid_field("actor", "`actor` is not a member"))
                 })
                 .transpose()?,
             action: Some(self.action.trim().to_owned()).filter(|a| !a.is_empty()),
@@ -119,7 +119,7 @@ pub async fn page(
         Err(e) => return error_page(&e.into()),
     };
     let read = match q.query() {
-        Ok(query) => audit_log::page(&state, org, &query).await,
+        Ok(query) => audit_log::page(&state, &user.principal, &query).await,
         Err(e) => Err(e),
     };
     let (entries, next, error, status) = match read {

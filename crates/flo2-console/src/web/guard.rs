@@ -4,12 +4,13 @@
 //! it is an HMAC of the session id under a key derived from the master key; before login (sign
 //! up, log in) it is an HMAC of a random nonce kept in a `SameSite=Strict` cookie (double
 //! submit). Tokens are compared in constant time. Form posts also pass the origin check of
-//! [`crate::web::origin`].
+//! `crate::web::origin`.
 //!
 //! **Throttling.** Logins are throttled per (account, client address) and per client address
-//! ([`crate::login_throttle`]).
+//! (`crate::login_throttle`).
 
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use crate::login_throttle::LoginThrottle;
 
@@ -51,7 +52,7 @@ impl Guard {
     }
 
     /// The login counters.
-    pub fn logins(&self) -> &LoginThrottle {
+    pub(crate) fn logins(&self) -> &LoginThrottle {
         &self.logins
     }
 }
@@ -65,22 +66,14 @@ pub fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// HMAC-SHA256 (RFC 2104).
+/// HMAC-SHA256 (RFC 2104) with the `hmac` crate.
 fn hmac(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut padded = [0u8; BLOCK];
-    padded[..key.len()].copy_from_slice(key);
-    let inner_key: Vec<u8> = padded.iter().map(|b| b ^ 0x36).collect();
-    let outer_key: Vec<u8> = padded.iter().map(|b| b ^ 0x5c).collect();
-    let inner = Sha256::new()
-        .chain_update(&inner_key)
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(&outer_key)
-        .chain_update(inner)
-        .finalize()
-        .into()
+    // Any key length is valid for HMAC; `new_from_slice` cannot fail here.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return [0; 32];
+    };
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -100,6 +93,45 @@ mod tests {
         assert_eq!(
             hex(&hmac(&key, b"what do ya want for nothing?")),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    /// The hand-written HMAC this module used before the `hmac` crate, kept to prove that
+    /// tokens issued before the switch still verify: same key, same message, same bytes.
+    fn hand_rolled_hmac(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
+        use sha2::Digest;
+        let mut padded = [0u8; 64];
+        padded[..key.len()].copy_from_slice(key);
+        let inner_key: Vec<u8> = padded.iter().map(|b| b ^ 0x36).collect();
+        let outer_key: Vec<u8> = padded.iter().map(|b| b ^ 0x5c).collect();
+        let inner = Sha256::new()
+            .chain_update(&inner_key)
+            .chain_update(message)
+            .finalize();
+        Sha256::new()
+            .chain_update(&outer_key)
+            .chain_update(inner)
+            .finalize()
+            .into()
+    }
+
+    #[test]
+    fn hmac_crate_gives_the_old_bytes() {
+        for (key, message) in [
+            ([0u8; 32], &b""[..]),
+            (
+                [7u8; 32],
+                &b"session:0190f3c2-7d4e-7a1b-9c3d-5e6f7a8b9c0d"[..],
+            ),
+            ([0xa5u8; 32], &b"anonymous:nonce-123"[..]),
+            ([0xffu8; 32], &[0u8; 200][..]),
+        ] {
+            assert_eq!(hmac(&key, message), hand_rolled_hmac(&key, message));
+        }
+        // A fixed token, as issued before the switch.
+        assert_eq!(
+            Guard::new([7; 32]).session_token("s"),
+            hex(&hand_rolled_hmac(&[7; 32], b"session:s"))
         );
     }
 

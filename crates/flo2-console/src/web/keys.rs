@@ -11,9 +11,11 @@ use serde::Deserialize;
 
 use super::account::chrome;
 use super::session::WebUser;
-use super::{act, error_page, field_of, forbidden_form, render, Chrome, CsrfForm};
-use crate::api::{api_keys, provider_keys};
+use super::{act, error_page, forbidden_form, render, Chrome, CsrfForm};
 use crate::error::ApiError;
+use crate::service::api_keys::{self, NewKey};
+use crate::service::provider_keys::{self, KeyChanges, NewProviderKey};
+use crate::service::teams;
 use crate::ConsoleState;
 
 /// A provider key row.
@@ -259,24 +261,20 @@ pub async fn add_provider_key(
         return forbidden_form();
     }
     let result = async {
-        let org = user.principal.require(Role::Admin)?;
+        user.principal.require(Role::Admin)?;
         let provider: ProviderKind =
             f.provider
                 .parse()
                 .map_err(|e: flo2_core::provider::UnknownProvider| {
-                    ApiError::invalid(format!("`provider`: {e}"))
+                    ApiError::invalid_field("provider", format!("`provider`: {e}"))
                 })?;
-        let base_url = Some(f.base_url.trim()).filter(|u| !u.is_empty());
-        provider_keys::store_key(
-            &state,
-            &user.principal,
-            org,
+        let new = NewProviderKey {
             provider,
-            &f.name,
-            f.api_key,
-            base_url,
-        )
-        .await
+            name: &f.name,
+            api_key: f.api_key,
+            base_url: Some(f.base_url.trim()).filter(|u| !u.is_empty()),
+        };
+        provider_keys::create(&state, &user.principal, new).await
     }
     .await;
     match result {
@@ -289,7 +287,7 @@ pub async fn add_provider_key(
                 ..ProviderKeyForm::default()
             };
             let message = Some(err.message().to_owned());
-            match field_of(&err) {
+            match err.field() {
                 Some("name") => form.name_error = message,
                 Some("api_key") => form.key_error = message,
                 Some("base_url") => form.base_url_error = message,
@@ -308,11 +306,11 @@ pub async fn delete_provider_key(
     Form(b): Form<CsrfForm>,
 ) -> Response {
     let action = async {
-        let org = user.principal.require(Role::Admin)?;
+        user.principal.require(Role::Admin)?;
         let id: CredentialId = id
             .parse()
             .map_err(|_| ApiError::not_found("provider key"))?;
-        provider_keys::delete_key(&state, &user.principal, org, id).await
+        provider_keys::delete(&state, &user.principal, id).await
     };
     act(&user, &b.csrf, "/app/provider-keys?done=deleted", action).await
 }
@@ -337,16 +335,14 @@ pub async fn rotate_provider_key(
         let id: CredentialId = id
             .parse()
             .map_err(|_| ApiError::not_found("provider key"))?;
-        let req = serde_json::from_value(serde_json::json!({"api_key": f.api_key}))
-            .map_err(|e| ApiError::invalid(e.to_string()))?;
-        provider_keys::update(
-            State(state.clone()),
-            user.principal.clone(),
-            crate::extract::ApiPath(id),
-            crate::extract::ApiJson(req),
-        )
-        .await
-        .map(|_| ())
+        let changes = KeyChanges {
+            name: None,
+            api_key: Some(f.api_key),
+            base_url: None,
+        };
+        provider_keys::update(&state, &user.principal, id, changes)
+            .await
+            .map(|_| ())
     };
     act(&user, &f.csrf, "/app/provider-keys?done=rotated", action).await
 }
@@ -434,18 +430,20 @@ pub async fn create_api_key(
         return forbidden_form();
     }
     let result = async {
-        let org = user.principal.require(Role::Member)?;
+        user.principal.require(Role::Member)?;
         let team: TeamId = if f.team == "new" || f.team.is_empty() {
             // Creating a team needs the admin role, as on the API.
-            let admin_org = user.principal.require(Role::Admin)?;
-            let name = crate::validate::name("new_team", &f.new_team)?;
-            crate::api::teams::create_team(&state, &user.principal, admin_org, &name)
+            teams::create(&state, &user.principal, "new_team", &f.new_team)
                 .await?
                 .id
         } else {
             f.team.parse().map_err(|_| ApiError::not_found("team"))?
         };
-        api_keys::mint_key(&state, &user.principal, org, &f.name, team).await
+        let new = NewKey {
+            name: &f.name,
+            team,
+        };
+        api_keys::create(&state, &user.principal, new).await
     }
     .await;
     match result {
@@ -473,7 +471,7 @@ pub async fn create_api_key(
                 ..ApiKeyForm::default()
             };
             let message = Some(err.message().to_owned());
-            match field_of(&err) {
+            match err.field() {
                 Some("name") => form.name_error = message,
                 Some("new_team") => form.team_error = message,
                 _ => form.error = message,
@@ -491,9 +489,9 @@ pub async fn revoke_api_key(
     Form(b): Form<CsrfForm>,
 ) -> Response {
     let action = async {
-        let org = user.principal.require(Role::Member)?;
+        user.principal.require(Role::Member)?;
         let id: GatewayKeyId = id.parse().map_err(|_| ApiError::not_found("API key"))?;
-        api_keys::revoke_key(&state, &user.principal, org, id)
+        api_keys::revoke(&state, &user.principal, id)
             .await
             .map(|_| ())
     };

@@ -1,24 +1,22 @@
 //! The organization page: switch between your organizations or create one, members and their
 //! roles, invitation links, and teams; plus `/invite`, where an invited user joins. Reads come
-//! from the store; every write goes through the `/api/v1` handler for it, so the role and owner
-//! rules are the API's own.
+//! from the store; every write goes through [`crate::service`], so the role and owner rules are
+//! the API's own.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use flo2_core::{Role, UserId};
-use serde::de::DeserializeOwned;
+use flo2_core::{OrgId, Role, UserId};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::account::chrome;
 use super::session::{self, WebUser};
 use super::{forbidden_form, render, Chrome};
-use crate::api::{members, organizations, teams};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath};
+use crate::service::members::{self, InviteRequest};
+use crate::service::{organizations, teams};
 use crate::ConsoleState;
 
 /// One of the user's organizations.
@@ -94,9 +92,10 @@ impl Fields {
     }
 }
 
-/// A request body for an API handler, from JSON built here.
-fn body<T: DeserializeOwned>(v: Value) -> Result<T, ApiError> {
-    serde_json::from_value(v).map_err(|e| ApiError::invalid(e.to_string()))
+/// The role a form names.
+fn role(text: &str) -> Result<Role, ApiError> {
+    text.parse::<Role>()
+        .map_err(|_| ApiError::invalid_field("role", format!("`role`: {text:?} is not a role")))
 }
 
 fn day(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -260,15 +259,10 @@ pub async fn change_role(
 ) -> Response {
     let action = async {
         let id: UserId = id.parse().map_err(|_| ApiError::not_found("member"))?;
-        let req = body(json!({"role": f.get("role")}))?;
-        members::change_role(
-            State(state.clone()),
-            user.principal.clone(),
-            ApiPath(id),
-            ApiJson(req),
-        )
-        .await
-        .map(|_| ())
+        let role = role(&f.get("role"))?;
+        members::change_role(&state, &user.principal, id, role)
+            .await
+            .map(|_| ())
     };
     write(&state, &user, &f.csrf, "role", action).await
 }
@@ -282,9 +276,7 @@ pub async fn remove(
 ) -> Response {
     let action = async {
         let id: UserId = id.parse().map_err(|_| ApiError::not_found("member"))?;
-        members::remove(State(state.clone()), user.principal.clone(), ApiPath(id))
-            .await
-            .map(|_| ())
+        members::remove(&state, &user.principal, id).await
     };
     write(&state, &user, &f.csrf, "removed", action).await
 }
@@ -300,17 +292,16 @@ pub async fn create_invite(
     }
     let email = Some(f.get("email")).filter(|e| !e.trim().is_empty());
     let result = async {
-        let req = body(json!({"role": f.get("role"), "email": email}))?;
-        members::create_invite(State(state.clone()), user.principal.clone(), ApiJson(req)).await
+        let req = InviteRequest {
+            role: role(&f.get("role"))?,
+            email,
+            expires_in_hours: None,
+        };
+        members::create_invite(&state, &user.principal, req).await
     }
     .await;
     match result {
-        Ok((_, axum::Json(view))) => {
-            let link = serde_json::to_value(&view)
-                .ok()
-                .and_then(|v| v["url"].as_str().map(str::to_owned));
-            page(&state, &user, link, None, None, StatusCode::CREATED).await
-        }
+        Ok(view) => page(&state, &user, view.url, None, None, StatusCode::CREATED).await,
         Err(e) => {
             page(
                 &state,
@@ -334,9 +325,7 @@ pub async fn revoke_invite(
 ) -> Response {
     let action = async {
         let id = id.parse().map_err(|_| ApiError::not_found("invitation"))?;
-        members::revoke_invite(State(state.clone()), user.principal.clone(), ApiPath(id))
-            .await
-            .map(|_| ())
+        members::revoke_invite(&state, &user.principal, id).await
     };
     write(&state, &user, &f.csrf, "revoked", action).await
 }
@@ -348,8 +337,7 @@ pub async fn create_team(
     Form(f): Form<Fields>,
 ) -> Response {
     let action = async {
-        let req = body(json!({"name": f.get("name")}))?;
-        teams::create(State(state.clone()), user.principal.clone(), ApiJson(req))
+        teams::create(&state, &user.principal, "name", &f.get("name"))
             .await
             .map(|_| ())
     };
@@ -365,9 +353,7 @@ pub async fn delete_team(
 ) -> Response {
     let action = async {
         let id = id.parse().map_err(|_| ApiError::not_found("team"))?;
-        teams::delete(State(state.clone()), user.principal.clone(), ApiPath(id))
-            .await
-            .map(|_| ())
+        teams::delete(&state, &user.principal, id).await
     };
     write(&state, &user, &f.csrf, "team-deleted", action).await
 }
@@ -379,9 +365,11 @@ pub async fn switch(
     Form(f): Form<Fields>,
 ) -> Response {
     let action = async {
-        let req = body(json!({"organization_id": f.get("organization_id")}))
+        let to: OrgId = f
+            .get("organization_id")
+            .parse()
             .map_err(|_| ApiError::not_found("organization"))?;
-        organizations::switch(State(state.clone()), user.principal.clone(), ApiJson(req))
+        organizations::switch(&state, &user.principal, to)
             .await
             .map(|_| ())
     };
@@ -395,15 +383,10 @@ pub async fn create_organization(
     Form(f): Form<Fields>,
 ) -> Response {
     let action = async {
-        let req = body(json!({"name": f.get("name")}))?;
-        let (_, axum::Json(created)) =
-            organizations::create(State(state.clone()), user.principal.clone(), ApiJson(req))
-                .await?;
-        state
-            .store
-            .set_session_org(user.principal.session, created.id)
+        let created = organizations::create(&state, &user.principal, &f.get("name")).await?;
+        organizations::switch(&state, &user.principal, created.id)
             .await
-            .map_err(ApiError::from)
+            .map(|_| ())
     };
     write(&state, &user, &f.csrf, "created", action).await
 }
@@ -444,11 +427,8 @@ pub async fn accept(
     if !user.csrf_ok(&f.csrf) {
         return forbidden_form();
     }
-    let result = async {
-        let req = body(json!({"token": f.get("token").trim()}))?;
-        members::accept_invite(State(state.clone()), user.principal.clone(), ApiJson(req)).await
-    }
-    .await;
+    let result =
+        async { members::accept_invite(&state, &user.principal, &f.get("token")).await }.await;
     match result {
         Ok(_) => Redirect::to("/app").into_response(),
         Err(e) => {

@@ -1,20 +1,22 @@
-//! The dashboard: server-rendered pages over the same services as `/api/v1`.
+//! The dashboard: server-rendered pages over the same services as `/api/v1` (`crate::service`;
+//! no page calls an `/api/v1` handler). A failed form shows the error next to the field that
+//! [`ApiError::field`] names.
 //!
 //! Every page answer carries the security headers of [`crate::security_headers`]. Forms post
 //! `application/x-www-form-urlencoded` with a CSRF token ([`guard`]) and pass the origin check
-//! ([`origin`]); a failed form re-renders with the input kept and the error next to its field,
+//! (`origin`); a failed form re-renders with the input kept and the error next to its field,
 //! with the status (and `Retry-After`) an API would use.
 
-pub mod account;
-pub mod audit;
+pub(crate) mod account;
+pub(crate) mod audit;
 pub mod guard;
-pub mod keys;
-pub mod members;
-pub mod origin;
-pub mod prices;
-pub mod routes;
-pub mod session;
-pub mod usage;
+pub(crate) mod keys;
+pub(crate) mod members;
+pub(crate) mod origin;
+pub(crate) mod prices;
+pub(crate) mod routes;
+pub(crate) mod session;
+pub(crate) mod usage;
 
 use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -180,11 +182,6 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
-}
-
-/// The field an [`ApiError`] message names (messages of `validate` start with `` `field` ``).
-pub fn field_of(err: &ApiError) -> Option<&str> {
-    err.message().strip_prefix('`')?.split('`').next()
 }
 
 /// The pages' security headers; a 503 or 429 that does not say when to retry gets the outage

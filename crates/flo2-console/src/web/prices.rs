@@ -1,5 +1,6 @@
 //! The prices page: the catalog and the organization's own prices, searchable, and a form that
-//! sets a price from a point in time (through the API's own handler, so validation is shared).
+//! sets a price from a point in time (through [`crate::service::prices`], as the API does, so
+//! validation is shared).
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -8,13 +9,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use flo2_core::{ProviderKind, Role};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::account::chrome;
 use super::session::WebUser;
-use super::{act, field_of, forbidden_form, render, Chrome, CsrfForm};
-use crate::api::prices::{self, PriceQuery};
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use super::{act, forbidden_form, render, Chrome, CsrfForm};
+use crate::error::ApiError;
+use crate::service::prices::{self, NewPrice, PriceQuery};
 use crate::ConsoleState;
 
 /// A price as shown.
@@ -111,14 +111,9 @@ async fn page(
         provider: Some(search.provider.clone()).filter(|p| !p.is_empty()),
         q: Some(search.q.clone()).filter(|q| !q.is_empty()),
     };
-    let listed = prices::list(
-        State(state.clone()),
-        user.principal.clone(),
-        ApiQuery(query),
-    )
-    .await;
+    let listed = prices::list(state, &user.principal, query).await;
     let (rows, list_error) = match listed {
-        Ok(axum::Json(rows)) => (rows, None),
+        Ok(rows) => (rows, None),
         Err(e) => (Vec::new(), Some(e.message().to_owned())),
     };
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".to_owned());
@@ -202,6 +197,39 @@ pub async fn list(
     .await
 }
 
+/// The price a form describes; the service checks the amounts and the model.
+fn new_price(f: &PriceFields) -> Result<NewPrice, ApiError> {
+    let provider: ProviderKind = f
+        .provider
+        .parse()
+        .map_err(|e| ApiError::invalid_field("provider", format!("`provider`: {e}")))?;
+    let optional = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
+    let from = f.effective_from.trim();
+    let effective_from = if from.is_empty() {
+        None
+    } else {
+        // `datetime-local` sends `2026-11-24T12:00`; the form says it is UTC.
+        let t = chrono::NaiveDateTime::parse_from_str(from, "%Y-%m-%dT%H:%M").map_err(|_| {
+            ApiError::invalid_field("effective_from", "`effective_from` must be a date and time")
+        })?;
+        Some(t.and_utc())
+    };
+    Ok(NewPrice {
+        provider,
+        model: f.model.clone(),
+        input_per_mtok: f.input_per_mtok.trim().to_owned(),
+        output_per_mtok: f.output_per_mtok.trim().to_owned(),
+        cached_input_per_mtok: optional(&f.cached_input_per_mtok),
+        cache_write_per_mtok: optional(&f.cache_write_per_mtok),
+        reasoning_per_mtok: None,
+        context_window: None,
+        tools: None,
+        vision: None,
+        json: None,
+        effective_from,
+    })
+}
+
 /// `POST /app/prices`.
 pub async fn save(
     State(state): State<ConsoleState>,
@@ -211,40 +239,10 @@ pub async fn save(
     if !user.csrf_ok(&f.csrf) {
         return forbidden_form();
     }
-    let mut body = json!({"provider": f.provider, "model": f.model, "input_per_mtok": f.input_per_mtok.trim(), "output_per_mtok": f.output_per_mtok.trim()});
-    for (k, v) in [
-        ("cached_input_per_mtok", &f.cached_input_per_mtok),
-        ("cache_write_per_mtok", &f.cache_write_per_mtok),
-    ] {
-        if !v.trim().is_empty() {
-            body[k] = Value::String(v.trim().to_owned());
-        }
-    }
-    let from = f.effective_from.trim();
-    let parsed_from = if from.is_empty() {
-        Ok(None)
-    } else {
-        // `datetime-local` sends `2026-11-24T12:00`; the form says it is UTC.
-        chrono::NaiveDateTime::parse_from_str(from, "%Y-%m-%dT%H:%M")
-            .map(|t| Some(t.and_utc().to_rfc3339()))
-            .map_err(|_| {
-                crate::error::ApiError::invalid("`effective_from` must be a date and time")
-            })
-    };
-    let result = match parsed_from {
-        Ok(from) => {
-            if let Some(from) = from {
-                body["effective_from"] = Value::String(from);
-            }
-            match serde_json::from_value(body) {
-                Ok(new) => {
-                    prices::create(State(state.clone()), user.principal.clone(), ApiJson(new))
-                        .await
-                        .map(|_| ())
-                }
-                Err(e) => Err(crate::error::ApiError::invalid(format!("`provider`: {e}"))),
-            }
-        }
+    let result = match new_price(&f) {
+        Ok(new) => prices::create(&state, &user.principal, new)
+            .await
+            .map(|_| ()),
         Err(e) => Err(e),
     };
     match result {
@@ -260,7 +258,7 @@ pub async fn save(
                 from: f.effective_from,
                 ..PriceForm::default()
             };
-            match field_of(&err) {
+            match err.field() {
                 Some("model") => form.model_error = message,
                 Some(f) if f.ends_with("_per_mtok") => form.price_error = message,
                 Some("effective_from") => form.from_error = message,
@@ -287,12 +285,8 @@ pub async fn delete(
     Form(b): Form<CsrfForm>,
 ) -> Response {
     let action = async {
-        let id = id
-            .parse()
-            .map_err(|_| crate::error::ApiError::not_found("price"))?;
-        prices::delete(State(state.clone()), user.principal.clone(), ApiPath(id))
-            .await
-            .map(|_| ())
+        let id = id.parse().map_err(|_| ApiError::not_found("price"))?;
+        prices::delete(&state, &user.principal, id).await
     };
     act(&user, &b.csrf, "/app/prices?done=deleted", action).await
 }

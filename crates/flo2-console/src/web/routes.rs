@@ -7,7 +7,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use flo2_core::route::validate_name;
 use flo2_core::{Role, RoutePolicy};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -16,6 +15,7 @@ use super::account::chrome;
 use super::session::WebUser;
 use super::{act, error_page, forbidden_form, render, Chrome, CsrfForm};
 use crate::error::ApiError;
+use crate::service::routes;
 use crate::ConsoleState;
 
 const STRATEGIES: [&str; 5] = ["cheapest", "fastest", "priority", "weighted", "race"];
@@ -138,7 +138,7 @@ fn form_of(name: &str, p: &RoutePolicy) -> (RouteForm, String, String) {
     (form, strategy_name(p), race)
 }
 
-/// Builds the policy a form describes; errors name the field.
+/// Reads the policy a form describes (the service validates it); errors name the field.
 fn policy_of(f: &RouteFields) -> Result<RoutePolicy, ApiError> {
     let mut targets = Vec::new();
     for (i, line) in f
@@ -151,7 +151,10 @@ fn policy_of(f: &RouteFields) -> Result<RoutePolicy, ApiError> {
         let mut parts = line.split_whitespace();
         let label = parts.next().unwrap_or_default();
         let (provider, model) = label.split_once('/').ok_or_else(|| {
-            ApiError::invalid(format!("`targets`: line {} must be provider/model", i + 1))
+            ApiError::invalid_field(
+                "targets",
+                format!("`targets`: line {} must be provider/model", i + 1),
+            )
         })?;
         let mut target = json!({"provider": provider, "model": model});
         for extra in parts {
@@ -159,10 +162,10 @@ fn policy_of(f: &RouteFields) -> Result<RoutePolicy, ApiError> {
                 .strip_prefix("weight=")
                 .and_then(|w| w.parse::<u32>().ok())
                 .ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "`targets`: line {}: {extra:?} is not weight=N",
-                        i + 1
-                    ))
+                    ApiError::invalid_field(
+                        "targets",
+                        format!("`targets`: line {}: {extra:?} is not weight=N", i + 1),
+                    )
                 })?;
             target["weight"] = json!(weight);
         }
@@ -173,9 +176,9 @@ fn policy_of(f: &RouteFields) -> Result<RoutePolicy, ApiError> {
         if text.is_empty() {
             return Ok(None);
         }
-        text.parse()
-            .map(Some)
-            .map_err(|_| ApiError::invalid(format!("`{field}` must be a whole number")))
+        text.parse().map(Some).map_err(|_| {
+            ApiError::invalid_field(field, format!("`{field}` must be a whole number"))
+        })
     };
     let mut fallback = Map::new();
     for (field, text) in [
@@ -203,13 +206,8 @@ fn policy_of(f: &RouteFields) -> Result<RoutePolicy, ApiError> {
             policy[field] = Value::String(text.trim().to_owned());
         }
     }
-    let policy: RoutePolicy =
-        serde_json::from_value(policy).map_err(|e| ApiError::invalid(format!("`targets`: {e}")))?;
-    policy
-        .check_model_ids()
-        .map_err(|e| ApiError::unprocessable(e.0))?;
-    policy.validate().map_err(|e| ApiError::invalid(e.0))?;
-    Ok(policy)
+    serde_json::from_value(policy)
+        .map_err(|e| ApiError::invalid_field("targets", format!("`targets`: {e}")))
 }
 
 async fn page(
@@ -286,15 +284,7 @@ pub async fn edit(
     user: WebUser,
     Path(name): Path<String>,
 ) -> Response {
-    let route = match user.principal.require(Role::Viewer) {
-        Ok(org) => state
-            .store
-            .route(org, &name)
-            .await
-            .map_err(|e| ApiError::from_store("route", e)),
-        Err(e) => Err(e),
-    };
-    match route {
+    match routes::get(&state, &user.principal, &name).await {
         Ok(r) => {
             let (form, strategy, race) = form_of(&r.name, &r.policy);
             page(
@@ -322,10 +312,10 @@ pub async fn save(
         return forbidden_form();
     }
     let result = async {
-        let org = user.principal.require(Role::Admin)?;
-        validate_name(f.name.trim()).map_err(|e| ApiError::invalid(format!("`name`: {e}")))?;
+        // The role first, as on the API: a viewer's form is refused whatever it holds.
+        user.principal.require(Role::Admin)?;
         let policy = policy_of(&f)?;
-        crate::api::routes::save_route(&state, &user.principal, org, f.name.trim(), &policy).await
+        routes::save(&state, &user.principal, f.name.trim(), &policy).await
     }
     .await;
     match result {
@@ -344,11 +334,10 @@ pub async fn save(
                 hedge_delay_ms: f.hedge_delay_ms.clone(),
                 ..RouteForm::default()
             };
-            let field = super::field_of(&err).unwrap_or_default().to_owned();
-            let text = err.message();
+            let field = err.field().unwrap_or_default();
             if field == "name" {
                 form.name_error = message;
-            } else if field.starts_with("targets") || text.contains("race needs") {
+            } else if field.starts_with("targets") {
                 form.targets_error = message;
             } else if field == "baseline" {
                 form.baseline_error = message;
@@ -387,9 +376,6 @@ pub async fn delete(
     Path(name): Path<String>,
     Form(b): Form<CsrfForm>,
 ) -> Response {
-    let action = async {
-        let org = user.principal.require(Role::Admin)?;
-        crate::api::routes::remove_route(&state, &user.principal, org, &name).await
-    };
+    let action = routes::delete(&state, &user.principal, &name);
     act(&user, &b.csrf, "/app/routes?done=deleted", action).await
 }

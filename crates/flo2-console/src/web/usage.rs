@@ -18,9 +18,9 @@ use super::account::chrome;
 use super::render;
 use super::session::WebUser;
 use super::Chrome;
-use crate::api::usage::{export_csv, summary_csv, UsageQuery};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
+use crate::service::usage::{self, UsageQuery};
 use crate::ConsoleState;
 
 const GROUP_BYS: [&str; 9] = [
@@ -123,15 +123,16 @@ fn id<T: std::str::FromStr>(field: &str, s: &str) -> Result<Option<T>, ApiError>
     some(s)
         .map(|v| {
             v.parse()
-                .map_err(|_| ApiError::invalid(format!("`{field}` is not an id")))
+                .map_err(|_| ApiError::invalid_field(field, format!("`{field}` is not an id")))
         })
         .transpose()
 }
 
 fn day(field: &str, s: &str, end: bool) -> Result<Option<chrono::DateTime<Utc>>, ApiError> {
     let Some(s) = some(s) else { return Ok(None) };
-    let d = NaiveDate::parse_from_str(&s, "%Y-%m-%d")
-        .map_err(|_| ApiError::invalid(format!("`{field}` must be a date like 2026-11-24")))?;
+    let d = NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| {
+        ApiError::invalid_field(field, format!("`{field}` must be a date like 2026-11-24"))
+    })?;
     // `to` includes its whole day.
     let d = if end { d.succ_opt().unwrap_or(d) } else { d };
     Ok(d.and_hms_opt(0, 0, 0).map(|t| Utc.from_utc_datetime(&t)))
@@ -420,9 +421,9 @@ pub async fn page(
 pub async fn export(
     State(state): State<ConsoleState>,
     user: WebUser,
-    q: ApiQuery<UsageQuery>,
+    ApiQuery(q): ApiQuery<UsageQuery>,
 ) -> Response {
-    export_csv(State(state), user.principal, q)
+    usage::export_csv(&state, &user.principal, &q)
         .await
         .into_response()
 }
@@ -431,9 +432,9 @@ pub async fn export(
 pub async fn summary(
     State(state): State<ConsoleState>,
     user: WebUser,
-    q: ApiQuery<UsageQuery>,
+    ApiQuery(q): ApiQuery<UsageQuery>,
 ) -> Response {
-    summary_csv(State(state), user.principal, q)
+    usage::summary_csv(&state, &user.principal, &q)
         .await
         .into_response()
 }
