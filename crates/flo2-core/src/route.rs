@@ -32,6 +32,28 @@ pub enum Strategy {
     Race,
 }
 
+impl Strategy {
+    /// Every strategy, in the order the dashboard offers them.
+    pub const ALL: [Strategy; 5] = [
+        Strategy::Cheapest,
+        Strategy::Fastest,
+        Strategy::Priority,
+        Strategy::Weighted,
+        Strategy::Race,
+    ];
+
+    /// The name used in the API (its serde name).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Cheapest => "cheapest",
+            Strategy::Fastest => "fastest",
+            Strategy::Priority => "priority",
+            Strategy::Weighted => "weighted",
+            Strategy::Race => "race",
+        }
+    }
+}
+
 /// One target of a route.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +118,20 @@ pub enum RaceMode {
     Best,
     /// Start the next target only when the previous one has not answered within the hedge delay.
     Hedged,
+}
+
+impl RaceMode {
+    /// Every mode, default first.
+    pub const ALL: [RaceMode; 3] = [RaceMode::First, RaceMode::Best, RaceMode::Hedged];
+
+    /// The name used in the API (its serde name).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RaceMode::First => "first",
+            RaceMode::Best => "best",
+            RaceMode::Hedged => "hedged",
+        }
+    }
 }
 
 /// The rule that chooses the best answer of a `best` race.
@@ -391,6 +427,16 @@ mod tests {
         assert!(validate_name("v2.cheap_1").is_ok());
         for bad in ["", "Fast", "a/b", "-x", "openai", &"x".repeat(65)] {
             assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_agree_with_serde() {
+        for s in Strategy::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for m in RaceMode::ALL {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());
         }
     }
 }

@@ -7,7 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use flo2_core::{Role, RoutePolicy};
+use flo2_core::route::RaceMode;
+use flo2_core::{Role, RoutePolicy, Strategy};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -18,8 +19,14 @@ use crate::error::ApiError;
 use crate::service::routes;
 use crate::ConsoleState;
 
-const STRATEGIES: [&str; 5] = ["cheapest", "fastest", "priority", "weighted", "race"];
-const RACE_MODES: [&str; 3] = ["first", "best", "hedged"];
+/// The parts of a route policy the form always sends, under the API's field names.
+#[derive(serde::Serialize)]
+struct PolicyBody<'f> {
+    strategy: &'f str,
+    targets: Vec<Value>,
+    fallback: Map<String, Value>,
+    race: Value,
+}
 
 /// The route form, as typed.
 #[derive(Default, Deserialize)]
@@ -195,8 +202,14 @@ fn policy_of(f: &RouteFields) -> Result<RoutePolicy, ApiError> {
     if let Some(d) = number("race.hedge_delay_ms", &f.hedge_delay_ms)? {
         race["hedge_delay_ms"] = json!(d);
     }
-    let mut policy =
-        json!({"strategy": f.strategy, "targets": targets, "fallback": fallback, "race": race});
+    // Written as the API's JSON body, so a refusal names the same field the API would.
+    let mut policy = serde_json::to_value(PolicyBody {
+        strategy: &f.strategy,
+        targets,
+        fallback,
+        race,
+    })
+    .map_err(|e| ApiError::invalid(format!("cannot read the form: {e}")))?;
     for (field, text) in [
         ("baseline", &f.baseline),
         ("max_input_per_mtok", &f.max_input_per_mtok),
@@ -246,8 +259,14 @@ async fn page(
             .collect(),
         can_edit: role.at_least(Role::Admin),
         editing,
-        strategies: STRATEGIES.iter().map(|s| (*s, *s == strategy)).collect(),
-        race_modes: RACE_MODES.iter().map(|m| (*m, *m == race_mode)).collect(),
+        strategies: Strategy::ALL
+            .iter()
+            .map(|s| (s.as_str(), s.as_str() == strategy))
+            .collect(),
+        race_modes: RaceMode::ALL
+            .iter()
+            .map(|m| (m.as_str(), m.as_str() == race_mode))
+            .collect(),
         form,
         notice,
     };
