@@ -300,24 +300,37 @@ async fn chat(http: &reqwest::Client, base: &str, key: &str) -> reqwest::StatusC
         .status()
 }
 
-/// SIGKILL during a database outage: every call that was answered before the kill is in the
-/// database once it is back and flo2 has started again. Before, records that arrived while
-/// the writer backed off waited in memory (the memory bound here is the default 10,000) and
-/// the kill lost them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_during_a_database_outage_loses_no_answered_usage() {
-    let db = TestDb::new().await;
-    let master = common::master_key();
-    // Accounts and keys through an in-process server, then the real binary on the same data.
-    let s = stack(&db, &master).await;
-    s.server.shutdown().await;
+/// The gateway key and organization a child process serves, and the upstream it calls.
+struct Tenant {
+    key: String,
+    org: flo2_core::OrgId,
+    /// Kept alive: the child calls it.
+    _fake: FakeUpstream,
+}
+
+/// Accounts and keys through an in-process server, then the real binary on the same data, up
+/// and with warm caches: the tenant, the child process and its base URL.
+async fn child_stack(db: &TestDb, master: &str) -> (Tenant, std::process::Child, String) {
+    let Stack {
+        server,
+        key,
+        org,
+        fake,
+        ..
+    } = stack(db, master).await;
+    server.shutdown().await;
+    let s = Tenant {
+        key,
+        org,
+        _fake: fake,
+    };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut child = spawn_flo2(&db, &master, port);
+    let child = spawn_flo2(db, master, port);
     let http = reqwest::Client::new();
     let mut ready = false;
     for _ in 0..300 {
@@ -335,8 +348,21 @@ async fn a_crash_during_a_database_outage_loses_no_answered_usage() {
         assert_eq!(chat(&http, &base, &s.key).await, 200);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let before = wait_for_rows(&db, s.org, 2 * WARM_UP_CALLS as usize).await;
+    let before = wait_for_rows(db, s.org, 2 * WARM_UP_CALLS as usize).await;
     assert_eq!(before as u64, 2 * WARM_UP_CALLS);
+    (s, child, base)
+}
+
+/// SIGKILL during a database outage: every call that was answered before the kill is in the
+/// database once it is back and flo2 has started again. Before, records that arrived while
+/// the writer backed off waited in memory (the memory bound here is the default 10,000) and
+/// the kill lost them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_a_database_outage_loses_no_answered_usage() {
+    let db = TestDb::new().await;
+    let master = common::master_key();
+    let (s, mut child, base) = child_stack(&db, &master).await;
+    let http = reqwest::Client::new();
     if !db.is_postgres() {
         let file = db.url.strip_prefix("sqlite:").unwrap().to_owned();
         for path in [file.clone(), format!("{file}-wal"), format!("{file}-shm")] {
@@ -378,4 +404,146 @@ async fn a_crash_during_a_database_outage_loses_no_answered_usage() {
     );
     again.shutdown().await;
     assert!(!spill.exists(), "the spill file is removed once replayed");
+}
+
+/// A metric's value from `/metrics` text (0 if absent).
+fn metric(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Holds the usage table locked for a while, so writes wait (on SQLite well within its busy
+/// timeout) and then succeed: a busy database, not an outage.
+async fn lock_usage_for(url: String, postgres: bool, hold: Duration) {
+    use sqlx::Connection as _;
+    if postgres {
+        let conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        hold_lock(
+            conn,
+            "BEGIN; LOCK TABLE usage_records IN ACCESS EXCLUSIVE MODE",
+            hold,
+        )
+        .await;
+    } else {
+        let conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        hold_lock(conn, "BEGIN EXCLUSIVE", hold).await;
+    }
+}
+
+/// Runs `begin` on `conn`, waits `hold`, commits.
+async fn hold_lock<C>(mut conn: C, begin: &str, hold: Duration)
+where
+    for<'c> &'c mut C: sqlx::Executor<'c>,
+{
+    sqlx::raw_sql(begin).execute(&mut conn).await.unwrap();
+    tokio::time::sleep(hold).await;
+    sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
+}
+
+/// A write that waits far longer than one gather interval, then succeeds: what arrives meanwhile
+/// is journaled to disk (a crash would lose at most one interval) but stays in memory and is
+/// written from there, and the journal is removed unread once everything is stored. Nothing is
+/// spilled: a busy database costs an append per interval, not a round trip through the disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_write_journals_what_arrives_and_removes_the_journal_once_stored() {
+    let db = TestDb::new().await;
+    let master = common::master_key();
+    let s = stack(&db, &master).await;
+    let journal = db.data_dir().join("usage-spill.jsonl");
+    let http = reqwest::Client::new();
+    const CALLS: u64 = 30;
+    let calls = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut seen_journal = false;
+        for i in 0..CALLS {
+            assert_eq!(chat(&http, &s.base, &s.key).await, 200, "call {i}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            seen_journal |= journal.exists();
+        }
+        seen_journal
+    };
+    let ((), seen_journal) = tokio::join!(
+        lock_usage_for(
+            db.url.clone(),
+            db.is_postgres(),
+            Duration::from_millis(1500)
+        ),
+        calls
+    );
+    assert!(
+        seen_journal,
+        "the journal was written while the write waited"
+    );
+    let want = WARM_UP_CALLS + CALLS;
+    let got = wait_for_rows(&db, s.org, want as usize).await as u64;
+    let metrics = reqwest::get(format!("{}/metrics", s.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(got, want, "{metrics}");
+    assert!(
+        metric(&metrics, "flo2_usage_records_journaled_total") > 0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "flo2_usage_records_spilled_total"),
+        0,
+        "nothing went through the disk"
+    );
+    for _ in 0..50 {
+        if !journal.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !journal.exists(),
+        "the journal is removed once all it held is stored"
+    );
+    s.server.shutdown().await;
+}
+
+/// SIGKILL while a write waits on a locked table (the database is busy, not down): what was
+/// answered is in the journal, and the next start stores it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_a_stalled_write_loses_no_answered_usage() {
+    let db = TestDb::new().await;
+    let master = common::master_key();
+    let (s, mut child, base) = child_stack(&db, &master).await;
+    let http = reqwest::Client::new();
+    let before = 2 * WARM_UP_CALLS;
+    const CALLS: u64 = 40;
+    let calls = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for i in 0..CALLS {
+            assert_eq!(chat(&http, &base, &s.key).await, 200, "call {i}");
+        }
+        // Far more than one gather interval (20 ms) for the last answers to be journaled.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+    };
+    tokio::join!(
+        lock_usage_for(
+            db.url.clone(),
+            db.is_postgres(),
+            Duration::from_millis(2500)
+        ),
+        calls
+    );
+    let again = flo2::start(&config(&db, &master), Mode::Serve)
+        .await
+        .unwrap();
+    let want = before + CALLS;
+    let got = wait_for_rows(&db, s.org, want as usize).await as u64;
+    assert_eq!(
+        got, want,
+        "every answered call has its usage row after the crash"
+    );
+    again.shutdown().await;
 }

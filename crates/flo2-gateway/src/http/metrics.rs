@@ -39,6 +39,12 @@ impl GatewayState {
                 &s.spilled,
             ),
             (
+                "flo2_usage_records_journaled_total",
+                "counter",
+                "Usage records copied to the on-disk journal while a write ran long (kept in memory; the journal is removed once they are stored).",
+                &s.journaled,
+            ),
+            (
                 "flo2_usage_write_errors_total",
                 "counter",
                 "Failed usage batch writes (each retried).",

@@ -2,13 +2,18 @@
 //! batches (a batch gathers for 100 ms after its first record) and loses none:
 //!
 //! - while the database is up, records wait in memory only (no disk write per record);
-//! - once a write fails, or is still running after one gather interval (the database stalls:
-//!   a lock, a partition, a connect timeout), the records in memory are moved to a local spill
-//!   file (JSON lines, mode 0600), and every record that arrives is appended to it within one
-//!   gather interval, also while a write is in flight and while the writer backs off; the file
-//!   is what gets retried. So a crash (SIGKILL, power loss) at any time loses at most what
-//!   arrived in the last gather interval, plus, when the database stalls mid-write, the batch of
-//!   the interval before it (the gather interval that write has been running);
+//! - while a write is still running after one gather interval (the database is busy, or stalls:
+//!   a lock, a partition, a connect timeout), the records in memory and every record that
+//!   arrives are copied to a local journal (JSON lines, mode 0600) within one gather interval;
+//!   they stay in memory and are written from there, and once all are stored the journal is
+//!   removed unread, so a busy database costs one append per interval, not a round trip
+//!   through the disk;
+//! - once a write fails, the journal becomes the spill file: what of memory it lacks is
+//!   appended, every record that arrives goes behind it within one gather interval (also while
+//!   the writer backs off), and the file is what gets retried. So a crash (SIGKILL, power loss)
+//!   at any time loses at most what arrived in the last gather interval, plus, when the
+//!   database stalls mid-write, the batch of the interval before it (the gather interval that
+//!   write has been running);
 //! - past a memory bound records are spilled too, and once a spill file exists every new record
 //!   goes behind them, so order is kept;
 //! - when the database is back the spill file is replayed from its start, then removed;
@@ -56,6 +61,9 @@ pub struct UsageStats {
     pub dropped: AtomicU64,
     /// Records appended to the spill file.
     pub spilled: AtomicU64,
+    /// Records copied to the journal while a write ran longer than one gather interval (kept in
+    /// memory and written from there; the journal is removed once they are stored).
+    pub journaled: AtomicU64,
     /// Records waiting in memory or on disk.
     pub pending: AtomicU64,
     /// Failed write attempts.
@@ -188,6 +196,32 @@ impl UsageWriter {
         }
     }
 
+    /// Makes the journal the spill file after a failed write: appends what of `memory` it lacks,
+    /// drops from `incoming` what it already holds, and marks the file as the records' place.
+    async fn adopt_journal(
+        &self,
+        spill: &mut SpillFile,
+        memory: &[UsageRecord],
+        journaled: usize,
+        incoming: &mut Vec<UsageRecord>,
+    ) -> bool {
+        let rest = memory.get(journaled..).unwrap_or_default();
+        match spill.append(rest).await {
+            Ok(()) => {
+                let already = journaled.saturating_sub(memory.len()).min(incoming.len());
+                incoming.drain(..already);
+                self.stats
+                    .spilled
+                    .fetch_add(memory.len() as u64, Ordering::Relaxed);
+                true
+            }
+            Err(err) => {
+                tracing::error!(error = %err, records = rest.len(), "cannot spill usage to disk; holding it in memory");
+                false
+            }
+        }
+    }
+
     /// Copies `memory` (older than anything in the spill file) in front of the file.
     async fn spill_memory(&self, spill: &mut SpillFile, memory: &[UsageRecord]) -> bool {
         match spill.save_before(memory).await {
@@ -204,17 +238,22 @@ impl UsageWriter {
         }
     }
 
-    /// Writes `batch`. A write that is still running after one gather interval means the
-    /// database stalls or is gone (a lock held, a partition, a connect timeout): from then on
-    /// the records in `memory` are copied to the spill file, and what arrives is appended to it
-    /// every gather interval, so a crash during the wait loses no more than one interval. Returns
-    /// whether `memory` was copied; its records are then all in the file (some perhaps stored as
-    /// well: replaying them is harmless, inserts skip ids already stored).
+    /// Writes `batch`. A write still running after one gather interval may be a stalled
+    /// database (a lock held, a partition, a connect timeout) or only a busy one: either way,
+    /// from then on every gather interval copies what waits in memory and what has arrived to
+    /// the spill file as a journal, so a crash during the wait loses no more than one interval.
+    /// The records stay in memory and are written from there; once they are all stored the
+    /// journal is removed unread ([`SpillFile::drop_journal`]). `journaled` counts the records,
+    /// in memory order followed by `incoming`, already in the journal. (While the spill file is
+    /// the records' place, memory is copied in front of it instead, and the result says whether
+    /// it was: its records are then all in the file, some perhaps stored as well, which is
+    /// harmless since inserts skip ids already stored.)
     async fn write_durably<'b>(
         &mut self,
         store: &Store,
         batch: &'b [UsageRecord],
         memory: &[UsageRecord],
+        journaled: &mut usize,
         spill: &mut SpillFile,
         incoming: &mut Vec<UsageRecord>,
     ) -> (Result<Refused<'b>, StoreError>, bool) {
@@ -229,11 +268,52 @@ impl UsageWriter {
                 biased;
                 result = &mut insert => return (result, copied),
                 _ = tick.tick() => {
-                    if !copied && !memory.is_empty() {
-                        copied = self.spill_memory(spill, memory).await;
+                    if spill.active {
+                        // The file is already where records wait (memory, older, goes in front
+                        // of it once), and arrivals go behind it.
+                        if !copied && !memory.is_empty() {
+                            copied = self.spill_memory(spill, memory).await;
+                        }
+                        self.spill_arrivals(spill, incoming).await;
+                    } else {
+                        self.journal(spill, memory, journaled, incoming).await;
                     }
-                    self.spill_arrivals(spill, incoming).await;
                 }
+            }
+        }
+    }
+
+    /// Copies the records of `memory` and `incoming` not yet in the journal to it, taking what
+    /// has arrived in the queue into `incoming` first. If the disk fails they are only in
+    /// memory, as before the write stalled.
+    async fn journal(
+        &mut self,
+        spill: &mut SpillFile,
+        memory: &[UsageRecord],
+        journaled: &mut usize,
+        incoming: &mut Vec<UsageRecord>,
+    ) {
+        while let Ok(r) = self.rx.try_recv() {
+            incoming.push(r);
+        }
+        let from_memory = memory.get(*journaled..).unwrap_or_default();
+        let from_incoming = incoming
+            .get(journaled.saturating_sub(memory.len())..)
+            .unwrap_or_default();
+        let n = from_memory.len() + from_incoming.len();
+        if n == 0 {
+            return;
+        }
+        match spill
+            .append_journal(from_memory.iter().chain(from_incoming))
+            .await
+        {
+            Ok(()) => {
+                *journaled += n;
+                self.stats.journaled.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot journal usage to disk; holding it in memory");
             }
         }
     }
@@ -269,9 +349,16 @@ impl UsageWriter {
         let mut backoff = FIRST_BACKOFF;
         let mut stopping = false;
         let mut incoming = Vec::with_capacity(BATCH);
+        // Records at the front of `memory` (then `incoming`) copied to the journal.
+        let mut journaled = 0usize;
         loop {
+            if spill.active {
+                // The file holds everything in order now; a journal it was is part of it.
+                journaled = 0;
+            }
             // 1. Take what has arrived; when idle, wait for the next record or the stop signal.
-            if memory.is_empty() && !spill.active && !stopping {
+            // (Records journaled during the last write may wait in `incoming`.)
+            if memory.is_empty() && incoming.is_empty() && !spill.active && !stopping {
                 tokio::select! {
                     n = self.rx.recv_many(&mut incoming, BATCH) => {
                         if n == 0 { stopping = true; }
@@ -338,7 +425,14 @@ impl UsageWriter {
             let started = Instant::now();
             let n = batch.len();
             let (result, copied) = self
-                .write_durably(&store, batch, waiting, &mut spill, &mut incoming)
+                .write_durably(
+                    &store,
+                    batch,
+                    waiting,
+                    &mut journaled,
+                    &mut spill,
+                    &mut incoming,
+                )
                 .await;
             let failure = match result {
                 // Everything in memory is in the spill file too: its replay stores and counts it.
@@ -352,6 +446,13 @@ impl UsageWriter {
                         Some(offset) => spill.offset = offset,
                         None => {
                             memory.drain(..n);
+                            journaled = journaled.saturating_sub(n);
+                            if journaled == 0 {
+                                // Everything the journal held is stored: it is not read back.
+                                if let Err(err) = spill.drop_journal().await {
+                                    tracing::error!(error = %err, "cannot remove the usage journal");
+                                }
+                            }
                         }
                     }
                     stats.written.fetch_add(stored as u64, Ordering::Relaxed);
@@ -377,10 +478,19 @@ impl UsageWriter {
             stats.write_errors.fetch_add(1, Ordering::Relaxed);
             // The database is away for an unknown time: what waits in memory goes to disk now,
             // and the file is what gets retried.
-            if !memory.is_empty() {
+            if !memory.is_empty() || journaled > 0 {
                 memory.make_contiguous();
-                if self.spill_memory(&mut spill, memory.as_slices().0).await {
+                let moved = if spill.active {
+                    self.spill_memory(&mut spill, memory.as_slices().0).await
+                } else {
+                    // A journal already holds the front of memory (and perhaps of `incoming`):
+                    // the rest goes behind it, and the file becomes the records' place.
+                    self.adopt_journal(&mut spill, memory.as_slices().0, journaled, &mut incoming)
+                        .await
+                };
+                if moved {
                     memory.clear();
+                    journaled = 0;
                 } else if stopping {
                     tracing::error!(
                         records = memory.len(),

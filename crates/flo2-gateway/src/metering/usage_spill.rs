@@ -69,13 +69,18 @@ pub(crate) fn refused_path(spill: &Path) -> PathBuf {
     spill.with_file_name("usage-refused.jsonl")
 }
 
-/// The spill file: appended at the end, replayed from `offset`.
+/// The spill file: appended at the end, replayed from `offset`. While the database only
+/// stalls, the same file serves as a journal: copies of records that are still in memory and
+/// written from there, so it is removed once they are stored, never read back (unless a crash
+/// leaves it behind: the next start replays whatever file it finds).
 pub(crate) struct SpillFile {
     settings: SpillSettings,
     /// Bytes of the file already replayed.
     pub(crate) offset: u64,
-    /// Whether the file exists (new records must go behind it).
+    /// Whether the file is where records wait (new records must go behind it).
     pub(crate) active: bool,
+    /// Whether the file exists as a journal only.
+    journal: bool,
 }
 
 impl SpillFile {
@@ -88,12 +93,39 @@ impl SpillFile {
             settings,
             offset: 0,
             active,
+            journal: false,
         }
     }
 
+    /// Appends records and makes the file where records wait (a journal it was becomes part
+    /// of it, replayed from its start: the records in it that are already stored are skipped by
+    /// id).
     pub(crate) async fn append(&mut self, records: &[UsageRecord]) -> std::io::Result<()> {
         append_lines(&self.settings.path, records).await?;
         self.active = true;
+        self.journal = false;
+        Ok(())
+    }
+
+    /// Appends copies of records that stay in memory (see [`SpillFile`]).
+    pub(crate) async fn append_journal<'r>(
+        &mut self,
+        records: impl IntoIterator<Item = &'r UsageRecord>,
+    ) -> std::io::Result<()> {
+        append_lines(&self.settings.path, records).await?;
+        if !self.active {
+            self.journal = true;
+        }
+        Ok(())
+    }
+
+    /// Removes the journal once every record in it is stored (nothing if the file is where
+    /// records wait, or there is none).
+    pub(crate) async fn drop_journal(&mut self) -> std::io::Result<()> {
+        if self.journal && !self.active {
+            tokio::fs::remove_file(&self.settings.path).await?;
+            self.journal = false;
+        }
         Ok(())
     }
 
