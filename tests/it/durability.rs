@@ -269,9 +269,28 @@ fn assert_private(path: &std::path::Path) {
 
 /// The real binary on `db`, as a child process that can be killed without warning. Its log
 /// goes to a file: a pipe nobody reads would fill up and stall it.
-fn spawn_flo2(db: &TestDb, master: &str, port: u16) -> std::process::Child {
+/// A flo2 child process, killed when dropped: a test that fails before its own kill must not
+/// leave a server running (orphans kept polling and skewed a later benchmark on this machine).
+struct ChildFlo2(std::process::Child);
+
+impl ChildFlo2 {
+    /// SIGKILL, as a crash.
+    fn kill(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for ChildFlo2 {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_flo2(db: &TestDb, master: &str, port: u16) -> ChildFlo2 {
     let log = std::fs::File::create(db.data_dir().join("flo2-child.log")).unwrap();
-    std::process::Command::new(env!("CARGO_BIN_EXE_flo2"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_flo2"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("FLO2_LISTEN", format!("127.0.0.1:{port}"))
@@ -287,7 +306,8 @@ fn spawn_flo2(db: &TestDb, master: &str, port: u16) -> std::process::Child {
         .stdout(std::process::Stdio::null())
         .stderr(log)
         .spawn()
-        .unwrap()
+        .unwrap();
+    ChildFlo2(child)
 }
 
 async fn chat(http: &reqwest::Client, base: &str, key: &str) -> reqwest::StatusCode {
@@ -310,7 +330,7 @@ struct Tenant {
 
 /// Accounts and keys through an in-process server, then the real binary on the same data, up
 /// and with warm caches: the tenant, the child process and its base URL.
-async fn child_stack(db: &TestDb, master: &str) -> (Tenant, std::process::Child, String) {
+async fn child_stack(db: &TestDb, master: &str) -> (Tenant, ChildFlo2, String) {
     let Stack {
         server,
         key,
@@ -383,8 +403,7 @@ async fn a_crash_during_a_database_outage_loses_no_answered_usage() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let spill = db.data_dir().join("usage-spill.jsonl");
     assert_private(&spill);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     outage.end().await;
     assert_eq!(
         rows(&db, s.org).await as u64,
@@ -525,8 +544,7 @@ async fn a_crash_during_a_stalled_write_loses_no_answered_usage() {
         }
         // Far more than one gather interval (20 ms) for the last answers to be journaled.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.kill();
     };
     tokio::join!(
         lock_usage_for(
