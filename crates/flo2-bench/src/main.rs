@@ -11,7 +11,7 @@
 //! - streaming time-to-first-byte overhead, in rounds too;
 //! - maximum throughput with 64 connections: fake alone, bare proxy, flo2;
 //! - flo2's peak RSS and CPU time per request (from /proc);
-//! - usage rows written versus requests sent;
+//! - usage rows written versus requests flo2 handled (and sent);
 //! - overload: ten times the sustainable rate against a slow upstream (see `overload`).
 //!
 //! `FLO2_BENCH_ONLY=overload` runs the overload row alone and prints it, leaving `docs/`
@@ -41,7 +41,7 @@ use serde_json::json;
 
 use load::{fixed_rate, max_throughput, Call, Load};
 use report::{DbReport, Floor, LatencyRow};
-use rounds::{Path, Rig};
+use rounds::{OwnTime, Path, Rig};
 use setup::{
     free_port, start_fake, start_flo2, wait_ready, CpuTicks, FreshPostgres, Proc,
     CROSS_FORMAT_MODEL, SAME_FORMAT_MODEL,
@@ -398,11 +398,12 @@ async fn bench() {
         r.peak_rss_mib = rss as f64 / 1024.0;
         r.cpu_us_per_request = (cpu_end - cpu_start) * 1e6 / (sent - measured_from) as f64;
         r.requests_sent = sent;
-        r.usage_rows = f.usage_rows(&http, sent).await;
+        r.requests_handled = OwnTime::parse(&f.metrics(&http).await).count();
+        r.usage_rows = f.usage_rows(&http, r.requests_handled).await;
         r.usage_spilled = f.usage_spilled(&http).await;
         eprintln!(
-            "{db} usage rows {} for {sent} requests ({} spilled to disk); peak RSS {:.1} MiB; CPU {:.0} µs/request",
-            r.usage_rows, r.usage_spilled, r.peak_rss_mib, r.cpu_us_per_request
+            "{db} usage rows {} for {sent} requests, {} handled by flo2 ({} spilled to disk); peak RSS {:.1} MiB; CPU {:.0} µs/request",
+            r.usage_rows, r.requests_handled, r.usage_spilled, r.peak_rss_mib, r.cpu_us_per_request
         );
         reports.push(r);
         drop(f);

@@ -185,6 +185,11 @@ impl OwnTime {
         own
     }
 
+    /// Requests observed.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
     /// What was observed since `earlier`.
     pub fn minus(&self, earlier: &Self) -> Self {
         Self {
