@@ -19,6 +19,54 @@ use crate::error::ApiError;
 use crate::service::routes;
 use crate::ConsoleState;
 
+/// The part of the route form an error belongs to, by the top-level field of its JSON path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Section {
+    Name,
+    Targets,
+    Baseline,
+    Prices,
+    Fallback,
+    Race,
+    Other,
+}
+
+impl Section {
+    const ALL: [Section; 6] = [
+        Section::Name,
+        Section::Targets,
+        Section::Baseline,
+        Section::Prices,
+        Section::Fallback,
+        Section::Race,
+    ];
+
+    /// The top-level field (for prices, the prefix of both price fields).
+    fn as_str(self) -> &'static str {
+        match self {
+            Section::Name => "name",
+            Section::Targets => "targets",
+            Section::Baseline => "baseline",
+            Section::Prices => "max_",
+            Section::Fallback => "fallback",
+            Section::Race => "race",
+            Section::Other => "",
+        }
+    }
+
+    /// The section of the field at JSON path `field`.
+    fn of(field: &str) -> Section {
+        let top = field.split(['.', '[']).next().unwrap_or_default();
+        Self::ALL
+            .into_iter()
+            .find(|s| match s {
+                Section::Prices => top.starts_with(s.as_str()),
+                _ => top == s.as_str(),
+            })
+            .unwrap_or(Section::Other)
+    }
+}
+
 /// The parts of a route policy the form always sends, under the API's field names.
 #[derive(serde::Serialize)]
 struct PolicyBody<'f> {
@@ -353,22 +401,16 @@ pub async fn save(
                 hedge_delay_ms: f.hedge_delay_ms.clone(),
                 ..RouteForm::default()
             };
-            let field = err.field().unwrap_or_default();
-            if field == "name" {
-                form.name_error = message;
-            } else if field.starts_with("targets") {
-                form.targets_error = message;
-            } else if field == "baseline" {
-                form.baseline_error = message;
-            } else if field.starts_with("max_") {
-                form.price_error = message;
-            } else if field.starts_with("fallback") {
-                form.fallback_error = message;
-            } else if field.starts_with("race") {
-                form.race_error = message;
-            } else {
-                form.error = message;
-            }
+            let slot = match Section::of(err.field().unwrap_or_default()) {
+                Section::Name => &mut form.name_error,
+                Section::Targets => &mut form.targets_error,
+                Section::Baseline => &mut form.baseline_error,
+                Section::Prices => &mut form.price_error,
+                Section::Fallback => &mut form.fallback_error,
+                Section::Race => &mut form.race_error,
+                Section::Other => &mut form.error,
+            };
+            *slot = message;
             let race = if f.race_mode.is_empty() {
                 "first".to_owned()
             } else {
@@ -397,4 +439,25 @@ pub async fn delete(
 ) -> Response {
     let action = routes::delete(&state, &user.principal, &name);
     act(&user, &b.csrf, "/app/routes?done=deleted", action).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Section;
+
+    #[test]
+    fn errors_find_their_section_by_the_top_field() {
+        for (field, section) in [
+            ("name", Section::Name),
+            ("targets[2].model", Section::Targets),
+            ("baseline", Section::Baseline),
+            ("max_input_per_mtok", Section::Prices),
+            ("fallback.deadline_ms", Section::Fallback),
+            ("race.hedge_delay_ms", Section::Race),
+            ("strategy", Section::Other),
+            ("names", Section::Other),
+        ] {
+            assert_eq!(Section::of(field), section, "{field}");
+        }
+    }
 }
