@@ -84,6 +84,10 @@ named! {
         Race => "race",
         /// The dashboard's test of a provider key.
         Test => "test",
+        /// An experiment's judge scoring a sampled answer.
+        Judge => "judge",
+        /// A pairwise experiment's background call of the control arm.
+        Shadow => "shadow",
     }
     unknown: UnknownAttemptRole
 }
@@ -146,7 +150,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), FailureKind::ALL.len());
-        assert!("judge".parse::<AttemptRole>().is_err());
+        assert!("cache_hit".parse::<AttemptRole>().is_err());
     }
 
     #[test]

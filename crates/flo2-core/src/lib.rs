@@ -4,6 +4,7 @@
 
 pub mod address;
 pub mod attempt;
+pub mod experiment;
 pub mod ids;
 pub mod model_id;
 pub mod money;
@@ -12,6 +13,7 @@ pub mod provider;
 pub mod role;
 pub mod route;
 pub mod secret;
+pub mod stats;
 
 pub use attempt::{AttemptRole, FailureKind};
 pub use ids::{CredentialId, GatewayKeyId, InviteId, OrgId, SessionId, TeamId, UserId};
