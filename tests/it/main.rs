@@ -11,6 +11,7 @@ mod binary;
 mod common;
 mod connections;
 mod durability;
+mod experiments;
 mod gateway;
 mod input_errors;
 mod isolation;
