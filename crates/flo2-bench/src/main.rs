@@ -400,10 +400,10 @@ async fn bench() {
         r.requests_sent = sent;
         r.requests_handled = OwnTime::parse(&f.metrics(&http).await).count();
         r.usage_rows = f.usage_rows(&http, r.requests_handled).await;
-        r.usage_spilled = f.usage_spilled(&http).await;
+        (r.usage_spilled, r.usage_journaled) = f.usage_on_disk(&http).await;
         eprintln!(
-            "{db} usage rows {} for {sent} requests, {} handled by flo2 ({} spilled to disk); peak RSS {:.1} MiB; CPU {:.0} µs/request",
-            r.usage_rows, r.requests_handled, r.usage_spilled, r.peak_rss_mib, r.cpu_us_per_request
+            "{db} usage rows {} for {sent} requests, {} handled by flo2 ({} spilled to disk, {} journaled); peak RSS {:.1} MiB; CPU {:.0} µs/request",
+            r.usage_rows, r.requests_handled, r.usage_spilled, r.usage_journaled, r.peak_rss_mib, r.cpu_us_per_request
         );
         reports.push(r);
         drop(f);

@@ -173,6 +173,9 @@ pub struct DbReport {
     /// Usage records the writer copied to its local spill file: it does so only when a database
     /// write fails or stalls, so a non-zero figure means the store fell behind under this load.
     pub usage_spilled: u64,
+    /// Usage records copied to the journal while a write ran longer than one gather interval
+    /// (they stayed in memory; a busy store, not a failed one).
+    pub usage_journaled: u64,
 }
 
 impl DbReport {
@@ -245,6 +248,7 @@ pub fn write(
         "usage_rows": r.usage_rows,
         "requests_handled_by_flo2": r.requests_handled,
         "usage_spilled_to_disk": r.usage_spilled,
+        "usage_journaled": r.usage_journaled,
     })).collect();
     let doc = json!({"date": date, "machine": {"cpus": cpus, "cpu": cpu_model, "cpu_stolen_percent_over_run": stolen}, "seconds_per_measurement": secs, "rounds_per_row": rounds,
         "floor": floor_json, "results": results, "overload": overload.json()});
@@ -303,11 +307,11 @@ the same two hops (client to gateway, gateway to upstream). The bare proxy's fig
             "\n- maximum throughput, 64 connections: {:.0} req/s, {:.0} % of the bare proxy's {:.0} req/s (medians of {} alternating rounds: flo2 {}; proxy {})\n\
 - peak RSS {:.1} MiB through configuration, warm-up and the scale run; {:.1} MiB over the whole run\n\
 - CPU {:.0} µs per request (flo2's user and system time over the measured runs)\n\
-- usage rows {} for {} requests sent, {} of them handled by flo2; {} records spilled to disk while a write failed\n",
+- usage rows {} for {} requests sent, {} of them handled by flo2; {} records spilled to disk while a write failed, {} journaled while one ran long\n",
             median(&r.flo2_rounds), 100.0 * r.throughput_ratio(), median(&r.proxy_rounds),
             r.flo2_rounds.len(), listed(&r.flo2_rounds), listed(&r.proxy_rounds),
             r.peak_rss_scale_mib, r.peak_rss_mib, r.cpu_us_per_request, r.usage_rows, r.requests_sent,
-            r.requests_handled, r.usage_spilled
+            r.requests_handled, r.usage_spilled, r.usage_journaled
         ));
     }
     md.push_str(&overload.md());

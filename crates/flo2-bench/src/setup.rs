@@ -399,14 +399,21 @@ impl Flo2 {
         }
     }
 
-    /// Usage records spilled to disk so far (0 if /metrics cannot be read).
-    pub async fn usage_spilled(&self, http: &reqwest::Client) -> u64 {
-        self.metrics(http)
-            .await
-            .lines()
-            .find_map(|l| l.strip_prefix("flo2_usage_records_spilled_total "))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
+    /// Usage records spilled to disk, and journaled while a write ran long, so far (0 if
+    /// /metrics cannot be read).
+    pub async fn usage_on_disk(&self, http: &reqwest::Client) -> (u64, u64) {
+        let metrics = self.metrics(http).await;
+        let counter = |name: &str| {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (
+            counter("flo2_usage_records_spilled_total"),
+            counter("flo2_usage_records_journaled_total"),
+        )
     }
 
     /// flo2's `/metrics` text (empty if it cannot be read).
