@@ -205,13 +205,22 @@ pub struct RoutePolicy {
     pub race: RaceSettings,
 }
 
-/// Why a route name or policy was refused; the message names the field.
+/// Why a route name or policy was refused: the field (a JSON path such as `targets[0].model`)
+/// and a message that names it.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct RouteError(pub String);
+#[error("{message}")]
+pub struct RouteError {
+    /// The refused field.
+    pub field: String,
+    /// Why, for people.
+    pub message: String,
+}
 
-fn bad(message: impl Into<String>) -> RouteError {
-    RouteError(message.into())
+fn bad(field: impl Into<String>, message: impl Into<String>) -> RouteError {
+    RouteError {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// Checks a route name: 1–64 characters of `a-z 0-9 . _ -`, starting with a letter or digit,
@@ -226,13 +235,15 @@ pub fn validate_name(name: &str) -> Result<(), RouteError> {
         .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     if name.is_empty() || name.len() > MAX_NAME || !ok_chars || !starts_ok {
         return Err(bad(
+            "name",
             "a route name is 1-64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit",
         ));
     }
     if name.parse::<ProviderKind>().is_ok() {
-        return Err(bad(format!(
-            "{name:?} is a provider name; pick another route name"
-        )));
+        return Err(bad(
+            "name",
+            format!("{name:?} is a provider name; pick another route name"),
+        ));
     }
     Ok(())
 }
@@ -249,12 +260,15 @@ impl RoutePolicy {
         };
         for (i, t) in self.targets.iter().enumerate() {
             if let Some(e) = refused(t.provider, &t.model) {
-                return Err(bad(format!("`targets[{i}].model`: {e}")));
+                return Err(bad(
+                    format!("targets[{i}].model"),
+                    format!("`targets[{i}].model`: {e}"),
+                ));
             }
         }
         if let Some((p, m)) = self.baseline.as_deref().and_then(|b| b.split_once('/')) {
             if let Some(e) = p.parse::<ProviderKind>().ok().and_then(|p| refused(p, m)) {
-                return Err(bad(format!("`baseline`: {e}")));
+                return Err(bad("baseline", format!("`baseline`: {e}")));
             }
         }
         Ok(())
@@ -264,31 +278,41 @@ impl RoutePolicy {
     pub fn validate(&self) -> Result<(), RouteError> {
         self.check_model_ids()?;
         if self.targets.is_empty() || self.targets.len() > MAX_TARGETS {
-            return Err(bad(format!(
-                "`targets` must hold 1 to {MAX_TARGETS} targets"
-            )));
+            return Err(bad(
+                "targets",
+                format!("`targets` must hold 1 to {MAX_TARGETS} targets"),
+            ));
         }
         for (i, t) in self.targets.iter().enumerate() {
             if t.model.trim().is_empty() || t.model.len() > crate::model_id::MAX_LEN {
-                return Err(bad(format!("`targets[{i}].model` must be a model id")));
+                return Err(bad(
+                    format!("targets[{i}].model"),
+                    format!("`targets[{i}].model` must be a model id"),
+                ));
             }
             if t.weight == Some(0) {
-                return Err(bad(format!("`targets[{i}].weight` must be at least 1")));
+                return Err(bad(
+                    format!("targets[{i}].weight"),
+                    format!("`targets[{i}].weight` must be at least 1"),
+                ));
             }
             if self.targets[..i].iter().any(|o| {
                 o.provider == t.provider && o.model == t.model && o.credentials == t.credentials
             }) {
-                return Err(bad(format!("`targets[{i}]` repeats an earlier target")));
+                return Err(bad(
+                    format!("targets[{i}]"),
+                    format!("`targets[{i}]` repeats an earlier target"),
+                ));
             }
         }
         if let Some(b) = &self.baseline {
             let (p, m) = b
                 .split_once('/')
-                .ok_or_else(|| bad("`baseline` must be provider/model"))?;
+                .ok_or_else(|| bad("baseline", "`baseline` must be provider/model"))?;
             p.parse::<ProviderKind>()
-                .map_err(|e| bad(format!("`baseline`: {e}")))?;
+                .map_err(|e| bad("baseline", format!("`baseline`: {e}")))?;
             if m.is_empty() {
-                return Err(bad("`baseline` must be provider/model"));
+                return Err(bad("baseline", "`baseline` must be provider/model"));
             }
         }
         for (field, value) in [
@@ -296,31 +320,43 @@ impl RoutePolicy {
             ("max_output_per_mtok", &self.max_output_per_mtok),
         ] {
             if let Some(v) = value {
-                PricePerMtok::parse(v).map_err(|e| bad(format!("`{field}`: {e}")))?;
+                PricePerMtok::parse(v).map_err(|e| bad(field, format!("`{field}`: {e}")))?;
             }
         }
         if self.explore_percent.is_some_and(|p| p > 50) {
-            return Err(bad("`explore_percent` must be 0 to 50"));
+            return Err(bad("explore_percent", "`explore_percent` must be 0 to 50"));
         }
         let f = &self.fallback;
         if !(100..=600_000).contains(&f.deadline_ms) {
-            return Err(bad("`fallback.deadline_ms` must be 100 to 600000"));
+            return Err(bad(
+                "fallback.deadline_ms",
+                "`fallback.deadline_ms` must be 100 to 600000",
+            ));
         }
         if !(50..=600_000).contains(&f.attempt_timeout_ms) {
-            return Err(bad("`fallback.attempt_timeout_ms` must be 50 to 600000"));
+            return Err(bad(
+                "fallback.attempt_timeout_ms",
+                "`fallback.attempt_timeout_ms` must be 50 to 600000",
+            ));
         }
         if f.retries_per_target > 5 {
-            return Err(bad("`fallback.retries_per_target` must be 0 to 5"));
+            return Err(bad(
+                "fallback.retries_per_target",
+                "`fallback.retries_per_target` must be 0 to 5",
+            ));
         }
         if self.strategy == Strategy::Race {
             if self.targets.len() < 2 {
-                return Err(bad("a race needs at least two targets"));
+                return Err(bad("targets", "a race needs at least two targets"));
             }
             if !(2..=8).contains(&self.race.fanout) {
-                return Err(bad("`race.fanout` must be 2 to 8"));
+                return Err(bad("race.fanout", "`race.fanout` must be 2 to 8"));
             }
             if self.race.hedge_delay_ms.is_some_and(|d| d > 600_000) {
-                return Err(bad("`race.hedge_delay_ms` must be at most 600000"));
+                return Err(bad(
+                    "race.hedge_delay_ms",
+                    "`race.hedge_delay_ms` must be at most 600000",
+                ));
             }
         }
         Ok(())
@@ -353,7 +389,7 @@ mod tests {
 
     fn policy(json: &str) -> Result<RoutePolicy, String> {
         let p: RoutePolicy = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        p.validate().map_err(|e| e.0)?;
+        p.validate().map_err(|e| e.message)?;
         Ok(p)
     }
 
@@ -369,6 +405,31 @@ mod tests {
             p.baseline_model(),
             Some((ProviderKind::OpenAi, "gpt-4o-mini".into()))
         );
+    }
+
+    #[test]
+    fn a_refusal_carries_its_field_as_a_json_path() {
+        let field = |json: &str| {
+            let p: RoutePolicy = serde_json::from_str(json).unwrap();
+            p.validate().unwrap_err().field
+        };
+        assert_eq!(
+            field(
+                r#"{"strategy":"weighted","targets":[{"provider":"openai","model":"a","weight":0}]}"#
+            ),
+            "targets[0].weight"
+        );
+        assert_eq!(
+            field(
+                r#"{"strategy":"priority","targets":[{"provider":"openai","model":"a"}],"fallback":{"deadline_ms":1}}"#
+            ),
+            "fallback.deadline_ms"
+        );
+        assert_eq!(
+            field(r#"{"strategy":"race","targets":[{"provider":"openai","model":"a"}]}"#),
+            "targets"
+        );
+        assert_eq!(validate_name("openai").unwrap_err().field, "name");
     }
 
     #[test]

@@ -13,24 +13,9 @@ fn route_err(e: flo2_store::StoreError) -> ApiError {
     ApiError::from_store("route", e)
 }
 
-/// The field a policy refusal is about. flo2-core's `RouteError` carries only its message, which
-/// opens with the field in backticks (`` `targets[0].model` must be ... ``); this reads it there,
-/// once, where that error enters the console.
-fn policy_field(e: &RouteError) -> String {
-    match e
-        .0
-        .strip_prefix('`')
-        .and_then(|rest| rest.split('`').next())
-    {
-        Some(field) => field.to_owned(),
-        // "a race needs at least two targets"
-        None => "targets".to_owned(),
-    }
-}
-
 /// A policy refused as malformed (400), naming its field.
 pub(crate) fn invalid_policy(e: RouteError) -> ApiError {
-    ApiError::invalid_field(policy_field(&e), e.0)
+    ApiError::invalid_field(e.field, e.message)
 }
 
 /// Routes of the caller's organization.
@@ -65,7 +50,7 @@ pub(crate) async fn save(
     validate_name(name).map_err(|e| ApiError::invalid_field("name", format!("route name: {e}")))?;
     policy
         .check_model_ids()
-        .map_err(|e| ApiError::refused_field(policy_field(&e), e.0))?;
+        .map_err(|e| ApiError::refused_field(e.field, e.message))?;
     policy.validate().map_err(invalid_policy)?;
     check_credentials(state, org, policy).await?;
     let (route, created) = state
