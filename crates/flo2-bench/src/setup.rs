@@ -386,12 +386,7 @@ impl Flo2 {
     /// writes do not slow the next measurement of something else.
     pub async fn usage_drained(&self, http: &reqwest::Client) {
         for _ in 0..300 {
-            let depth = self
-                .metrics(http)
-                .await
-                .lines()
-                .find_map(|l| l.strip_prefix("flo2_usage_queue_depth "))
-                .and_then(|v| v.trim().parse::<u64>().ok());
+            let depth = metric(&self.metrics(http).await, "flo2_usage_queue_depth");
             if depth == Some(0) {
                 return;
             }
@@ -403,13 +398,7 @@ impl Flo2 {
     /// /metrics cannot be read).
     pub async fn usage_on_disk(&self, http: &reqwest::Client) -> (u64, u64) {
         let metrics = self.metrics(http).await;
-        let counter = |name: &str| {
-            metrics
-                .lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0)
-        };
+        let counter = |name| metric(&metrics, name).unwrap_or(0);
         (
             counter("flo2_usage_records_spilled_total"),
             counter("flo2_usage_records_journaled_total"),
@@ -445,4 +434,12 @@ impl Flo2 {
         }
         calls
     }
+}
+
+/// An unlabelled metric's value in Prometheus text (`None` if absent or unreadable).
+fn metric(metrics: &str, name: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }
